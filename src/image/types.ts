@@ -1,0 +1,40 @@
+/** What callers may hand us as a frame. */
+export type ImageInput =
+  | Buffer // encoded JPEG / PNG / WebP (and anything else sharp decodes)
+  | Uint8Array
+  | string // base64, data URL, or a file path
+  | RawImage;
+
+/** Uncompressed pixels, interleaved, row-major (HWC). */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray | Buffer;
+  width: number;
+  height: number;
+  /** 1 (grey), 3 (RGB) or 4 (RGBA). */
+  channels: number;
+}
+
+/** How a frame is brought to the backbone's input size. */
+export type FitPolicy =
+  | { kind: 'cover' } // scale to fill, centre-crop the excess
+  | { kind: 'contain'; background?: { r: number; g: number; b: number } } // scale to fit, pad
+  | { kind: 'roi'; left: number; top: number; width: number; height: number } // fixed region in source pixels, then cover
+
+export interface PrepareOptions {
+  width: number;
+  height: number;
+  fit?: FitPolicy; // default cover
+  /** Refuse sources larger than this many pixels before decoding them. Default 40 MP. */
+  maxInputPixels?: number;
+  /** Refuse encoded inputs larger than this many bytes. Default 50 MiB. */
+  maxInputBytes?: number;
+}
+
+/** A frame ready for a backbone: RGB, 3 channels, exactly the requested size. */
+export interface PreparedImage {
+  data: Uint8Array; // length width*height*3
+  width: number;
+  height: number;
+  /** sha256 (hex) of the source content, before any resizing. */
+  sourceHash: string;
+}
