@@ -1,3 +1,4 @@
+import type { FitPolicy } from '../image/types.js';
 import type { BackendInfo } from './backend.js';
 
 /** Pixel scaling a backbone expects, applied to RGB bytes 0..255. */
@@ -21,4 +22,58 @@ export interface InferenceEngine {
   /** The model's own classifier output (probabilities) per frame; throws if it has none. */
   predict(frames: readonly { data: Uint8Array }[]): Promise<Float32Array[]>;
   dispose(): void;
+}
+
+/** Weight file layout: Keras-style layers model or TF graph model (tfjs-converter). */
+export type ModelFormat = 'layers' | 'graph';
+
+/**
+ * Which backbone to load. `source` is a preset name (see `BACKBONE_PRESETS`), a local folder
+ * or `file://` URL holding `model.json`, or an `http(s)://` URL (a `model.json`, a folder,
+ * or a TF Hub / Kaggle model page URL). Everything else is optional and overrides the
+ * preset's or the folder's defaults.
+ */
+export interface BackboneSpec {
+  source: string;
+  /** Layer (layers model) or node (graph model) whose output is the feature vector. */
+  featureLayer?: string;
+  inputRange?: InputRange;
+  inputSize?: { width: number; height: number };
+  /**
+   * What the model's own output is: softmax `probabilities`, raw `logits` (softmax is
+   * applied by `predict`), or `none` (no classifier). Default: read from the model.
+   */
+  classifierOutput?: 'probabilities' | 'logits' | 'none';
+  /** Names of the model's own output classes (default: metadata.json, or ImageNet for 1000/1001 outputs). */
+  labels?: readonly string[];
+}
+
+/** A loaded, warmed-up backbone shared by everything in the process that asks for the same one. */
+export interface Backbone {
+  /**
+   * Stable identity: source, feature layer, input size and range, and a fingerprint of the
+   * weights. Keys feature caches and stored models: same id, same features.
+   */
+  readonly id: string;
+  /** The source as given (preset name, path or URL). */
+  readonly source: string;
+  /** Folder the weights were read from (the download cache for URLs and presets). */
+  readonly location: string;
+  readonly preset?: string;
+  readonly format: ModelFormat;
+  /** The layer / node the features come from (globally average-pooled if spatial). */
+  readonly featureLayer: string;
+  readonly engine: InferenceEngine;
+  readonly inputSize: { width: number; height: number };
+  readonly inputRange: InputRange;
+  /** How frames should be fitted to `inputSize` (the backbone was trained on centre crops). */
+  readonly fit: FitPolicy;
+  readonly featureSize: number;
+  readonly backend: BackendInfo;
+  /** Labels of the model's own classifier, if it has one and they are known. */
+  readonly classLabels?: readonly string[];
+  /** Milliseconds spent loading: reading or downloading, building, warming up. */
+  readonly loadTimings: { readonly fetchMs: number; readonly buildMs: number; readonly warmupMs: number };
+  /** Give up this user's share; the model is disposed when the last user releases it. */
+  release(): void;
 }

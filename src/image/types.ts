@@ -38,3 +38,29 @@ export interface PreparedImage {
   /** sha256 (hex) of the source content, before any resizing. */
   sourceHash: string;
 }
+
+/** Encoded formats kept byte-for-byte when a frame is stored. */
+export type StorageFormat = 'jpeg' | 'png' | 'webp';
+
+/** A frame ready to be written to disk by the dataset store. */
+export interface StorableImage {
+  /** The original bytes for JPEG/PNG/WebP; a PNG for raw pixels and other formats. */
+  bytes: Buffer;
+  format: StorageFormat;
+  extension: '.jpg' | '.png' | '.webp';
+  /** Size as displayed, i.e. after EXIF orientation. */
+  width: number;
+  height: number;
+  /**
+   * sha256 (hex) of the source content, equal to `PreparedImage.sourceHash` for the same
+   * input. For converted inputs (raw pixels, GIF, TIFF, AVIF) it identifies the source, not `bytes`.
+   */
+  sha256: string;
+}
+
+export interface StorageOptions {
+  /** Refuse sources larger than this many pixels before decoding them. Default 40 MP. */
+  maxInputPixels?: number;
+  /** Refuse encoded inputs larger than this many bytes. Default 50 MiB. */
+  maxInputBytes?: number;
+}

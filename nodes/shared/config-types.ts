@@ -1,0 +1,32 @@
+/**
+ * What the config nodes offer the nodes that use them (the way core mqtt in/out hold
+ * their mqtt-broker node). Implemented by nodes/lane-backbone and nodes/lane-dataset.
+ */
+import type { Node } from 'node-red';
+import type { Backbone, BackendPreference } from '../../src/engine/index.js';
+import type { Dataset } from '../../src/dataset/index.js';
+import type { ModelStore } from '../../src/model-store/index.js';
+import type { FitPolicy } from '../../src/image/index.js';
+
+export interface BackboneConfigNode extends Node {
+  readonly source: string;
+  readonly fit: FitPolicy;
+  readonly backendPreference: BackendPreference;
+  /**
+   * Registers `user` (it then mirrors loading / ready / error on its status) and resolves
+   * the shared backbone, loading it on the first call. Rejects with the load error.
+   */
+  acquire(user: Node): Promise<Backbone>;
+  /** Deregisters `user`; the backbone is released after the last user. */
+  release(user: Node): void;
+}
+
+export interface DatasetConfigNode extends Node {
+  /** Absolute folders (relative settings resolve against the Node-RED user directory). */
+  readonly folder: string;
+  readonly modelsFolder: string;
+  /** The shared dataset handle (opened on first use). */
+  dataset(): Promise<Dataset>;
+  /** The shared model store handle (opened on first use). */
+  models(): Promise<ModelStore>;
+}

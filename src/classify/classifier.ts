@@ -1,0 +1,225 @@
+/**
+ * Frame -> decision. A classifier holds a shared backbone and one model at a time: a
+ * trained head from the model store, or the backbone's own (ImageNet) classifier used as
+ * it is. Swapping the model is one reference assignment, so a frame in flight finishes
+ * with the model it started with and none is dropped at the swap.
+ */
+import { performance } from 'node:perf_hooks';
+import { LaneVisionError } from '../errors.js';
+import type { Backbone } from '../engine/types.js';
+import { topK } from '../engine/imagenet.js';
+import type { FitPolicy, ImageInput } from '../image/types.js';
+import { embedImagesSettled, type FeatureCache } from '../features/index.js';
+import { prepareImage } from '../image/index.js';
+import { predictHead } from '../training/index.js';
+import type { LoadedModel, ModelStore } from '../model-store/index.js';
+import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimings, type RankedLabel } from './types.js';
+
+export const DEFAULT_THRESHOLD = 0.6;
+export const DEFAULT_TOP_K = 3;
+
+export interface ClassifierOptions {
+  backbone: Backbone;
+  /** Confidence below which a frame is `unknown` (sent to manual inspection). */
+  threshold?: number;
+  topK?: number;
+  /** Default: the backbone's fit. */
+  fit?: FitPolicy;
+  /** Lane frames are all new, so caching their features is off unless a cache is given. */
+  cache?: FeatureCache | null;
+  maxInputPixels?: number;
+}
+
+/** The model a classifier decides with. */
+type ActiveModel =
+  | { kind: 'head'; model: LoadedModel }
+  | { kind: 'backbone'; labels: readonly string[]; codes: number[] };
+
+export class LaneClassifier {
+  readonly backbone: Backbone;
+  private current: ActiveModel | undefined;
+  private thresholdValue: number;
+  private readonly k: number;
+  private readonly fit: FitPolicy;
+  private readonly cache: FeatureCache | null;
+  private readonly maxInputPixels: number | undefined;
+
+  constructor(options: ClassifierOptions) {
+    this.backbone = options.backbone;
+    this.thresholdValue = checkThreshold(options.threshold ?? DEFAULT_THRESHOLD);
+    this.k = Math.max(1, Math.floor(options.topK ?? DEFAULT_TOP_K));
+    this.fit = options.fit ?? options.backbone.fit;
+    this.cache = options.cache ?? null;
+    this.maxInputPixels = options.maxInputPixels;
+  }
+
+  get threshold(): number {
+    return this.thresholdValue;
+  }
+
+  setThreshold(value: number): void {
+    this.thresholdValue = checkThreshold(value);
+  }
+
+  /** Version of the model in use: 0 for the backbone's own classifier, undefined before one is set. */
+  get modelVersion(): number | undefined {
+    if (!this.current) return undefined;
+    return this.current.kind === 'head' ? this.current.model.version : 0;
+  }
+
+  get labels(): readonly string[] {
+    if (!this.current) return [];
+    return this.current.kind === 'head' ? this.current.model.labels : this.current.labels;
+  }
+
+  /** Decide with a trained head. Its features must come from this backbone. */
+  useModel(model: LoadedModel): void {
+    if (model.head.featureSize !== this.backbone.featureSize) {
+      throw new LaneVisionError(
+        'MODEL_BACKBONE_MISMATCH',
+        `Model v${model.version} was trained on ${model.head.featureSize}-value features (${model.metadata.backbone.id}), ` +
+          `but the backbone in use gives ${this.backbone.featureSize} (${this.backbone.id}). Retrain, or select the backbone it was trained with.`,
+      );
+    }
+    this.current = { kind: 'head', model };
+  }
+
+  /** Decide with the backbone's own classifier (e.g. ImageNet classes), used as it is. */
+  useBackboneClassifier(): void {
+    const labels = this.backbone.classLabels;
+    if (!labels || this.backbone.engine.outputSize === 0) {
+      throw new LaneVisionError('MODEL_HAS_NO_CLASSIFIER', `Backbone ${this.backbone.source} has no classifier of its own: train a model first.`);
+    }
+    // Codes are the output index + 1, keeping 0 for "unknown".
+    this.current = { kind: 'backbone', labels, codes: labels.map((_, i) => i + 1) };
+  }
+
+  /**
+   * Follow a model store's active version: load it now and again whenever it changes
+   * (a retrain, a rollback). Returns a function that stops following.
+   */
+  async followActiveModel(store: ModelStore, onChange?: (version: number, error?: Error) => void): Promise<() => void> {
+    this.useModel(await store.loadModel('active'));
+    return store.watchActive((change) => {
+      store.loadModel(change.version).then(
+        (model) => {
+          this.useModel(model);
+          onChange?.(model.version);
+        },
+        (error: Error) => onChange?.(change.version, error),
+      );
+    });
+  }
+
+  async classify(input: ImageInput, queueMs = 0): Promise<ClassificationResult> {
+    const [result] = await this.classifyBatch([input], [queueMs]);
+    if ('error' in result) throw result.error;
+    return result;
+  }
+
+  /** Classifies frames in one backbone call; a frame that cannot be read gives `{error}` in its place. */
+  async classifyBatch(inputs: readonly ImageInput[], queueMs: readonly number[] = []): Promise<(ClassificationResult | { error: Error })[]> {
+    const model = this.current;
+    if (!model) throw new LaneVisionError('MODEL_NOT_READY', 'No model to classify with yet: train one, or use the backbone\'s own classifier.');
+    const started = performance.now();
+    const threshold = this.thresholdValue;
+    if (model.kind === 'backbone') return this.classifyWithBackbone(model, inputs, queueMs, threshold, started);
+
+    const embedded = await embedImagesSettled(this.backbone, inputs, {
+      fit: this.fit,
+      cache: this.cache,
+      batchSize: inputs.length,
+      maxInputPixels: this.maxInputPixels,
+    });
+    const share = inputs.length || 1;
+    return embedded.results.map((item, i) => {
+      if ('error' in item) return item;
+      const headStart = performance.now();
+      const probabilities = predictHead(model.model.head, item.features);
+      const headMs = performance.now() - headStart;
+      const timings: FrameTimings = {
+        queueMs: queueMs[i] ?? 0,
+        decodeMs: embedded.decodeMs / share,
+        featuresMs: embedded.featuresMs / share,
+        headMs,
+        totalMs: 0,
+      };
+      timings.totalMs = timings.queueMs + performance.now() - started;
+      return this.decide(probabilities, model.model.labels, model.model.codes, threshold, model.model.version, item.hash, timings);
+    });
+  }
+
+  private async classifyWithBackbone(
+    model: Extract<ActiveModel, { kind: 'backbone' }>,
+    inputs: readonly ImageInput[],
+    queueMs: readonly number[],
+    threshold: number,
+    started: number,
+  ): Promise<(ClassificationResult | { error: Error })[]> {
+    const results: (ClassificationResult | { error: Error })[] = new Array(inputs.length);
+    const decodeStart = performance.now();
+    const frames = await Promise.all(
+      inputs.map((input, i) =>
+        prepareImage(input, { ...this.backbone.inputSize, fit: this.fit, maxInputPixels: this.maxInputPixels }).catch((error: Error) => {
+          results[i] = { error };
+          return undefined;
+        }),
+      ),
+    );
+    const decodeMs = performance.now() - decodeStart;
+    const ready = frames.map((frame, i) => ({ frame, i })).filter((f) => f.frame !== undefined);
+    const featuresStart = performance.now();
+    const outputs = ready.length ? await this.backbone.engine.predict(ready.map((r) => r.frame!)) : [];
+    const featuresMs = performance.now() - featuresStart;
+    ready.forEach(({ frame, i }, n) => {
+      const timings: FrameTimings = {
+        queueMs: queueMs[i] ?? 0,
+        decodeMs: decodeMs / inputs.length,
+        featuresMs: featuresMs / ready.length,
+        headMs: 0,
+        totalMs: (queueMs[i] ?? 0) + performance.now() - started,
+      };
+      results[i] = this.decide(outputs[n], model.labels, model.codes, threshold, 0, frame!.sourceHash, timings);
+    });
+    return results;
+  }
+
+  private decide(
+    probabilities: Float32Array,
+    labels: readonly string[],
+    codes: readonly number[],
+    threshold: number,
+    modelVersion: number,
+    frameHash: string,
+    timings: FrameTimings,
+  ): ClassificationResult {
+    const ranked: RankedLabel[] = topK(probabilities, labels, this.k).map((r) => ({
+      label: r.label,
+      code: codes[r.index] ?? UNKNOWN_CODE,
+      confidence: r.probability,
+    }));
+    const best = ranked[0];
+    const accepted = best !== undefined && best.confidence >= threshold;
+    return {
+      label: accepted ? best.label : UNKNOWN_LABEL,
+      code: accepted ? best.code : UNKNOWN_CODE,
+      confidence: best?.confidence ?? 0,
+      accepted,
+      threshold,
+      topK: ranked,
+      modelVersion,
+      backboneId: this.backbone.id,
+      engine: this.backbone.engine.name,
+      backend: this.backbone.backend.name,
+      frameHash,
+      timings,
+    };
+  }
+}
+
+function checkThreshold(value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new LaneVisionError('THRESHOLD_INVALID', `The confidence threshold must be a number from 0 to 1, got ${String(value)}.`);
+  }
+  return value;
+}

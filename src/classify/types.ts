@@ -1,0 +1,49 @@
+import type { BackendName } from '../engine/backend.js';
+
+/** One ranked class of a result. */
+export interface RankedLabel {
+  label: string;
+  /** Stable integer code (0 = no decision / unknown). */
+  code: number;
+  confidence: number;
+}
+
+/** Where the time of one frame went, in milliseconds. */
+export interface FrameTimings {
+  /** Waiting in the classifier's queue before work started. */
+  queueMs: number;
+  decodeMs: number;
+  featuresMs: number;
+  headMs: number;
+  totalMs: number;
+}
+
+/**
+ * What classifying a frame returns; the Node-RED classify node puts it on
+ * `msg.classification` and its label on `msg.payload`, and the MQTT result event is built from it.
+ */
+export interface ClassificationResult {
+  /** The decided label, or `unknown` when confidence is below the threshold. */
+  label: string;
+  /** Stable code of `label`; 0 for `unknown`. */
+  code: number;
+  /** Confidence of the best class (also when rejected). */
+  confidence: number;
+  /** True when `confidence >= threshold`. */
+  accepted: boolean;
+  threshold: number;
+  /** Best classes, most confident first. */
+  topK: RankedLabel[];
+  /** Model version that decided (0 for a backbone's own ImageNet classifier). */
+  modelVersion: number;
+  backboneId: string;
+  /** e.g. "tfjs" */
+  engine: string;
+  backend: BackendName;
+  /** sha256 of the frame's source content. */
+  frameHash: string;
+  timings: FrameTimings;
+}
+
+export const UNKNOWN_LABEL = 'unknown';
+export const UNKNOWN_CODE = 0;

@@ -1,0 +1,11 @@
+export type {
+  AddMeta,
+  AddResult,
+  Dataset,
+  DatasetEntry,
+  DatasetOptions,
+  FingerprintOptions,
+  LabelCapPolicy,
+} from './types.js';
+export { openDataset } from './dataset.js';
+export { validateLabel, MAX_LABEL_BYTES, MANIFEST_FILE_NAME } from './labels.js';

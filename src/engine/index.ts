@@ -1,0 +1,23 @@
+/** Public surface of the engine stage: backend choice, backbone loading, inference. */
+export * from './backend.js';
+export * from './types.js';
+export { acquireBackbone, loadBackbone, normaliseBackboneSpec, sharedBackbones } from './load-backbone.js';
+export type { LoadBackboneOptions } from './load-backbone.js';
+export { BACKBONE_PRESETS, findPreset, presetNames } from './presets.js';
+export type { BackbonePreset } from './presets.js';
+export {
+  CACHE_ENV_VAR,
+  DEFAULT_MAX_DOWNLOAD_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  cacheFolderFor,
+  defaultCacheDir,
+  downloadModel,
+  findCachedModel,
+} from './download-cache.js';
+export type { DownloadOptions } from './download-cache.js';
+export { resolveModelJsonUrl } from './model-source.js';
+export { readModelFolder } from './model-files.js';
+export type { ModelFiles } from './model-files.js';
+export { IMAGENET_BACKGROUND, IMAGENET_CLASSES, imagenetLabelsFor, imagenetTopK, topK } from './imagenet.js';
+export type { ImagenetClass, RankedClass } from './imagenet.js';
+export { DEFAULT_MAX_BATCH, TfjsInferenceEngine } from './tfjs-engine.js';

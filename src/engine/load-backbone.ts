@@ -1,0 +1,293 @@
+/**
+ * One loader for every kind of backbone source (preset, folder, file://, http(s), TF Hub /
+ * Kaggle), and the per-process registry that shares a loaded backbone between users.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import createDebug from 'debug';
+import { LaneVisionError, isLaneVisionError } from '../errors.js';
+import type { FitPolicy } from '../image/types.js';
+import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
+import { type DownloadOptions, downloadModel, findCachedModel } from './download-cache.js';
+import { imagenetLabelsFor } from './imagenet.js';
+import { type ModelFiles, readModelFolder } from './model-files.js';
+import { type ResolvedSource, resolveSource } from './model-source.js';
+import { type BackbonePreset, presetNames } from './presets.js';
+import { TfjsInferenceEngine } from './tfjs-engine.js';
+import { buildModel } from './tfjs-models.js';
+import type { Backbone, BackboneSpec, InputRange, ModelFormat } from './types.js';
+
+const debug = createDebug('lane-vision:engine');
+
+export interface LoadBackboneOptions extends DownloadOptions {
+  /** Backend to run on (default: LANE_VISION_BACKEND, else the best available). */
+  backend?: BackendPreference;
+  /** Frames per tensor in `features` / `predict`. Default 16. */
+  maxBatch?: number;
+}
+
+const INPUT_RANGES: readonly InputRange[] = ['[-1,1]', '[0,1]', '[0,255]'];
+const CLASSIFIER_OUTPUTS = ['probabilities', 'logits', 'none'] as const;
+const MAX_INPUT_SIDE = 2048;
+const RECOMMENDED_FIT: FitPolicy = { kind: 'cover' };
+
+/** Checks a spec (or bare source string) and returns it as a plain object. */
+export function normaliseBackboneSpec(spec: BackboneSpec | string): BackboneSpec {
+  const raw: Partial<BackboneSpec> = typeof spec === 'string' ? { source: spec } : (spec ?? {});
+  const bad = (why: string) => new LaneVisionError('BACKBONE_SPEC_INVALID', `Invalid backbone settings: ${why}`);
+  if (typeof raw.source !== 'string' || !raw.source.trim()) throw bad('"source" must name a preset, a folder or a URL');
+  const out: BackboneSpec = { source: raw.source.trim() };
+  if (raw.featureLayer !== undefined && raw.featureLayer !== '') {
+    if (typeof raw.featureLayer !== 'string') throw bad('"featureLayer" must be a layer or node name');
+    out.featureLayer = raw.featureLayer.trim();
+  }
+  if (raw.inputRange !== undefined) {
+    if (!INPUT_RANGES.includes(raw.inputRange)) throw bad(`"inputRange" must be one of ${INPUT_RANGES.join(', ')}`);
+    out.inputRange = raw.inputRange;
+  }
+  if (raw.inputSize !== undefined) {
+    const { width, height } = raw.inputSize ?? ({} as { width?: unknown; height?: unknown });
+    const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 8 && (n as number) <= MAX_INPUT_SIDE;
+    if (!ok(width) || !ok(height)) throw bad(`"inputSize" needs whole-number width and height between 8 and ${MAX_INPUT_SIDE}`);
+    out.inputSize = { width: width as number, height: height as number };
+  }
+  if (raw.classifierOutput !== undefined) {
+    if (!CLASSIFIER_OUTPUTS.includes(raw.classifierOutput)) throw bad(`"classifierOutput" must be one of ${CLASSIFIER_OUTPUTS.join(', ')}`);
+    out.classifierOutput = raw.classifierOutput;
+  }
+  if (raw.labels !== undefined) {
+    if (!Array.isArray(raw.labels) || !raw.labels.every((l) => typeof l === 'string')) throw bad('"labels" must be a list of names');
+    out.labels = [...raw.labels];
+  }
+  return out;
+}
+
+class SharedBackbone implements Backbone {
+  private users = 1;
+  /** Registry entries pointing here, removed when the last user releases. */
+  readonly registryKeys = new Set<string>();
+  onDisposed?: (backbone: SharedBackbone) => void;
+
+  constructor(
+    readonly id: string,
+    readonly source: string,
+    readonly location: string,
+    readonly preset: string | undefined,
+    readonly format: ModelFormat,
+    readonly featureLayer: string,
+    readonly engine: TfjsInferenceEngine,
+    readonly inputRange: InputRange,
+    readonly classLabels: readonly string[] | undefined,
+    readonly loadTimings: { fetchMs: number; buildMs: number; warmupMs: number },
+  ) {}
+
+  get inputSize(): { width: number; height: number } {
+    return { ...this.engine.inputSize };
+  }
+  get fit(): FitPolicy {
+    return { ...RECOMMENDED_FIT };
+  }
+  get featureSize(): number {
+    return this.engine.featureSize;
+  }
+  get backend(): BackendInfo {
+    return this.engine.backend;
+  }
+  get userCount(): number {
+    return this.users;
+  }
+
+  /** Adds a user; false if the backbone was already disposed. */
+  retain(): boolean {
+    if (this.users <= 0) return false;
+    this.users++;
+    return true;
+  }
+
+  release(): void {
+    if (this.users <= 0) return;
+    if (--this.users > 0) return;
+    this.engine.dispose();
+    debug('disposed backbone %s', this.id);
+    this.onDisposed?.(this);
+  }
+}
+
+/**
+ * Loads a backbone for one user (release() disposes it). Prefer `acquireBackbone`, which
+ * shares one loaded copy per process.
+ */
+export async function loadBackbone(spec: BackboneSpec | string, options: LoadBackboneOptions = {}): Promise<Backbone> {
+  return loadNormalised(normaliseBackboneSpec(spec), options);
+}
+
+async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions): Promise<SharedBackbone> {
+  const started = Date.now();
+  const resolved = resolveSource(spec.source);
+  const preset = resolved.kind === 'url' ? resolved.preset : undefined;
+  const { folder, origin: remoteOrigin } = await locateModel(resolved, spec.source, options);
+  const files = await readModelFolder(folder).catch((err: unknown) => {
+    if (remoteOrigin && isLaneVisionError(err) && err.code !== 'MODEL_NOT_FOUND') {
+      throw new LaneVisionError(err.code, `The cached copy of ${spec.source} in ${folder} is damaged (${err.message}); delete that folder to download it again`, {
+        cause: err,
+      });
+    }
+    throw err;
+  });
+  // A folder is known by its name and content, not its path: copies elsewhere give the same features.
+  const origin = remoteOrigin ?? `folder:${path.basename(files.dir)}`;
+  const fetched = Date.now();
+
+  const backend = await initBackend(options.backend);
+  const built = await buildModel(files, {
+    featureLayer: spec.featureLayer ?? preset?.featureLayer,
+    classifierOutput: spec.classifierOutput,
+  });
+  let engine: TfjsInferenceEngine | undefined;
+  try {
+    const inputSize = chooseInputSize(spec, preset, built.declaredInputSize, files);
+    const inputRange = spec.inputRange ?? preset?.inputRange ?? (files.format === 'graph' ? '[0,1]' : '[-1,1]');
+    engine = new TfjsInferenceEngine(built.runner, { backend, inputSize, inputRange, maxBatch: options.maxBatch });
+    const builtAt = Date.now();
+    await engine.warmUp();
+    const warmedAt = Date.now();
+    if (preset && !spec.featureLayer && engine.featureSize !== preset.featureSize) {
+      debug('preset %s gave %d features, documented %d', preset.name, engine.featureSize, preset.featureSize);
+    }
+    const classLabels = built.hasClassifier ? chooseLabels(spec, files, engine.outputSize) : undefined;
+    const id = [origin, built.featureLayer, `${inputSize.width}x${inputSize.height}`, inputRange, files.fingerprint.slice(0, 16)].join('|');
+    const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, built.featureLayer, engine, inputRange, classLabels, {
+      fetchMs: fetched - started,
+      buildMs: builtAt - fetched,
+      warmupMs: warmedAt - builtAt,
+    });
+    debug('loaded backbone %s from %s in %o ms (%s, %d features)', id, files.dir, backbone.loadTimings, backend.name, engine.featureSize);
+    return backbone;
+  } catch (err) {
+    if (engine) engine.dispose();
+    else built.runner.dispose();
+    throw err;
+  }
+}
+
+/** Finds (downloading if needed) the folder holding the model, and names a remote origin for the id. */
+async function locateModel(
+  resolved: ResolvedSource,
+  source: string,
+  options: DownloadOptions,
+): Promise<{ folder: string; origin?: string }> {
+  if (resolved.kind === 'folder') return { folder: await checkFolder(resolved.path, source) };
+  const origin = resolved.preset ? `preset:${resolved.preset.name}` : resolved.modelJsonUrls[0];
+  // Any cached copy wins, so machines without network never touch it.
+  for (const url of resolved.modelJsonUrls) {
+    const cached = await findCachedModel(url, options.cacheDir);
+    if (cached) return { folder: cached, origin };
+  }
+  let firstError: unknown;
+  for (const url of resolved.modelJsonUrls) {
+    try {
+      return { folder: await downloadModel(url, options), origin };
+    } catch (err) {
+      firstError ??= err;
+      // A mirror helps when this address is gone or broken, not when the network is down.
+      const tryNext = ['MODEL_NOT_FOUND', 'MODEL_DOWNLOAD_FAILED', 'MODEL_INVALID', 'MODEL_TRUNCATED'].some((c) => isLaneVisionError(err, c));
+      if (!tryNext) throw err;
+      debug('model %s unavailable (%s), trying next address', url, err instanceof Error ? err.message : err);
+    }
+  }
+  throw firstError;
+}
+
+async function checkFolder(folder: string, source: string): Promise<string> {
+  const exists = await fs.stat(folder).catch(() => undefined);
+  if (!exists && !/[\\/]/.test(source)) {
+    throw new LaneVisionError(
+      'MODEL_NOT_FOUND',
+      `"${source}" is neither a model folder nor a preset. Presets: ${presetNames().join(', ')}`,
+    );
+  }
+  return folder;
+}
+
+function chooseInputSize(
+  spec: BackboneSpec,
+  preset: BackbonePreset | undefined,
+  declared: { width: number; height: number } | undefined,
+  files: ModelFiles,
+): { width: number; height: number } {
+  const chosen = spec.inputSize ?? preset?.inputSize ?? declared ?? { width: 224, height: 224 };
+  if (declared && (declared.width !== chosen.width || declared.height !== chosen.height)) {
+    throw new LaneVisionError(
+      'BACKBONE_SPEC_INVALID',
+      `The model in ${files.dir} takes ${declared.width}x${declared.height} images, not ${chosen.width}x${chosen.height}`,
+    );
+  }
+  return { ...chosen };
+}
+
+function chooseLabels(spec: BackboneSpec, files: ModelFiles, outputSize: number): readonly string[] | undefined {
+  for (const candidate of [spec.labels, files.labels]) {
+    if (!candidate) continue;
+    if (candidate.length === outputSize) return [...candidate];
+    debug('ignoring %d labels for a classifier with %d outputs', candidate.length, outputSize);
+  }
+  return imagenetLabelsFor(outputSize);
+}
+
+// ---------------------------------------------------------------- sharing
+
+const registry = new Map<string, Promise<SharedBackbone>>();
+const byId = new Map<string, SharedBackbone>();
+
+function registryKey(spec: BackboneSpec): string {
+  const resolved = resolveSource(spec.source);
+  const where = resolved.kind === 'folder' ? `folder:${resolved.path}` : resolved.preset ? `preset:${resolved.preset.name}` : resolved.modelJsonUrls.join(' ');
+  return JSON.stringify([where, spec.featureLayer, spec.inputRange, spec.inputSize, spec.classifierOutput, spec.labels]);
+}
+
+/**
+ * The process-wide copy of a backbone: loaded (and warmed up) on first use, then shared.
+ * Each call adds a user; each user calls `release()` once, and the last release disposes it.
+ * Specs that end up at the same `id` share one copy too.
+ */
+export async function acquireBackbone(spec: BackboneSpec | string, options: LoadBackboneOptions = {}): Promise<Backbone> {
+  const normal = normaliseBackboneSpec(spec);
+  const key = registryKey(normal);
+  for (;;) {
+    const pending = registry.get(key);
+    if (!pending) {
+      const loading = loadNormalised(normal, options).then((loaded) => adopt(loaded, key));
+      registry.set(key, loading);
+      loading.catch(() => {
+        if (registry.get(key) === loading) registry.delete(key);
+      });
+      return loading; // the new copy already counts this caller
+    }
+    const backbone = await pending;
+    if (backbone.retain()) return backbone;
+    // Released by its last user while we waited: load afresh.
+    if (registry.get(key) === pending) registry.delete(key);
+  }
+}
+
+/** Registers a freshly loaded backbone, or hands back an equal one already live. */
+function adopt(loaded: SharedBackbone, key: string): SharedBackbone {
+  const existing = byId.get(loaded.id);
+  if (existing && existing.retain()) {
+    loaded.release();
+    existing.registryKeys.add(key);
+    return existing;
+  }
+  byId.set(loaded.id, loaded);
+  loaded.registryKeys.add(key);
+  loaded.onDisposed = (gone) => {
+    if (byId.get(gone.id) === gone) byId.delete(gone.id);
+    for (const k of gone.registryKeys) registry.delete(k);
+  };
+  return loaded;
+}
+
+/** Backbones currently shared in this process, with their user counts (for status displays). */
+export function sharedBackbones(): { id: string; users: number }[] {
+  return [...byId.values()].map((b) => ({ id: b.id, users: b.userCount }));
+}

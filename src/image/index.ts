@@ -1,0 +1,16 @@
+export type {
+  FitPolicy,
+  ImageInput,
+  PreparedImage,
+  PrepareOptions,
+  RawImage,
+  StorableImage,
+  StorageFormat,
+  StorageOptions,
+} from './types.js';
+export { prepareImage, prepareSource, readImageSource } from './prepare.js';
+export type { ImageSource, SourceLimits } from './source.js';
+export { encodeForStorage } from './storage.js';
+export { ImageErrorCode } from './errors.js';
+export { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS } from './source.js';
+export type { DecodableFormat } from './sniff.js';

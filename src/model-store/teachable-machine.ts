@@ -1,0 +1,272 @@
+/**
+ * Imports an image model exported by Teachable Machine ("Upload (shareable link)" /
+ * "Download my model", TensorFlow.js): model.json + weights.bin + metadata.json.
+ *
+ * A TM model is a Sequential of two parts: layer 0 is a truncated MobileNet (V2 out_relu
+ * + global average pooling, or V1 conv_pw_13_relu + flatten), layer 1 a small Sequential
+ * of Dense layers. Only layer 1 is taken as a TrainedHead; the backbone is recorded by
+ * identity so the engine can rebuild the same features. Weights are decoded by
+ * tf.io.decodeWeights, which also undoes uint8/uint16/float16 quantization.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import createDebug from 'debug';
+import { initBackend, tf } from '../engine/backend.js';
+import { MODEL_JSON, TM_METADATA_JSON, readModelFolder, type ModelFiles } from '../engine/model-files.js';
+import { findPreset } from '../engine/presets.js';
+import { LaneVisionError } from '../errors.js';
+import type { DenseLayerWeights, TrainedHead } from '../training/types.js';
+import type { ModelStore } from './store.js';
+import type { BackboneDescriptor, ModelMetadata, VersionSummary } from './types.js';
+
+const debug = createDebug('lane-vision:model-store');
+
+/**
+ * The one place that names Teachable Machine backbones.
+ * TODO(engine): when src/engine exports its backbone ids, return those here.
+ */
+export function teachableMachineBackboneId(mobileNetVersion: 1 | 2, alpha: number): string {
+  return `tm-mobilenet-v${mobileNetVersion}-${alpha}`;
+}
+
+/** Output channels of the last MobileNet block -> width multiplier (alpha), per TM's supported alphas. */
+const V2_ALPHA_BY_BLOCK16_CHANNELS: Record<number, number> = { 112: 0.35, 160: 0.5, 240: 0.75, 320: 1 };
+const V1_ALPHA_BY_PW13_CHANNELS: Record<number, number> = { 256: 0.25, 512: 0.5, 768: 0.75, 1024: 1 };
+
+export interface TeachableMachineExport {
+  head: TrainedHead;
+  labels: string[];
+  backbone: BackboneDescriptor;
+  /** The export's metadata.json as found. */
+  metadata: Record<string, unknown>;
+  modelName: string;
+  /** sha256 over the export's model.json and weights, when read from files. */
+  fingerprint?: string;
+}
+
+interface LayerJson {
+  class_name: string;
+  config: { name?: string; layers?: LayerJson[]; units?: number; activation?: string; use_bias?: boolean; batch_input_shape?: (number | null)[] };
+  name?: string;
+}
+
+/** Reads an export folder (model.json, its weight shards, metadata.json). */
+export async function readTeachableMachineExport(exportDir: string): Promise<TeachableMachineExport> {
+  let files: ModelFiles;
+  try {
+    files = await readModelFolder(exportDir);
+  } catch (err) {
+    if (err instanceof LaneVisionError) invalid(err.message);
+    throw err;
+  }
+  const metadata = await readJsonFile(path.join(files.dir, TM_METADATA_JSON));
+  return parseTeachableMachineExport({
+    modelJson: files.modelJson,
+    metadata,
+    weightData: files.weightData,
+    source: path.join(files.dir, MODEL_JSON),
+    fingerprint: files.fingerprint,
+  });
+}
+
+/**
+ * Turns an export already in memory (e.g. uploaded through the editor) into a head,
+ * labels and backbone identity. `weightData` holds the shards in manifest order.
+ */
+export async function parseTeachableMachineExport(files: {
+  modelJson: unknown;
+  metadata: unknown;
+  /** The shards in manifest order (one buffer or one per shard). */
+  weightData: ArrayBuffer | ArrayBuffer[];
+  /** Where it came from (recorded as the backbone source). */
+  source: string;
+  /** sha256 over model.json and the shards, if known. */
+  fingerprint?: string;
+}): Promise<TeachableMachineExport> {
+  const { modelJson, metadata, weightData, source, fingerprint } = files;
+  const meta = metadata as { labels?: unknown; grayscale?: unknown; imageSize?: unknown; modelName?: unknown };
+  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.labels)) invalid('metadata.json has no labels list');
+  if (meta.grayscale === true) unsupported('grayscale Teachable Machine models are not supported; export a colour model');
+  const labels = (meta.labels as unknown[]).map(String);
+
+  const model = modelJson as { modelTopology?: { config?: unknown; model_config?: { config?: unknown } }; weightsManifest?: unknown };
+  const topology = model?.modelTopology;
+  const outerConfig = (topology?.model_config?.config ?? topology?.config) as LayerJson['config'] | LayerJson[] | undefined;
+  const outerLayers = Array.isArray(outerConfig) ? outerConfig : outerConfig?.layers;
+  if (!Array.isArray(outerLayers) || outerLayers.length !== 2) {
+    unsupported('model.json is not a Teachable Machine image model (expected a Sequential of backbone + head)');
+  }
+  const [backboneLayer, headLayer] = outerLayers as LayerJson[];
+  const headLayers = headLayer?.config?.layers;
+  if (!Array.isArray(headLayers)) unsupported('layer 1 of model.json is not a Sequential head');
+  const dense = (headLayers as LayerJson[]).filter((l) => l.class_name !== 'Dropout'); // dropout does nothing at inference
+  for (const layer of dense) {
+    if (layer.class_name !== 'Dense') unsupported(`the head contains a ${layer.class_name} layer; only Dense and Dropout are supported`);
+  }
+  if (dense.length === 0) unsupported('the head has no Dense layer');
+
+  await initBackend();
+  let specs: tf.io.WeightsManifestEntry[];
+  let tensors: tf.NamedTensorMap;
+  try {
+    specs = tf.io.getWeightSpecs(model.weightsManifest as tf.io.WeightsManifestConfig);
+    const needed = specs.reduce((sum, s) => sum + byteSize(s), 0);
+    const have = (Array.isArray(weightData) ? weightData : [weightData]).reduce((sum, b) => sum + b.byteLength, 0);
+    if (have < needed) invalid(`weight files hold ${have} bytes, the manifest needs ${needed}`);
+    tensors = tf.io.decodeWeights(weightData, specs);
+  } catch (err) {
+    if (err instanceof LaneVisionError) throw err;
+    return invalid(`cannot decode the weights: ${(err as Error).message}`);
+  }
+  try {
+    const names = Object.keys(tensors);
+    const find = (suffix: string): tf.Tensor | undefined => {
+      const hits = names.filter((n) => n === suffix || n.endsWith(`/${suffix}`));
+      if (hits.length > 1) unsupported(`weight ${suffix} is ambiguous (${hits.join(', ')})`);
+      return hits.length ? tensors[hits[0]] : undefined;
+    };
+    const layers: DenseLayerWeights[] = dense.map((layer, i) => {
+      const name = layer.config.name ?? layer.name;
+      const kernel = name ? find(`${name}/kernel`) : undefined;
+      if (!kernel || kernel.rank !== 2) return invalid(`weights of head layer ${String(name)} are missing from model.json`);
+      const [inputSize, outputSize] = kernel.shape;
+      const activation = layer.config.activation ?? 'linear';
+      if (activation !== 'relu' && activation !== 'softmax' && activation !== 'linear') {
+        unsupported(`head layer ${name} uses activation "${activation}"`);
+      }
+      const useBias = layer.config.use_bias !== false;
+      const bias = useBias ? find(`${name}/bias`) : undefined;
+      if (useBias && (!bias || bias.size !== outputSize)) invalid(`bias of head layer ${name} is missing or the wrong size`);
+      debug('TM head layer %d %s: %dx%d %s%s', i, name, inputSize, outputSize, activation, useBias ? '' : ' (no bias)');
+      return {
+        inputSize,
+        outputSize,
+        kernel: Float32Array.from(kernel.dataSync() as Float32Array),
+        // TM's last layer has use_bias: false; a zero bias is the same arithmetic.
+        bias: bias ? Float32Array.from(bias.dataSync() as Float32Array) : new Float32Array(outputSize),
+        activation: activation as DenseLayerWeights['activation'],
+      };
+    });
+    const last = layers[layers.length - 1];
+    if (last.activation !== 'softmax') unsupported(`the head ends in "${last.activation}", not softmax`);
+    if (last.outputSize !== labels.length) invalid(`the head has ${last.outputSize} outputs but metadata.json lists ${labels.length} labels`);
+
+    const backbone = describeBackbone(backboneLayer, specs, tensors, layers[0].inputSize, meta.imageSize, source);
+    const head: TrainedHead = {
+      kind: layers.length === 1 ? 'softmax' : 'mlp',
+      featureSize: layers[0].inputSize,
+      classCount: labels.length,
+      normalise: false, // TM feeds the pooled features to its head as they are
+      layers,
+    };
+    return {
+      head,
+      labels,
+      backbone,
+      metadata: metadata as Record<string, unknown>,
+      modelName: typeof meta.modelName === 'string' ? meta.modelName : 'teachable-machine-model',
+      fingerprint,
+    };
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
+
+/** Imports a TM export folder as the next version of `store`. */
+export async function importTeachableMachineExport(
+  store: ModelStore,
+  exportDir: string,
+  options: { activate?: boolean; notes?: string; modelName?: string } = {},
+): Promise<VersionSummary & { metadata: ModelMetadata }> {
+  const imported = await readTeachableMachineExport(exportDir);
+  const userMetadata = imported.metadata.userMetadata;
+  return store.saveModel({
+    head: imported.head,
+    labels: imported.labels,
+    backbone: imported.backbone,
+    metrics: {},
+    datasetFingerprint: null,
+    modelName: options.modelName ?? imported.modelName,
+    notes: options.notes,
+    userMetadata: userMetadata && typeof userMetadata === 'object' ? (userMetadata as Record<string, unknown>) : {},
+    importedFrom: {
+      kind: 'teachable-machine',
+      source: path.resolve(exportDir),
+      metadata: imported.metadata,
+      ...(imported.fingerprint ? { fingerprint: imported.fingerprint } : {}),
+    },
+    activate: options.activate,
+  });
+}
+
+/** Identifies the MobileNet inside the export from its weight shapes (names are Keras'). */
+function describeBackbone(
+  layer: LayerJson,
+  specs: tf.io.WeightsManifestEntry[],
+  tensors: tf.NamedTensorMap,
+  featureSize: number,
+  metadataImageSize: unknown,
+  source: string,
+): BackboneDescriptor {
+  const channels = (pattern: RegExp): number | undefined => {
+    const spec = specs.find((s) => pattern.test(s.name));
+    return spec ? tensors[spec.name].shape[3] : undefined;
+  };
+  const v2 = channels(/(^|\/)block_16_project\/kernel$/);
+  const v1 = channels(/(^|\/)conv_pw_13\/kernel$/);
+  const mobileNetVersion = v2 !== undefined ? 2 : v1 !== undefined ? 1 : undefined;
+  const alpha = v2 !== undefined ? V2_ALPHA_BY_BLOCK16_CHANNELS[v2] : v1 !== undefined ? V1_ALPHA_BY_PW13_CHANNELS[v1] : undefined;
+  if (mobileNetVersion === undefined || alpha === undefined) {
+    unsupported('the backbone (layer 0) is not a MobileNet V1/V2 of a width Teachable Machine uses');
+  }
+  const inner = layer.config.layers ?? [];
+  const side = Number(metadataImageSize) || findInputSide(layer) || 224;
+  // The same backbone as a named engine preset, so it can be loaded from its official URL.
+  const presetName = `mobilenet-v${mobileNetVersion}-${(alpha as number).toFixed(2)}`;
+  return {
+    id: teachableMachineBackboneId(mobileNetVersion as 1 | 2, alpha as number),
+    source,
+    ...(findPreset(presetName) ? { preset: presetName } : {}),
+    // The backbone's output is its last layer (pooling for V2, flatten for V1).
+    featureLayer: inner.length ? (inner[inner.length - 1].config.name ?? inner[inner.length - 1].name) : undefined,
+    featureSize,
+    inputSize: { width: side, height: side },
+    // TM scales pixels as x / 127 - 1 (its utils/tf.ts capture()): [-1, 1] up to 0.8 %.
+    inputRange: '[-1,1]',
+    // TM crops the centre square, then resizes: that is "cover".
+    fit: { kind: 'cover' },
+  };
+}
+
+function findInputSide(layer: LayerJson): number | undefined {
+  const shape = layer.config.batch_input_shape;
+  if (Array.isArray(shape) && typeof shape[1] === 'number') return shape[1];
+  for (const inner of layer.config.layers ?? []) {
+    const found = findInputSide(inner);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function byteSize(spec: tf.io.WeightsManifestEntry): number {
+  const count = spec.shape.reduce((a, b) => a * b, 1);
+  const bytes = spec.quantization ? { uint8: 1, uint16: 2, float16: 2 }[spec.quantization.dtype] : spec.dtype === 'bool' ? 1 : 4;
+  return count * bytes;
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  const text = await fsp.readFile(file, 'utf8').catch((err: Error) => invalid(`cannot read ${file}: ${err.message}`));
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    return invalid(`${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function invalid(why: string): never {
+  throw new LaneVisionError('TM_IMPORT_INVALID', `Teachable Machine export is incomplete or damaged: ${why}`);
+}
+
+function unsupported(why: string): never {
+  throw new LaneVisionError('TM_IMPORT_UNSUPPORTED', `Cannot import this Teachable Machine export: ${why}`);
+}

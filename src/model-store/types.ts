@@ -1,0 +1,156 @@
+/**
+ * What a stored model version is on disk and what the store hands back.
+ * `ModelMetadata` keeps the field names of Teachable Machine's `Metadata`
+ * (tfjsVersion, packageName, packageVersion, modelName, timeStamp, labels, userMetadata,
+ * imageSize) so tools that read TM metadata.json still find the labels, and adds what a
+ * production lane needs to trust and trace a model.
+ */
+import type { InputRange } from '../engine/types.js';
+import type { FitPolicy } from '../image/types.js';
+import type { HeadKind, TrainedHead } from '../training/types.js';
+
+/** Bumped when the on-disk layout changes incompatibly; older stores stay readable. */
+export const MODEL_FORMAT_VERSION = 1;
+
+/** A class of the head: its output index is its position in the list. */
+export interface LabelCode {
+  label: string;
+  /** Stable integer for PLC registers: kept across retrains, never reused. 0 is never assigned. */
+  code: number;
+}
+
+/** Which backbone produced the features the head was trained on, and how frames were fed to it. */
+export interface BackboneDescriptor {
+  /** Stable identity, e.g. "tm-mobilenet-v2-0.35"; a head only fits features of the same id. */
+  id: string;
+  /** Path or URL of the model.json the backbone was loaded from. */
+  source: string;
+  /** Name of the engine preset giving the same backbone, if there is one. */
+  preset?: string;
+  /** Layer (layers model) or node (graph model) whose output is the feature vector. */
+  featureLayer?: string;
+  featureSize: number;
+  inputSize: { width: number; height: number };
+  inputRange: InputRange;
+  fit: FitPolicy;
+}
+
+/** Describes the arrays in head.bin, in file order (little-endian, no padding). */
+export interface HeadArraySpec {
+  name: string;
+  dtype: 'float32' | 'int32';
+  shape: number[];
+}
+
+/** The head's structure without its numbers; the numbers live in head.bin. */
+export interface HeadFileSpec {
+  kind: HeadKind;
+  featureSize: number;
+  classCount: number;
+  normalise: boolean;
+  temperature?: number;
+  /** softmax / mlp: the dense layers' shapes and activations. */
+  layers?: { inputSize: number; outputSize: number; activation: 'relu' | 'softmax' | 'linear' }[];
+  /** knn: neighbours consulted. */
+  k?: number;
+  arrays: HeadArraySpec[];
+  /** Name of the weights file inside the version folder. */
+  file: string;
+  byteLength: number;
+  /** sha256 (hex) of the weights file, so a damaged file is refused instead of misclassifying. */
+  sha256: string;
+}
+
+export interface ImportedFrom {
+  kind: 'teachable-machine';
+  /** Folder or URL the export was read from. */
+  source: string;
+  /** The export's own metadata.json, unchanged. */
+  metadata: Record<string, unknown>;
+  /** sha256 over the export's model.json and weight files. */
+  fingerprint?: string;
+}
+
+export interface ModelMetadata {
+  // --- Teachable Machine `Metadata` fields ---
+  tfjsVersion: string;
+  packageName: string;
+  packageVersion: string;
+  modelName: string;
+  /** ISO time the version was saved (same instant as createdAt). */
+  timeStamp: string;
+  /** Class names in head output order. */
+  labels: string[];
+  userMetadata: Record<string, unknown>;
+  /** Backbone input side in pixels (TM models are square). */
+  imageSize: number;
+  // --- Lane Vision ---
+  formatVersion: number;
+  /** Monotonic version number; the folder is `v` + 4 digits. */
+  version: number;
+  /** Labels with their stable codes, in head output order. */
+  classes: LabelCode[];
+  backbone: BackboneDescriptor;
+  head: HeadFileSpec;
+  /** Whatever training / evaluation reported (JSON data). */
+  metrics: Record<string, unknown>;
+  /** Fingerprint of the dataset the head was trained on; null when unknown (imported models). */
+  datasetFingerprint: string | null;
+  createdAt: string;
+  notes?: string;
+  importedFrom?: ImportedFrom;
+}
+
+export interface SaveModelInput {
+  head: TrainedHead;
+  /** Class names in head output order. */
+  labels: readonly string[];
+  backbone: BackboneDescriptor;
+  metrics?: Record<string, unknown>;
+  datasetFingerprint: string | null;
+  modelName?: string;
+  notes?: string;
+  userMetadata?: Record<string, unknown>;
+  importedFrom?: ImportedFrom;
+  /** Make this the version classifiers use. Default true. */
+  activate?: boolean;
+}
+
+/** A version number, its folder name ("v0003"), 'latest' (highest number) or 'active'. */
+export type VersionRef = number | string;
+
+export interface VersionSummary {
+  version: number;
+  /** Folder name, e.g. "v0003". */
+  name: string;
+  dir: string;
+  active: boolean;
+  createdAt?: string;
+  metrics?: Record<string, unknown>;
+  /** Undefined when the version cannot be read; then `problem` says why. */
+  metadata?: ModelMetadata;
+  problem?: { code: string; message: string };
+}
+
+export interface LoadedModel {
+  version: number;
+  dir: string;
+  metadata: ModelMetadata;
+  head: TrainedHead;
+  /** Class names in head output order. */
+  labels: string[];
+  /** Stable code per class, in head output order. */
+  codes: number[];
+}
+
+export interface ActiveChange {
+  version: number;
+  previous: number | undefined;
+  reason: 'save' | 'activate' | 'rollback' | 'external';
+}
+
+export interface ModelStoreEvents {
+  saved: [summary: { version: number; name: string; dir: string }];
+  active: [change: ActiveChange];
+  pruned: [versions: number[]];
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { isLaneVisionError } from '../../../src/errors.js';
+import { buildModelEvent, LaneMqttConnection, startEmbeddedBroker } from '../../../src/events/index.js';
+import { connectionOptions, defineBrokerScenarios, sleep, startSorter } from './scenarios.js';
+
+defineBrokerScenarios({
+  name: 'aedes',
+  skip: false,
+  async start(options = {}) {
+    const users = Object.entries(options.users ?? {});
+    assert.ok(users.length <= 1, 'the embedded broker takes one user');
+    const broker = await startEmbeddedBroker(users.length ? { credentials: { username: users[0][0], password: users[0][1] } } : {});
+    return { url: broker.url, port: broker.port, close: () => broker.close() };
+  },
+});
+
+test('the embedded broker binds 127.0.0.1 on a free port, and a taken port is a clear error', async () => {
+  const broker = await startEmbeddedBroker();
+  try {
+    assert.equal(broker.host, '127.0.0.1');
+    assert.ok(broker.port > 0);
+    assert.equal(broker.url, `mqtt://127.0.0.1:${broker.port}`);
+    await assert.rejects(startEmbeddedBroker({ port: broker.port }), (err) => isLaneVisionError(err, 'BROKER_LISTEN_FAILED') && /EADDRINUSE/.test((err as Error).message));
+    await assert.rejects(startEmbeddedBroker({ port: 70000 }), (err) => isLaneVisionError(err, 'BROKER_CONFIG_INVALID'));
+  } finally {
+    await broker.close();
+  }
+  // Closed means closed: nothing listens any more.
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = net.connect(broker.port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+  assert.ok(refused);
+});
+
+test('connection options an engineer would not mean are refused up front', () => {
+  const bad: Array<[Partial<Parameters<typeof connectionOptions>[1]> & { url?: string }, string]> = [
+    [{ url: 'http://broker:1883' }, 'MQTT_URL_INVALID'],
+    [{ url: 'not a url' }, 'MQTT_URL_INVALID'],
+    [{ url: 'mqtt://user:pw@broker:1883' }, 'MQTT_CONFIG_INVALID'],
+    [{ tls: { rejectUnauthorized: false } }, 'MQTT_CONFIG_INVALID'],
+    [{ password: 'x' }, 'MQTT_CONFIG_INVALID'],
+    [{ cleanSession: false }, 'MQTT_CONFIG_INVALID'],
+    [{ qos: 3 as 1 }, 'MQTT_CONFIG_INVALID'],
+    [{ offlineQueueLimit: 1e6 }, 'MQTT_CONFIG_INVALID'],
+    [{ keepaliveSeconds: -1 }, 'MQTT_CONFIG_INVALID'],
+    [{ station: 'a/b' }, 'TOPIC_VARIABLE_INVALID'],
+    [{ topicTemplate: 'x/{station}' }, 'TOPIC_TEMPLATE_INVALID'],
+  ];
+  for (const [extra, code] of bad) {
+    const { url = 'mqtt://127.0.0.1:1883', ...rest } = extra;
+    assert.throws(() => new LaneMqttConnection(connectionOptions(url, rest)), (err) => isLaneVisionError(err, code), JSON.stringify(extra));
+  }
+  // mqtts with TLS material and a persistent session with a fixed client id are fine.
+  const tls = new LaneMqttConnection(connectionOptions('mqtts://127.0.0.1:8883', { tls: { ca: Buffer.from('x'), rejectUnauthorized: true }, clientId: 'lane-1', cleanSession: false }));
+  assert.equal(tls.clientId, 'lane-1');
+  assert.throws(() => tls.publish('a/+/b', 'x'), (err) => isLaneVisionError(err, 'TOPIC_INVALID'));
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  assert.throws(() => tls.publish(tls.topics.result, circular), (err) => isLaneVisionError(err, 'PAYLOAD_INVALID'));
+});
+
+test('before connecting, publishes wait in the offline queue; close() drops and counts them; later publishes fail', async () => {
+  const conn = new LaneMqttConnection(connectionOptions('mqtt://127.0.0.1:1', { offlineQueueLimit: 2 }));
+  const outcomes = [1, 2, 3].map((n) => conn.publish(conn.topics.result, { n }));
+  assert.equal(await outcomes[0], 'dropped'); // the oldest made room for the third
+  assert.deepEqual(conn.stats, { published: 3, delivered: 0, queued: 2, dropped: 1, failed: 0 });
+  await conn.close();
+  assert.deepEqual(await Promise.all(outcomes), ['dropped', 'dropped', 'dropped']);
+  assert.deepEqual(conn.stats, { published: 3, delivered: 0, queued: 0, dropped: 3, failed: 0 });
+  assert.equal(await conn.publish(conn.topics.result, { late: true }), 'failed');
+  assert.equal(conn.stats.published, 3);
+  assert.throws(() => conn.connect(), (err) => isLaneVisionError(err, 'MQTT_CLOSED'));
+});
+
+test('after a broker restart that lost its retained messages, the reconnect restores the online state and the model', async () => {
+  const first = await startEmbeddedBroker();
+  const conn = new LaneMqttConnection(connectionOptions(first.url, { reconnectPeriodMs: 100 }));
+  const statuses: string[] = [];
+  conn.on('status', (e) => statuses.push(e.status));
+  let second: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  try {
+    conn.connect();
+    await conn.whenConnected(3000);
+    const model = buildModelEvent({ line: 'line-1', station: 'yoghurt-A' }, { modelVersion: 'v3', labels: [{ label: 'Arla-Natural-Yoghurt', code: 3 }] });
+    assert.equal(await conn.publishModel(model), 'delivered');
+    await first.close(); // aedes keeps retained messages in memory only
+    for (const deadline = Date.now() + 3000; conn.connected && Date.now() < deadline; ) await sleep(5);
+    assert.equal(conn.connected, false);
+    second = await startEmbeddedBroker({ port: first.port });
+    await conn.whenConnected(3000);
+    const late = await startSorter(second.url, [conn.topics.state, conn.topics.model]);
+    await late.waitFor((r) => r.length >= 2, 3000, 'retained state and model after the restart');
+    assert.equal(late.received.find((r) => r.topic === conn.topics.state)?.json.status, 'online');
+    assert.equal(late.received.find((r) => r.topic === conn.topics.model)?.json.eventId, model.eventId);
+    assert.ok(late.received.every((r) => r.retain));
+    await late.client.endAsync();
+    assert.deepEqual(statuses.slice(0, 3), ['connecting', 'connected', 'disconnected']);
+    assert.equal(statuses.at(-1), 'connected');
+  } finally {
+    await conn.close();
+    await second?.close();
+  }
+});
