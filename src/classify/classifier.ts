@@ -12,7 +12,7 @@ import type { FitPolicy, ImageInput } from '../image/types.js';
 import { embedImagesSettled, type FeatureCache } from '../features/index.js';
 import { prepareImage } from '../image/index.js';
 import { predictHead } from '../training/index.js';
-import type { LoadedModel, ModelStore } from '../model-store/index.js';
+import { backboneCompatibility, type LoadedModel, type ModelStore } from '../model-store/index.js';
 import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimings, type RankedLabel } from './types.js';
 
 export const DEFAULT_THRESHOLD = 0.6;
@@ -72,13 +72,14 @@ export class LaneClassifier {
     return this.current.kind === 'head' ? this.current.model.labels : this.current.labels;
   }
 
-  /** Decide with a trained head. Its features must come from this backbone. */
+  /** Decide with a trained head. Its features must come from this backbone (same network, layer and input). */
   useModel(model: LoadedModel): void {
-    if (model.head.featureSize !== this.backbone.featureSize) {
+    const fit = backboneCompatibility(model.metadata.backbone, this.backbone);
+    if (!fit.fits) {
       throw new LaneVisionError(
         'MODEL_BACKBONE_MISMATCH',
-        `Model v${model.version} was trained on ${model.head.featureSize}-value features (${model.metadata.backbone.id}), ` +
-          `but the backbone in use gives ${this.backbone.featureSize} (${this.backbone.id}). Retrain, or select the backbone it was trained with.`,
+        `Model v${model.version} does not fit the backbone in use (${this.backbone.source}): ${fit.reason ?? 'different features'}. ` +
+          'Retrain, or select the backbone it was trained with.',
       );
     }
     this.current = { kind: 'head', model };

@@ -250,3 +250,20 @@ export const laneCommandSchemas = {
     properties: { threshold: { type: 'number', minimum: 0, maximum: 1 }, requestId },
   },
 } as const;
+
+/**
+ * The argument of a command as other nodes take it on `msg.payload`: the label of a capture,
+ * the version of a rollback, the threshold of a threshold, `{}` for train (no argument).
+ */
+export function commandArgument(command: LaneCommand): string | number | Record<string, never> {
+  switch (command.name) {
+    case 'capture':
+      return command.label;
+    case 'rollback':
+      return command.version;
+    case 'threshold':
+      return command.threshold;
+    case 'train':
+      return {};
+  }
+}

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { connect as mqttConnect, UniqueMessageIdProvider, type IClientOptions, type MqttClient } from 'mqtt';
 import { LaneVisionError } from '../errors.js';
-import { parseCommand, type LaneCommand, type ParseCommandOptions } from './commands.js';
+import { parseCommand, type CommandError, type LaneCommand, type ParseCommandOptions } from './commands.js';
 import {
   buildErrorEvent,
   buildStateEvent,
@@ -209,6 +209,11 @@ export interface LaneMqttConnection {
   once(event: 'status', listener: (event: ConnectionStatusEvent) => void): this;
   off(event: 'status', listener: (event: ConnectionStatusEvent) => void): this;
   emit(event: 'status', payload: ConnectionStatusEvent): boolean;
+  /** A malformed command, already answered on the error topic; for logs and operator warnings. */
+  on(event: 'command-rejected', listener: (error: CommandError) => void): this;
+  once(event: 'command-rejected', listener: (error: CommandError) => void): this;
+  off(event: 'command-rejected', listener: (error: CommandError) => void): this;
+  emit(event: 'command-rejected', error: CommandError): boolean;
 }
 
 /**
@@ -551,6 +556,12 @@ export class LaneMqttConnection extends EventEmitter {
     if (!parsed.ok) {
       log('bad command on %s: %s', topic, parsed.error.message);
       void this.publishError(buildErrorEvent(this.context, { ...parsed.error, source: 'command' }));
+      try {
+        this.emit('command-rejected', parsed.error);
+      } catch (err) {
+        // A listener's bug must not break the client's message loop.
+        log('command-rejected listener failed: %s', err instanceof Error ? err.message : String(err));
+      }
       return;
     }
     const { command } = parsed;

@@ -54,6 +54,7 @@ export {
 export {
   DEFAULT_MAX_CAPTURE_COUNT,
   DEFAULT_MAX_COMMAND_BYTES,
+  commandArgument,
   laneCommandSchemas,
   parseCommand,
   type CaptureCommand,
@@ -81,3 +82,5 @@ export {
   type QoS,
 } from './connection.js';
 export { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
+export { LaneStation, type EngineInfo, type LaneStationOptions } from './station.js';
+export { TrainingEventMapper, formatModelVersion, modelInputFromSummary, resultInputFromClassification } from './inputs.js';

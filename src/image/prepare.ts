@@ -21,6 +21,7 @@ type Roi = Extract<FitPolicy, { kind: 'roi' }>;
  * Raw pixels are read in place, not copied: do not reuse their buffer until this settles.
  */
 export async function prepareImage(input: ImageInput, options: PrepareOptions): Promise<PreparedImage> {
+  checkPrepareOptions(options); // before touching the input, so bad options fail as options
   return prepareSource(await readImageSource(input, options), options);
 }
 

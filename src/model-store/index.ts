@@ -1,18 +1,16 @@
 export { openModelStore, ModelStore, versionFolderName, REGISTRY_FILE, ACTIVE_FILE, METADATA_FILE, HEAD_FILE } from './store.js';
 export { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, FIRST_LABEL_CODE, type LabelCodeRegistry } from './label-codes.js';
-export { encodeHeadWeights, decodeHeadWeights, validateHead, type HeadWeightsSpec } from './head-codec.js';
+export { backboneCompatibility, type BackboneCompatibility, type LoadedBackboneIdentity } from './backbone-identity.js';
 export {
   readTeachableMachineExport,
   parseTeachableMachineExport,
   importTeachableMachineExport,
-  teachableMachineBackboneId,
   type TeachableMachineExport,
 } from './teachable-machine.js';
 export {
   MODEL_FORMAT_VERSION,
   type ActiveChange,
   type BackboneDescriptor,
-  type HeadArraySpec,
   type HeadFileSpec,
   type ImportedFrom,
   type LabelCode,

@@ -5,6 +5,9 @@
  *   <store>/active.json       which version classifiers use, and the activation history
  *   <store>/v0001/metadata.json, head.bin
  *
+ * The head is kept in the training module's format (serialiseHead): its description goes
+ * into metadata.json under `head`, with the sha256 of head.bin, checked on every load.
+ *
  * Versions are written to a temp folder and renamed into place, pointer files are
  * replaced by temp + rename, so a crash leaves the old state or the new one. Writes from
  * one process are queued per store folder; one process writes a store at a time.
@@ -18,7 +21,8 @@ import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import createDebug from 'debug';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import { removeDirAtomic, removeStaleTemps, syncDir, tempName, writeFileAtomic, writeFileDurable } from './atomic-fs.js';
-import { decodeHeadWeights, encodeHeadWeights } from './head-codec.js';
+import { deserialiseHead, serialiseHead, type HeadJson } from '../training/serialise.js';
+import type { TrainedHead } from '../training/types.js';
 import { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, type LabelCodeRegistry } from './label-codes.js';
 import {
   MODEL_FORMAT_VERSION,
@@ -125,12 +129,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
         version,
         classes,
         backbone: prepared.backbone,
-        head: {
-          ...prepared.headSpec,
-          file: HEAD_FILE,
-          byteLength: prepared.headData.byteLength,
-          sha256: sha256(prepared.headData),
-        },
+        head: { ...prepared.headJson, file: HEAD_FILE, sha256: sha256(prepared.headData) },
         metrics: prepared.metrics,
         datasetFingerprint: input.datasetFingerprint,
         createdAt: now,
@@ -156,7 +155,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
           cause: err,
         });
       }
-      debug('saved %s (%s, labels %o, new codes for %o)', name, prepared.headSpec.kind, metadata.labels, added);
+      debug('saved %s (%s, labels %o, new codes for %o)', name, prepared.headJson.kind, metadata.labels, added);
       let active = false;
       let change: ActiveChange | undefined;
       if (input.activate ?? true) {
@@ -264,7 +263,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
         `Model ${versionFolderName(metadata.version)} weights do not match their checksum (${file}, ${data.byteLength} bytes, ${metadata.head.byteLength} expected)`,
       );
     }
-    const head = decodeHeadWeights(metadata.head, data);
+    const head = readHead(metadata.head, data, file);
     return {
       version: metadata.version,
       dir,
@@ -501,7 +500,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
 function prepareSave(input: SaveModelInput) {
   if (!input || typeof input !== 'object') throw new LaneVisionError('MODEL_INVALID', 'saveModel needs {head, labels, backbone, datasetFingerprint}');
   validateLabels(input.labels);
-  const { spec: headSpec, data: headData } = encodeHeadWeights(input.head);
+  const { json: headJson, weights: headData } = writeHead(input.head);
   if (input.head.classCount !== input.labels.length) {
     throw new LaneVisionError('MODEL_INVALID', `The head has ${input.head.classCount} classes but ${input.labels.length} labels were given`);
   }
@@ -517,13 +516,34 @@ function prepareSave(input: SaveModelInput) {
   }
   return {
     labels: input.labels,
-    headSpec,
+    headJson,
     headData,
     backbone,
     metrics: jsonCopy(input.metrics ?? {}, 'metrics'),
     userMetadata: jsonCopy(input.userMetadata ?? {}, 'userMetadata'),
     importedFrom: input.importedFrom ? jsonCopy(input.importedFrom, 'importedFrom') : undefined,
   };
+}
+
+/** The head in the training module's format; a head that cannot be stored is MODEL_INVALID. */
+function writeHead(head: TrainedHead): { json: HeadJson; weights: Buffer } {
+  try {
+    return serialiseHead(head);
+  } catch (err) {
+    if (!isLaneVisionError(err, 'HEAD_INVALID')) throw err;
+    throw new LaneVisionError('MODEL_INVALID', `Cannot save this model: ${err.message}`, { cause: err });
+  }
+}
+
+/** The head of a version whose checksum matched; anything inconsistent is MODEL_CORRUPT. */
+function readHead(spec: ModelMetadata['head'], weights: Buffer, file: string): TrainedHead {
+  const { file: _file, sha256: _sha256, ...json } = spec;
+  try {
+    return deserialiseHead(json, weights);
+  } catch (err) {
+    if (!isLaneVisionError(err, 'HEAD_INVALID')) throw err;
+    throw new LaneVisionError('MODEL_CORRUPT', `${file} is damaged or does not match its metadata.json: ${err.message}`, { cause: err });
+  }
 }
 
 function checkBackbone(value: unknown, code: string, where: string): BackboneDescriptor {
@@ -543,12 +563,27 @@ function checkBackbone(value: unknown, code: string, where: string): BackboneDes
                 ? 'no inputRange'
                 : !b.fit || typeof b.fit.kind !== 'string'
                   ? 'no fit policy'
-                  : undefined;
+                  : b.featureLayerAliases !== undefined && !(Array.isArray(b.featureLayerAliases) && b.featureLayerAliases.every((n) => typeof n === 'string'))
+                    ? 'featureLayerAliases is not a list of layer names'
+                    : b.weightsFingerprint !== undefined && !/^[0-9a-f]{64}$/.test(String(b.weightsFingerprint))
+                      ? 'weightsFingerprint is not a sha256 in hex'
+                      : undefined;
   if (problem) throw new LaneVisionError(code, `The ${where} description is incomplete: ${problem}`);
   // Pick the descriptor's fields: a loaded engine Backbone may be passed as it is.
-  const { id, source, preset, featureLayer, featureSize, inputSize, inputRange, fit } = b;
+  const { id, source, preset, featureLayer, featureLayerAliases, weightsFingerprint, featureSize, inputSize, inputRange, fit } = b;
   return jsonCopy(
-    { id, source, ...(preset !== undefined ? { preset } : {}), ...(featureLayer !== undefined ? { featureLayer } : {}), featureSize, inputSize: { width: inputSize.width, height: inputSize.height }, inputRange, fit },
+    {
+      id,
+      source,
+      ...(preset !== undefined ? { preset } : {}),
+      ...(featureLayer !== undefined ? { featureLayer } : {}),
+      ...(featureLayerAliases !== undefined ? { featureLayerAliases: [...featureLayerAliases] } : {}),
+      ...(weightsFingerprint !== undefined ? { weightsFingerprint } : {}),
+      featureSize,
+      inputSize: { width: inputSize.width, height: inputSize.height },
+      inputRange,
+      fit,
+    },
     where,
   );
 }
@@ -573,7 +608,7 @@ function checkMetadata(value: unknown, version: number, file: string): ModelMeta
     if (typeof c?.label !== 'string' || !Number.isInteger(c.code)) corrupt('a class lacks its label or code');
   }
   const head = m.head;
-  if (!head || typeof head !== 'object' || !Array.isArray(head.arrays)) corrupt('no head description');
+  if (!head || typeof head !== 'object' || !Array.isArray(head.tensors)) corrupt('no head description');
   if (typeof head.file !== 'string' || head.file !== path.basename(head.file) || head.file.startsWith('.')) corrupt('bad head file name');
   if (typeof head.sha256 !== 'string' || !Number.isInteger(head.byteLength)) corrupt('no head checksum');
   if (head.classCount !== m.classes.length) corrupt(`head has ${head.classCount} classes, metadata ${m.classes.length}`);

@@ -7,7 +7,17 @@
  * of Dense layers. Only layer 1 is taken as a TrainedHead; the backbone is recorded by
  * identity so the engine can rebuild the same features. Weights are decoded by
  * tf.io.decodeWeights, which also undoes uint8/uint16/float16 quantization.
+ *
+ * The backbone descriptor names every way to get the head's features back:
+ * - `id`: the id the engine gives the export folder loaded as a backbone (default layer);
+ * - `featureLayer` + `featureLayerAliases`: the backbone sub-model, its pooling layer and
+ *   the layer that pooling reads, which give the same vector (the engine average-pools);
+ * - `preset`: the MobileNetV2 preset whose default features these are (TM downloads its
+ *   backbone from that preset's URL and pools `out_relu` the same way);
+ * - `weightsFingerprint`: sha256 of the backbone's own weight bytes, equal for the
+ *   backbone saved on its own under another model.json.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
@@ -16,18 +26,11 @@ import { MODEL_JSON, TM_METADATA_JSON, readModelFolder, type ModelFiles } from '
 import { findPreset } from '../engine/presets.js';
 import { LaneVisionError } from '../errors.js';
 import type { DenseLayerWeights, TrainedHead } from '../training/types.js';
+import { formatBackboneId } from './backbone-identity.js';
 import type { ModelStore } from './store.js';
 import type { BackboneDescriptor, ModelMetadata, VersionSummary } from './types.js';
 
 const debug = createDebug('lane-vision:model-store');
-
-/**
- * The one place that names Teachable Machine backbones.
- * TODO(engine): when src/engine exports its backbone ids, return those here.
- */
-export function teachableMachineBackboneId(mobileNetVersion: 1 | 2, alpha: number): string {
-  return `tm-mobilenet-v${mobileNetVersion}-${alpha}`;
-}
 
 /** Output channels of the last MobileNet block -> width multiplier (alpha), per TM's supported alphas. */
 const V2_ALPHA_BY_BLOCK16_CHANNELS: Record<number, number> = { 112: 0.35, 160: 0.5, 240: 0.75, 320: 1 };
@@ -46,7 +49,16 @@ export interface TeachableMachineExport {
 
 interface LayerJson {
   class_name: string;
-  config: { name?: string; layers?: LayerJson[]; units?: number; activation?: string; use_bias?: boolean; batch_input_shape?: (number | null)[] };
+  config: {
+    name?: string;
+    layers?: LayerJson[];
+    units?: number;
+    activation?: string;
+    use_bias?: boolean;
+    batch_input_shape?: (number | null)[];
+    /** Functional models: [[layer name, node, tensor]]. */
+    output_layers?: [string, number, number][];
+  };
   name?: string;
 }
 
@@ -65,6 +77,7 @@ export async function readTeachableMachineExport(exportDir: string): Promise<Tea
     metadata,
     weightData: files.weightData,
     source: path.join(files.dir, MODEL_JSON),
+    folder: files.dir,
     fingerprint: files.fingerprint,
   });
 }
@@ -80,10 +93,12 @@ export async function parseTeachableMachineExport(files: {
   weightData: ArrayBuffer | ArrayBuffer[];
   /** Where it came from (recorded as the backbone source). */
   source: string;
-  /** sha256 over model.json and the shards, if known. */
+  /** The folder the files were read from, if they were: with `fingerprint`, gives the id the engine would give it. */
+  folder?: string;
+  /** sha256 over model.json text and the shards (as `readModelFolder` computes it), if known. */
   fingerprint?: string;
 }): Promise<TeachableMachineExport> {
-  const { modelJson, metadata, weightData, source, fingerprint } = files;
+  const { modelJson, metadata, weightData, source, folder, fingerprint } = files;
   const meta = metadata as { labels?: unknown; grayscale?: unknown; imageSize?: unknown; modelName?: unknown };
   if (!meta || typeof meta !== 'object' || !Array.isArray(meta.labels)) invalid('metadata.json has no labels list');
   if (meta.grayscale === true) unsupported('grayscale Teachable Machine models are not supported; export a colour model');
@@ -120,9 +135,11 @@ export async function parseTeachableMachineExport(files: {
   }
   try {
     const names = Object.keys(tensors);
+    const headWeights = new Set<string>();
     const find = (suffix: string): tf.Tensor | undefined => {
       const hits = names.filter((n) => n === suffix || n.endsWith(`/${suffix}`));
       if (hits.length > 1) unsupported(`weight ${suffix} is ambiguous (${hits.join(', ')})`);
+      if (hits.length) headWeights.add(hits[0]);
       return hits.length ? tensors[hits[0]] : undefined;
     };
     const layers: DenseLayerWeights[] = dense.map((layer, i) => {
@@ -151,7 +168,13 @@ export async function parseTeachableMachineExport(files: {
     if (last.activation !== 'softmax') unsupported(`the head ends in "${last.activation}", not softmax`);
     if (last.outputSize !== labels.length) invalid(`the head has ${last.outputSize} outputs but metadata.json lists ${labels.length} labels`);
 
-    const backbone = describeBackbone(backboneLayer, specs, tensors, layers[0].inputSize, meta.imageSize, source);
+    const backbone = describeBackbone(backboneLayer, specs, tensors, {
+      featureSize: layers[0].inputSize,
+      metadataImageSize: meta.imageSize,
+      source,
+      exportId: folder !== undefined && fingerprint !== undefined ? { folder, fingerprint } : undefined,
+      weightsFingerprint: fingerprintWeights(specs, weightData, (name) => !headWeights.has(name)),
+    });
     const head: TrainedHead = {
       kind: layers.length === 1 ? 'softmax' : 'mlp',
       featureSize: layers[0].inputSize,
@@ -204,9 +227,14 @@ function describeBackbone(
   layer: LayerJson,
   specs: tf.io.WeightsManifestEntry[],
   tensors: tf.NamedTensorMap,
-  featureSize: number,
-  metadataImageSize: unknown,
-  source: string,
+  found: {
+    featureSize: number;
+    metadataImageSize: unknown;
+    source: string;
+    /** Folder and fingerprint the export was read with, when read from a folder. */
+    exportId?: { folder: string; fingerprint: string };
+    weightsFingerprint: string;
+  },
 ): BackboneDescriptor {
   const channels = (pattern: RegExp): number | undefined => {
     const spec = specs.find((s) => pattern.test(s.name));
@@ -219,23 +247,80 @@ function describeBackbone(
   if (mobileNetVersion === undefined || alpha === undefined) {
     unsupported('the backbone (layer 0) is not a MobileNet V1/V2 of a width Teachable Machine uses');
   }
-  const inner = layer.config.layers ?? [];
-  const side = Number(metadataImageSize) || findInputSide(layer) || 224;
-  // The same backbone as a named engine preset, so it can be loaded from its official URL.
-  const presetName = `mobilenet-v${mobileNetVersion}-${(alpha as number).toFixed(2)}`;
+  const side = Number(found.metadataImageSize) || findInputSide(layer) || 224;
+  const inputSize = { width: side, height: side };
+  const inputRange = '[-1,1]' as const;
+  // The engine's default feature layer for the export folder is this sub-model (the layer before the head).
+  const backboneName = layer.config.name ?? layer.name ?? unsupported('the backbone (layer 0) has no name');
+  const aliases = sameFeatureLayers(layer).filter((name) => name !== backboneName);
+  // The preset stands for these features only if its default layer is one of the layers
+  // that give them (V2: TM pools out_relu, the preset's layer); otherwise none is claimed.
+  const preset = findPreset(`mobilenet-v${mobileNetVersion}-${(alpha as number).toFixed(2)}`);
+  const presetGivesTheseFeatures = preset?.featureLayer !== undefined && aliases.includes(preset.featureLayer);
+  const network = `mobilenet-v${mobileNetVersion}-${alpha}`;
   return {
-    id: teachableMachineBackboneId(mobileNetVersion as 1 | 2, alpha as number),
-    source,
-    ...(findPreset(presetName) ? { preset: presetName } : {}),
-    // The backbone's output is its last layer (pooling for V2, flatten for V1).
-    featureLayer: inner.length ? (inner[inner.length - 1].config.name ?? inner[inner.length - 1].name) : undefined,
-    featureSize,
-    inputSize: { width: side, height: side },
+    id: found.exportId
+      ? formatBackboneId({
+          origin: `folder:${path.basename(found.exportId.folder)}`,
+          featureLayer: backboneName,
+          inputSize,
+          inputRange,
+          weights: found.exportId.fingerprint,
+        })
+      : // Read from memory: no id the engine would give, so the network and its weights name it.
+        `teachable-machine:${network}:${found.weightsFingerprint.slice(0, 16)}`,
+    source: found.source,
+    ...(presetGivesTheseFeatures ? { preset: preset.name } : {}),
+    featureLayer: backboneName,
+    ...(aliases.length ? { featureLayerAliases: aliases } : {}),
+    weightsFingerprint: found.weightsFingerprint,
+    featureSize: found.featureSize,
+    inputSize,
     // TM scales pixels as x / 127 - 1 (its utils/tf.ts capture()): [-1, 1] up to 0.8 %.
-    inputRange: '[-1,1]',
+    inputRange,
     // TM crops the centre square, then resizes: that is "cover".
     fit: { kind: 'cover' },
   };
+}
+
+/**
+ * Layers inside the backbone sub-model whose output, average-pooled by the engine, is the
+ * sub-model's output: its last layer, and when that is a global average pooling, the layer
+ * it reads (for a nested functional model, that model's output layer too).
+ */
+function sameFeatureLayers(backbone: LayerJson): string[] {
+  const nameOf = (l: LayerJson | undefined) => l?.config?.name ?? l?.name;
+  const inner = backbone.config.layers ?? [];
+  const last = inner[inner.length - 1];
+  const names = [nameOf(backbone), nameOf(last)];
+  if (last?.class_name === 'GlobalAveragePooling2D' && inner.length >= 2) {
+    const pooled = inner[inner.length - 2];
+    names.push(nameOf(pooled));
+    const outputs = pooled.config.output_layers;
+    if (Array.isArray(outputs) && outputs.length === 1) names.push(outputs[0][0]);
+  }
+  return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
+}
+
+/**
+ * sha256 over the stored bytes of the weights `keep` selects, in manifest order: for the
+ * backbone alone, the same value as its weight file when it is saved on its own.
+ */
+function fingerprintWeights(
+  specs: tf.io.WeightsManifestEntry[],
+  weightData: ArrayBuffer | ArrayBuffer[],
+  keep: (name: string) => boolean,
+): string {
+  const shards = Array.isArray(weightData) ? weightData : [weightData];
+  const all = shards.length === 1 ? new Uint8Array(shards[0]) : Buffer.concat(shards.map((b) => new Uint8Array(b)));
+  const hash = createHash('sha256');
+  let offset = 0;
+  for (const spec of specs) {
+    const size = byteSize(spec);
+    if (keep(spec.name)) hash.update(all.subarray(offset, offset + size));
+    offset += size;
+  }
+  return hash.digest('hex');
 }
 
 function findInputSide(layer: LayerJson): number | undefined {

@@ -7,7 +7,8 @@
  */
 import type { InputRange } from '../engine/types.js';
 import type { FitPolicy } from '../image/types.js';
-import type { HeadKind, TrainedHead } from '../training/types.js';
+import type { HeadJson } from '../training/serialise.js';
+import type { TrainedHead } from '../training/types.js';
 
 /** Bumped when the on-disk layout changes incompatibly; older stores stay readable. */
 export const MODEL_FORMAT_VERSION = 1;
@@ -21,42 +22,47 @@ export interface LabelCode {
 
 /** Which backbone produced the features the head was trained on, and how frames were fed to it. */
 export interface BackboneDescriptor {
-  /** Stable identity, e.g. "tm-mobilenet-v2-0.35"; a head only fits features of the same id. */
+  /**
+   * Identity of the backbone, as the engine gives it (`origin|featureLayer|WxH|range|weights`,
+   * see src/engine/load-backbone.ts): a loaded backbone with the same id gives the same
+   * features. `backboneCompatibility` also accepts the same network loaded another way.
+   */
   id: string;
   /** Path or URL of the model.json the backbone was loaded from. */
   source: string;
-  /** Name of the engine preset giving the same backbone, if there is one. */
+  /**
+   * Engine preset that gives these same features: the preset the backbone was loaded
+   * through, or the one an import recognised (a Teachable Machine MobileNetV2 backbone is
+   * the preset's default features).
+   */
   preset?: string;
   /** Layer (layers model) or node (graph model) whose output is the feature vector. */
   featureLayer?: string;
+  /**
+   * Other names of layers that give exactly these features in this network (the engine
+   * average-pools spatial outputs): for a Teachable Machine backbone its pooling layer and
+   * the layer that pooling reads, besides the sub-model ending in them.
+   */
+  featureLayerAliases?: string[];
+  /**
+   * sha256 (hex) over the stored bytes of the weights that compute the features, in
+   * manifest order, model.json excluded. The weights part of the engine id also covers
+   * model.json, so only this recognises the same network saved with another model.json.
+   */
+  weightsFingerprint?: string;
   featureSize: number;
   inputSize: { width: number; height: number };
   inputRange: InputRange;
   fit: FitPolicy;
 }
 
-/** Describes the arrays in head.bin, in file order (little-endian, no padding). */
-export interface HeadArraySpec {
-  name: string;
-  dtype: 'float32' | 'int32';
-  shape: number[];
-}
-
-/** The head's structure without its numbers; the numbers live in head.bin. */
-export interface HeadFileSpec {
-  kind: HeadKind;
-  featureSize: number;
-  classCount: number;
-  normalise: boolean;
-  temperature?: number;
-  /** softmax / mlp: the dense layers' shapes and activations. */
-  layers?: { inputSize: number; outputSize: number; activation: 'relu' | 'softmax' | 'linear' }[];
-  /** knn: neighbours consulted. */
-  k?: number;
-  arrays: HeadArraySpec[];
+/**
+ * The head's description in metadata.json: the training module's head format
+ * (`serialiseHead`), plus where its weights file is and its checksum.
+ */
+export interface HeadFileSpec extends HeadJson {
   /** Name of the weights file inside the version folder. */
   file: string;
-  byteLength: number;
   /** sha256 (hex) of the weights file, so a damaged file is refused instead of misclassifying. */
   sha256: string;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +14,7 @@ import {
   type ActiveChange,
   type ModelStore,
 } from '../../../src/model-store/index.js';
+import { deserialiseHead, HEAD_FORMAT } from '../../../src/training/serialise.js';
 import type { HeadKind } from '../../../src/training/types.js';
 import { backbone, makeHead, tempStoreDir } from './helpers.js';
 
@@ -75,6 +77,15 @@ test('save, list and load latest, pinned and active versions', async (t) => {
   assert.equal(meta.imageSize, 224);
   assert.equal(meta.timeStamp, meta.createdAt);
   assert.equal(meta.backbone.id, backbone.id);
+
+  // One head format: metadata.json's `head` is the training module's description of head.bin.
+  for (const version of [1, 2, 3, 4]) {
+    const { metadata, dir, head } = await store.loadModel(version);
+    const { file, sha256, ...headJson } = metadata.head;
+    assert.equal(headJson.format, HEAD_FORMAT);
+    assert.match(sha256, /^[0-9a-f]{64}$/);
+    assert.deepEqual(deserialiseHead(headJson, fs.readFileSync(path.join(dir, file))), head);
+  }
 
   await rejectsWith(store.loadModel(99), 'MODEL_VERSION_NOT_FOUND');
   await rejectsWith(store.loadModel('newest'), 'MODEL_VERSION_NOT_FOUND');
@@ -248,6 +259,22 @@ test('damaged files give clear errors, not crashes', async (t) => {
 
   fs.rmSync(file(4, 'head.bin'));
   await rejectsWith(store.loadModel(4), 'MODEL_CORRUPT');
+
+  // A head.bin edited together with its checksum still has to hold a usable head.
+  const meta5Before = JSON.parse(fs.readFileSync(file(5, 'metadata.json'), 'utf8'));
+  const headBefore = fs.readFileSync(file(5, 'head.bin'));
+  const poisoned = Buffer.from(headBefore);
+  poisoned.writeFloatLE(Number.NaN, 4);
+  fs.writeFileSync(file(5, 'head.bin'), poisoned);
+  const resummed = { ...meta5Before, head: { ...meta5Before.head, sha256: createHash('sha256').update(poisoned).digest('hex') } };
+  fs.writeFileSync(file(5, 'metadata.json'), JSON.stringify(resummed));
+  await assert.rejects(store.loadModel(5), (err: unknown) => {
+    assert.ok(isLaneVisionError(err, 'MODEL_CORRUPT'), String(err));
+    assert.match((err as Error).message, /head\.bin.*NaN/);
+    return true;
+  });
+  fs.writeFileSync(file(5, 'head.bin'), headBefore);
+  fs.writeFileSync(file(5, 'metadata.json'), JSON.stringify(meta5Before));
 
   const meta5 = JSON.parse(fs.readFileSync(file(5, 'metadata.json'), 'utf8'));
   fs.writeFileSync(file(5, 'metadata.json'), JSON.stringify({ ...meta5, formatVersion: 99 }));

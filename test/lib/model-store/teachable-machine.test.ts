@@ -52,8 +52,10 @@ test('imported TM head reproduces the full TM model on real photos (within 1e-4)
     imported.head.layers!.map((l) => [l.inputSize, l.outputSize, l.activation]),
     [[1280, 100, 'relu'], [100, 2, 'softmax']],
   );
-  assert.equal(imported.backbone.id, 'tm-mobilenet-v2-0.35');
+  // The id the engine gives the export folder loaded as a backbone (backbone-compatibility.test.ts loads it).
+  assert.equal(imported.backbone.id, `folder:teachable-machine-export|sequential_5|224x224|[-1,1]|${imported.fingerprint!.slice(0, 16)}`);
   assert.equal(imported.backbone.preset, 'mobilenet-v2-0.35');
+  assert.match(imported.backbone.weightsFingerprint ?? '', /^[0-9a-f]{64}$/);
   assert.equal(imported.backbone.featureSize, 1280);
   assert.deepEqual(imported.backbone.inputSize, { width: 224, height: 224 });
   assert.equal(imported.backbone.source, path.join(exportDir, 'model.json'));
@@ -108,7 +110,7 @@ test('a TM export becomes a store version with codes and provenance', async (t) 
   assert.equal(loaded.metadata.notes, 'from the line-2 tablet');
   assert.equal(loaded.metadata.importedFrom?.kind, 'teachable-machine');
   assert.deepEqual(loaded.metadata.importedFrom?.metadata, tmMetadata);
-  assert.equal(loaded.metadata.backbone.id, 'tm-mobilenet-v2-0.35');
+  assert.deepEqual(loaded.metadata.backbone, (await readTeachableMachineExport(exportDir)).backbone);
 });
 
 /** IEEE 754 half precision, round to nearest even (what the tfjs converter writes). */
@@ -167,6 +169,10 @@ test('float16-quantized head weights are decoded', async () => {
     });
   });
   assert.ok(worstRelative < 1e-3, `float16 decoding off by ${worstRelative} (relative)`);
+  // The backbone weights fingerprint skips the head's weights, wherever they sit in the file
+  // (here mid-file, and shorter): the backbone is still recognised as the same network.
+  assert.equal(half.backbone.weightsFingerprint, exact.backbone.weightsFingerprint);
+  assert.equal(half.backbone.id, `teachable-machine:mobilenet-v2-0.35:${exact.backbone.weightsFingerprint!.slice(0, 16)}`, 'read from memory: no engine id');
 });
 
 test('a damaged or foreign export gives a clear error', async (t) => {

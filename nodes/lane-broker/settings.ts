@@ -1,0 +1,72 @@
+/** lane-broker settings (editor text fields and credentials) to LaneStation options. */
+import type { LaneStationOptions, LaneTlsOptions } from '../../src/events/index.js';
+import type { LaneBrokerCredentials, LaneBrokerDef } from './types.js';
+
+const DEFAULT_EMBEDDED_PORT = 1883;
+
+/** Editor fields are text; an empty one means "use the default". */
+function numberSetting(value: unknown): number | undefined {
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
+  return Number(value);
+}
+
+function textSetting(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim().length > 0 ? value.trim() : undefined;
+}
+
+/** Flows written by hand may leave `embedded` out: then the embedded broker runs exactly when no URL is given. */
+export function usesEmbeddedBroker(config: Pick<LaneBrokerDef, 'embedded' | 'url'>): boolean {
+  if (config.embedded === undefined || config.embedded === null) return !textSetting(config.url);
+  return config.embedded === true || (config.embedded as unknown) === 'true';
+}
+
+function tlsOptions(url: string, config: LaneBrokerDef, credentials: LaneBrokerCredentials): LaneTlsOptions | undefined {
+  const material: LaneTlsOptions = {};
+  if (textSetting(credentials.ca)) material.ca = credentials.ca;
+  if (textSetting(credentials.cert)) material.cert = credentials.cert;
+  if (textSetting(credentials.key)) material.key = credentials.key;
+  if (credentials.passphrase) material.passphrase = credentials.passphrase;
+  const verify = config.tlsVerify !== false && (config.tlsVerify as unknown) !== 'false';
+  if (Object.keys(material).length > 0) return { ...material, rejectUnauthorized: verify };
+  // Without material, only a secure URL with verification turned off needs TLS options.
+  return /^(mqtts|wss):/i.test(url) && !verify ? { rejectUnauthorized: false } : undefined;
+}
+
+/** LaneStation options from the node's settings and credentials (checked by LaneStation). */
+export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBrokerCredentials = {}): LaneStationOptions {
+  const embedded = usesEmbeddedBroker(config);
+  const url = textSetting(config.url) ?? '';
+  const username = textSetting(credentials.user);
+  const password = username && credentials.password ? credentials.password : undefined;
+  const options: LaneStationOptions = {
+    line: typeof config.line === 'string' ? config.line.trim() : config.line,
+    station: typeof config.station === 'string' ? config.station.trim() : config.station,
+    cleanSession: config.cleanSession !== false && (config.cleanSession as unknown) !== 'false',
+    // A deploy must not hang on an unreachable broker (Node-RED waits 15 s for close).
+    closeTimeoutMs: 3000,
+  };
+  const template = textSetting(config.topicTemplate);
+  if (template) options.topicTemplate = template;
+  const clientId = textSetting(config.clientId);
+  if (clientId) options.clientId = clientId;
+  const keepalive = numberSetting(config.keepalive);
+  if (keepalive !== undefined) options.keepaliveSeconds = keepalive;
+  const queueLimit = numberSetting(config.offlineQueueLimit);
+  if (queueLimit !== undefined) options.offlineQueueLimit = queueLimit;
+  if (username) options.username = username;
+  if (password !== undefined) options.password = password;
+  if (embedded) {
+    // The embedded broker asks for the same login the station uses, so giving a user and
+    // password is enough to close it to others when it listens beyond 127.0.0.1.
+    options.embedded = {
+      host: textSetting(config.embeddedHost) ?? '127.0.0.1',
+      port: numberSetting(config.embeddedPort) ?? DEFAULT_EMBEDDED_PORT,
+      ...(username ? { credentials: { username, password: password ?? '' } } : {}),
+    };
+  } else {
+    options.url = url;
+    const tls = tlsOptions(url, config, credentials);
+    if (tls) options.tls = tls;
+  }
+  return options;
+}

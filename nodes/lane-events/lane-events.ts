@@ -1,0 +1,122 @@
+/**
+ * lane-events: publishes a station's results, model and training events over the shared
+ * lane-broker connection, and outputs the commands the factory sends on `.../cmd/+`.
+ * Building and checking the events is src/events; this node routes messages to it.
+ */
+import type { NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import {
+  TrainingEventMapper,
+  buildModelEvent,
+  buildResultEvent,
+  buildTrainingEvent,
+  commandArgument,
+  modelInputFromSummary,
+  resultInputFromClassification,
+  type LaneCommand,
+  type LaneStation,
+  type PublishOutcome,
+  type QoS,
+} from '../../src/events/index.js';
+import { LaneVisionError } from '../../src/errors.js';
+import type { LaneBrokerNode, LaneBrokerUser } from '../lane-broker/types.js';
+
+interface LaneEventsDef extends NodeDef {
+  broker: string;
+  qos: string | number;
+  /** Output the commands received; default true. */
+  commands?: boolean;
+}
+
+interface LaneEventsInput extends NodeMessageInFlow {
+  classification?: unknown;
+}
+
+/** The message a command becomes: topic = command name, payload = its argument. */
+function commandMessage(command: LaneCommand): NodeMessage & Record<string, unknown> {
+  const msg: NodeMessage & Record<string, unknown> = { topic: command.name, payload: commandArgument(command), command };
+  if (command.name === 'capture') msg.count = command.count;
+  if (command.requestId !== undefined) msg.requestId = command.requestId;
+  return msg;
+}
+
+export = function (RED: NodeAPI) {
+  function LaneEventsNode(this: LaneBrokerUser, config: LaneEventsDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const qosSetting = config.qos === undefined || config.qos === '' ? 1 : Number(config.qos);
+    const broker = RED.nodes.getNode(config.broker) as LaneBrokerNode | null;
+    const training = new TrainingEventMapper();
+
+    if (qosSetting !== 0 && qosSetting !== 1 && qosSetting !== 2) {
+      node.error(RED._('lane-events.errors.invalid-qos', { qos: String(config.qos) }));
+    }
+    const qos = (qosSetting === 0 || qosSetting === 2 ? qosSetting : 1) as QoS;
+
+    if (!broker) {
+      node.status({ fill: 'red', shape: 'ring', text: RED._('lane-events.status.no-broker') });
+      node.error(RED._('lane-events.errors.missing-config'));
+      node.on('input', (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) => {
+        done(new Error(RED._('lane-events.errors.missing-config')));
+      });
+      return;
+    }
+
+    if (config.commands !== false && (config.commands as unknown) !== 'false') {
+      node.laneCommand = (command) => node.send(commandMessage(command));
+    }
+    node.laneCommandRejected = (error) => {
+      node.warn(RED._('lane-events.warnings.bad-command', { code: error.code, message: error.message, topic: error.topic }));
+    };
+    broker.register(node);
+
+    function stationOrThrow(): LaneStation {
+      if (broker!.station) return broker!.station;
+      const why = broker!.problem?.message ?? 'unknown reason';
+      throw new LaneVisionError('MQTT_CONFIG_INVALID', RED._('lane-events.errors.broker-invalid', { message: why }));
+    }
+
+    async function publish(msg: LaneEventsInput): Promise<{ outcome: PublishOutcome; what: string }> {
+      const station = stationOrThrow();
+      if (msg.topic === 'model') {
+        const event = buildModelEvent(station.context, modelInputFromSummary(msg.payload));
+        return { outcome: await station.publishModel(event), what: station.topics.model };
+      }
+      if (msg.topic === 'training') {
+        const event = buildTrainingEvent(station.context, training.map(msg.payload));
+        return { outcome: await station.publishEvent('training', event, qos), what: station.topics.training };
+      }
+      if (msg.classification !== undefined) {
+        const input = resultInputFromClassification(msg.classification);
+        const event = buildResultEvent(station.context, input);
+        // The state topic says which backend and model decide; republished only on change.
+        broker!.reportEngine({ backend: input.backend, modelVersion: input.modelVersion });
+        return { outcome: await station.publishEvent('result', event, qos), what: station.topics.result };
+      }
+      throw new LaneVisionError('EVENT_INVALID', RED._('lane-events.errors.unknown-input', { topic: String(msg.topic ?? '') }));
+    }
+
+    node.on('input', (msg: LaneEventsInput, _send: unknown, done: (err?: Error) => void) => {
+      publish(msg).then(
+        ({ outcome, what }) => {
+          if (outcome === 'failed') {
+            done(new LaneVisionError('MQTT_PUBLISH_FAILED', RED._('lane-events.errors.publish-failed', { topic: what })));
+            return;
+          }
+          if (outcome === 'dropped') {
+            // Not an error of this message's content: the broker was away too long for the queue.
+            node.warn(RED._('lane-events.warnings.dropped', { topic: what }));
+            broker.refreshStatus();
+          }
+          done();
+        },
+        (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      broker.deregister(node, done, removed);
+    });
+  }
+
+  RED.nodes.registerType('lane-events', LaneEventsNode);
+};
