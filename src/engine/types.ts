@@ -1,5 +1,24 @@
 import type { FitPolicy } from '../image/types.js';
-import type { BackendInfo } from './backend.js';
+import type { BackendInfo, BackendName } from './backend.js';
+
+/** What runs a backbone's forward pass (`InferenceEngine.name`). */
+export type EngineName = 'onnxruntime' | 'tfjs';
+
+/**
+ * Engine choice: `auto` takes ONNX Runtime when it loads and converts the model, else
+ * TensorFlow.js; `onnx` insists on ONNX Runtime (an error says why it cannot); `tfjs`
+ * never tries ONNX Runtime.
+ */
+export type EnginePreference = 'auto' | 'onnx' | 'tfjs';
+
+/**
+ * `BackendInfo` as an engine reports it. For tfjs it is the tfjs backend; for ONNX Runtime
+ * `name` is its execution provider (`cpu`). `skipped` may also list `onnxruntime`, with
+ * why the backbone runs on tfjs instead.
+ */
+export interface EngineBackendInfo extends Omit<BackendInfo, 'skipped'> {
+  skipped: { name: BackendName | EngineName; reason: string }[];
+}
 
 /** Pixel scaling a backbone expects, applied to RGB bytes 0..255. */
 export type InputRange = '[-1,1]' | '[0,1]' | '[0,255]';
@@ -9,9 +28,9 @@ export type InputRange = '[-1,1]' | '[0,1]' | '[0,255]';
  * can join without touching callers). Inputs are prepared RGB frames of `inputSize`.
  */
 export interface InferenceEngine {
-  /** e.g. "tfjs" — together with `backend.name` says what actually runs the model. */
-  readonly name: string;
-  readonly backend: BackendInfo;
+  /** "onnxruntime" or "tfjs" — together with `backend.name` says what actually runs the model. */
+  readonly name: EngineName;
+  readonly backend: EngineBackendInfo;
   readonly inputSize: { width: number; height: number };
   /** Length of each feature vector. */
   readonly featureSize: number;
@@ -69,7 +88,8 @@ export interface Backbone {
   /** How frames should be fitted to `inputSize` (the backbone was trained on centre crops). */
   readonly fit: FitPolicy;
   readonly featureSize: number;
-  readonly backend: BackendInfo;
+  /** The engine's backend (see `EngineBackendInfo`); `engine.name` says which engine. */
+  readonly backend: EngineBackendInfo;
   /** Labels of the model's own classifier, if it has one and they are known. */
   readonly classLabels?: readonly string[];
   /** Milliseconds spent loading: reading or downloading, building, warming up. */

@@ -73,6 +73,7 @@ export class LaneStation extends EventEmitter {
   private model: LaneModelEvent | undefined;
   private commandsWanted = false;
   private subscribedConnection: LaneMqttConnection | undefined;
+  private subscriptionAcknowledged = false;
 
   /** Throws LaneVisionError (MQTT_CONFIG_INVALID, MQTT_URL_INVALID, TOPIC_*) for settings that can never work. */
   constructor(options: LaneStationOptions) {
@@ -119,6 +120,11 @@ export class LaneStation extends EventEmitter {
   /** The running embedded broker (its url, host, port and aedes instance), if any. */
   get embeddedBroker(): EmbeddedBroker | undefined {
     return this.broker;
+  }
+
+  /** True once the broker acknowledged the command subscription of the current connection. */
+  get listening(): boolean {
+    return this.subscriptionAcknowledged;
   }
 
   /** Client id of the current connection. */
@@ -232,6 +238,7 @@ export class LaneStation extends EventEmitter {
     this.connection = undefined;
     this.broker = undefined;
     this.subscribedConnection = undefined;
+    this.subscriptionAcknowledged = false;
     if (connection) {
       await connection.close({ publishOffline: true, timeoutMs: this.options.closeTimeoutMs ?? 5000 });
       connection.removeAllListeners();
@@ -246,6 +253,9 @@ export class LaneStation extends EventEmitter {
     connection
       .subscribeCommands((command) => {
         this.emit('command', command);
+      })
+      .then(() => {
+        if (this.connection === connection) this.subscriptionAcknowledged = true;
       })
       .catch((err: unknown) => {
         // A subscription still pending when the connection closes fails too; only a live one matters.

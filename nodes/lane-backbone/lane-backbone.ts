@@ -1,0 +1,160 @@
+/**
+ * lane-backbone: the config node owning one pretrained backbone (src/engine
+ * acquireBackbone), shared by every node that uses it, as the core mqtt-broker node owns
+ * its connection: the first acquire() loads it, every user mirrors loading / ready /
+ * error on its status, and it is released after the last user and on close.
+ */
+import type { Node, NodeAPI } from 'node-red';
+import { LaneVisionError } from '../../src/errors.js';
+import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
+import type { FitPolicy } from '../../src/image/index.js';
+import { READ_PERMISSION } from '../shared/admin-routes.js';
+import { errorText, showStatus, type StatusState } from '../shared/status.js';
+import { userDirOf } from '../lane-dataset/settings.js';
+import { backboneSpecFrom, backendPreferenceFrom, fitPolicyFrom, type LaneBackboneDef } from './settings.js';
+import type { LaneBackboneNode } from './types.js';
+
+/** How long close() waits for users still stopping (a training being cancelled) before releasing anyway. */
+const CLOSE_WAIT_MS = 10_000;
+
+/** One load of the backbone, from acquire to release. */
+interface Holding {
+  promise: Promise<Backbone>;
+  backbone?: Backbone;
+  dropped: boolean;
+}
+
+export = function (RED: NodeAPI) {
+  function LaneBackboneNodeConstructor(this: LaneBackboneNode, config: LaneBackboneDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const users = new Map<string, Node>();
+    let shown: { state: StatusState; text: string } = { state: 'idle', text: '' };
+    let holding: Holding | undefined;
+    let closed = false;
+    let finishClose: (() => void) | undefined;
+
+    // Settings errors surface when a user acquires, on its status, like a load error.
+    let problem: unknown;
+    const settle = <T>(read: () => T, fallback: T): T => {
+      try {
+        return read();
+      } catch (err) {
+        problem ??= err;
+        return fallback;
+      }
+    };
+    const spec: BackboneSpec = settle(() => backboneSpecFrom(config, userDirOf(RED.settings)), { source: String(config.source ?? '') });
+    const fit: FitPolicy = settle(() => fitPolicyFrom(config), { kind: 'cover' });
+    const backendPreference: BackendPreference = settle(() => backendPreferenceFrom(config), 'auto');
+    if (problem) node.error(RED._('lane-backbone.errors.invalid-config', { message: errorText(problem) }));
+
+    function show(state: StatusState, text: string): void {
+      shown = { state, text };
+      for (const user of users.values()) showStatus(user, state, text);
+    }
+
+    function readyText(backbone: Backbone): { state: StatusState; text: string } {
+      const { name, preference, skipped } = backbone.backend;
+      let text = `${RED._('lane-backbone.status.ready')} · ${name} · ${backbone.featureSize}-d`;
+      if (skipped.length > 0) text += ` · ${skipped.map((s) => s.name).join(', ')} ${RED._('lane-backbone.status.skipped')}`;
+      // Asked for a backend by name and did not get it: worth a yellow dot.
+      return { state: preference !== 'auto' && preference !== name ? 'warning' : 'ready', text };
+    }
+
+    function logBackend(backbone: Backbone): void {
+      const { name, skipped } = backbone.backend;
+      const t = backbone.loadTimings;
+      const seconds = ((t.fetchMs + t.buildMs + t.warmupMs) / 1000).toFixed(1);
+      const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+      node.log(
+        RED._('lane-backbone.log.loaded', { source: backbone.source, backend: name, size: backbone.featureSize, seconds }) +
+          (why ? ` ${RED._('lane-backbone.log.skipped', { reasons: why })}` : ''),
+      );
+    }
+
+    function load(): Holding {
+      show('loading', RED._('lane-backbone.status.loading'));
+      const held: Holding = { dropped: false } as Holding;
+      held.promise = (async () => {
+        if (problem) throw problem;
+        // 'auto' leaves the choice (and the LANE_VISION_BACKEND override) to the engine.
+        const backbone = await acquireBackbone(spec, { backend: backendPreference === 'auto' ? undefined : backendPreference });
+        if (held.dropped) {
+          backbone.release();
+          throw new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped'));
+        }
+        held.backbone = backbone;
+        return backbone;
+      })();
+      held.promise.then(
+        (backbone) => {
+          if (holding !== held) return;
+          const { state, text } = readyText(backbone);
+          show(state, text);
+          logBackend(backbone);
+        },
+        (err: unknown) => {
+          if (holding !== held) return;
+          show('error', errorText(err));
+          node.error(RED._('lane-backbone.errors.load-failed', { message: errorText(err) }));
+        },
+      );
+      return held;
+    }
+
+    function drop(): void {
+      const held = holding;
+      holding = undefined;
+      shown = { state: 'idle', text: '' };
+      if (!held) return;
+      held.dropped = true;
+      held.backbone?.release();
+      held.backbone = undefined;
+    }
+
+    Object.assign(node, {
+      source: spec.source,
+      featureLayer: spec.featureLayer,
+      fit,
+      backendPreference,
+      current: () => holding?.backbone,
+      acquire(user: Node): Promise<Backbone> {
+        if (closed) return Promise.reject(new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped')));
+        users.set(user.id, user);
+        holding ??= load();
+        showStatus(user, shown.state, shown.text);
+        return holding.promise;
+      },
+      release(user: Node): void {
+        if (!users.delete(user.id) || users.size > 0) return;
+        if (finishClose) finishClose();
+        else drop();
+      },
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (!finishClose) return;
+        finishClose = undefined;
+        clearTimeout(timer);
+        users.clear();
+        drop();
+        done();
+      };
+      finishClose = finish;
+      // Users still stopping release in their own close (after cancelling a training); the model must outlive them.
+      if (users.size === 0) finish();
+      else timer = setTimeout(finish, CLOSE_WAIT_MS);
+    });
+  }
+
+  RED.nodes.registerType('lane-backbone', LaneBackboneNodeConstructor);
+
+  // The editor's list of presets comes from the engine's table, never a copy of it.
+  RED.httpAdmin.get('/lane-vision/lane-backbone/presets', RED.auth.needsPermission(READ_PERMISSION), (_req, res) => {
+    res.json(BACKBONE_PRESETS.map(({ name, description, featureSize, inputSize }) => ({ name, description, featureSize, inputSize })));
+  });
+};

@@ -1,0 +1,155 @@
+/**
+ * lane-capture: stores each incoming frame in the lane's dataset under a label (the
+ * message's, the node's, or one armed by a `capture` command), so an operator can teach
+ * the lane by showing it products. With a backbone configured it also embeds the stored
+ * frame, warming the shared feature cache so the next retrain only embeds what is new.
+ */
+import type { NodeAPI, NodeDef, NodeMessageInFlow, Node } from 'node-red';
+import { LaneVisionError } from '../../src/errors.js';
+import type { Backbone } from '../../src/engine/index.js';
+import type { ImageInput } from '../../src/image/index.js';
+import { embedImages } from '../../src/features/index.js';
+import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
+import { errorText, showStatus } from '../shared/status.js';
+import { CAPTURE_TOPIC, checkCaptureLabel, messageLabel, parseCaptureCommand, type ArmedLabel } from './command.js';
+
+interface LaneCaptureDef extends NodeDef {
+  dataset: string;
+  /** Optional: pre-embed stored frames with this backbone. */
+  backbone: string;
+  /** Optional fixed label. */
+  label: string;
+}
+
+interface CaptureMessage extends NodeMessageInFlow {
+  label?: unknown;
+  count?: unknown;
+  source?: unknown;
+  author?: unknown;
+}
+
+type Done = (err?: Error) => void;
+
+export = function (RED: NodeAPI) {
+  function LaneCaptureNode(this: Node, config: LaneCaptureDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const datasetNode = RED.nodes.getNode(config.dataset) as DatasetConfigNode | null;
+    const backboneNode = config.backbone ? (RED.nodes.getNode(config.backbone) as BackboneConfigNode | null) : null;
+    const embedding = new Set<Promise<void>>();
+    let armed: ArmedLabel | undefined;
+    let backbone: Backbone | undefined;
+
+    let setupProblem: Error | undefined;
+    let fixedLabel: string | undefined;
+    if (!datasetNode) setupProblem = new LaneVisionError('CAPTURE_NO_DATASET', RED._('lane-capture.errors.no-dataset'));
+    else if (typeof config.label === 'string' && config.label.trim() !== '') {
+      try {
+        fixedLabel = checkCaptureLabel(config.label);
+      } catch (err) {
+        setupProblem = err as Error;
+      }
+    }
+    if (setupProblem) {
+      showStatus(node, 'error', errorText(setupProblem));
+      node.error(setupProblem.message);
+    } else {
+      showStatus(node, 'idle', fixedLabel ?? '');
+    }
+
+    if (backboneNode && !setupProblem) {
+      backboneNode.acquire(node).then(
+        (loaded) => (backbone = loaded),
+        () => undefined, // shown on the status by the backbone node; capture works without it
+      );
+    }
+
+    function armedText(): string {
+      return armed ? RED._('lane-capture.status.armed', { label: armed.label, count: armed.remaining }) : '';
+    }
+
+    /** Picks the label and, for an armed one, takes one frame off its count (given back if the frame is refused). */
+    function chooseLabel(msg: CaptureMessage): { label: string; giveBack?: () => void } {
+      const given = messageLabel(msg);
+      if (given !== undefined) return { label: checkCaptureLabel(given) };
+      if (fixedLabel) return { label: fixedLabel };
+      if (!armed) throw new LaneVisionError('CAPTURE_NO_LABEL', RED._('lane-capture.errors.no-label'));
+      const taken = armed;
+      taken.remaining--;
+      if (taken.remaining === 0) armed = undefined;
+      return {
+        label: taken.label,
+        giveBack: () => {
+          if (armed === undefined && taken.remaining === 0) armed = taken;
+          if (armed === taken) taken.remaining++;
+        },
+      };
+    }
+
+    /** Embeds the stored file (not the message) so the cache key is the one retrain will look up. */
+    function preEmbed(file: string): Promise<void> {
+      const fit = backboneNode!.fit;
+      const job = embedImages(backbone!, [file], { fit })
+        .then(() => undefined)
+        .catch((err: unknown) => node.warn(RED._('lane-capture.errors.embed-failed', { message: errorText(err) })))
+        .finally(() => embedding.delete(job));
+      embedding.add(job);
+      return job;
+    }
+
+    async function capture(msg: CaptureMessage, send: (msg: NodeMessageInFlow) => void): Promise<void> {
+      const dataset = await datasetNode!.dataset();
+      const { label, giveBack } = chooseLabel(msg);
+      let entry;
+      try {
+        entry = await dataset.add(label, msg.payload as ImageInput, {
+          source: typeof msg.source === 'string' ? msg.source : `node-red:${node.name || node.id}`,
+          author: typeof msg.author === 'string' ? msg.author : undefined,
+        });
+      } catch (err) {
+        giveBack?.();
+        throw err;
+      }
+      const counts = dataset.counts();
+      const out = msg as CaptureMessage & Record<string, unknown>;
+      out.payload = { id: entry.id, label: entry.label, file: entry.file, sha256: entry.sha256, duplicate: entry.duplicate };
+      out.counts = counts;
+      if (entry.dropped.length > 0) out.dropped = entry.dropped.map((d) => d.id);
+      const armedNote = armedText();
+      showStatus(node, 'ready', `${entry.label}: ${counts[entry.label] ?? 0}${entry.duplicate ? ` (${RED._('lane-capture.status.duplicate')})` : ''}${armedNote ? ` · ${armedNote}` : ''}`);
+      send(out);
+      if (backbone && !entry.problem) await preEmbed(entry.path);
+    }
+
+    node.on('input', (msg: CaptureMessage, send: (msg: NodeMessageInFlow) => void, done: Done) => {
+      if (setupProblem) return done(setupProblem);
+      if (msg.topic === CAPTURE_TOPIC) {
+        try {
+          armed = parseCaptureCommand(msg.payload, msg.count);
+          showStatus(node, 'busy', armedText());
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
+        return;
+      }
+      capture(msg, send).then(
+        () => done(),
+        (err: unknown) => {
+          showStatus(node, 'error', errorText(err));
+          done(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      // Let frames being embedded finish before the backbone may be disposed.
+      Promise.allSettled([...embedding]).then(() => {
+        backboneNode?.release(node);
+        done();
+      });
+    });
+  }
+
+  RED.nodes.registerType('lane-capture', LaneCaptureNode);
+};

@@ -1,0 +1,318 @@
+/**
+ * lane-classify: frame in, decision out. Holds the shared backbone of a lane-backbone
+ * config node and either follows the active model of a lane-dataset's model store (a
+ * retrain or rollback is picked up without redeploy, and a frame in flight finishes with
+ * the model it started with) or uses the backbone's own ImageNet classes.
+ * The deciding is src/classify LaneClassifier; this file queues frames (micro-batching),
+ * routes results to outputs, answers commands and keeps the status.
+ */
+import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { LaneClassifier, UNKNOWN_LABEL, type ClassificationResult } from '../../src/classify/index.js';
+import type { ModelStore } from '../../src/model-store/index.js';
+import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
+import type { ImageInput } from '../../src/image/index.js';
+import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
+import { registerReadAction } from '../shared/admin-routes.js';
+import { errorText, showStatus } from '../shared/status.js';
+import { MicroBatchQueue } from './micro-batch-queue.js';
+import { createStatusThrottle } from './status-throttle.js';
+import type { ClassifyMode, LaneClassifyDef, LaneClassifyNode } from './types.js';
+
+/** A frame or a command waiting its turn. */
+interface Job {
+  msg: NodeMessageInFlow;
+  send: (msg: NodeMessage | Array<NodeMessage | null>) => void;
+  done: (err?: Error) => void;
+  command?: 'threshold' | 'rollback';
+  arrivedAt: number;
+}
+
+const COMMANDS = new Set(['threshold', 'rollback']);
+/** Frames allowed to wait while the model loads or the lane outpaces the classifier. */
+const MAX_WAITING = 500;
+const STATUS_INTERVAL_MS = 500;
+
+export = function (RED: NodeAPI) {
+  function LaneClassifyNodeConstructor(this: LaneClassifyNode, config: LaneClassifyDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const mode: ClassifyMode = config.mode === 'backbone' ? 'backbone' : 'trained';
+    const outputLabels = config.splitOutputs && Array.isArray(config.labels) ? config.labels.map(String) : undefined;
+    const throttle = createStatusThrottle(node, STATUS_INTERVAL_MS);
+    const backboneNode = RED.nodes.getNode(config.backbone) as BackboneConfigNode | null;
+    const datasetNode = config.dataset ? (RED.nodes.getNode(config.dataset) as DatasetConfigNode | null) : null;
+
+    /**
+     * loading: frames wait; ready: frames classify; no-model: frames fail with `problem`
+     * until the store gets a usable model; failed: everything fails with `problem`.
+     */
+    let state: 'loading' | 'ready' | 'no-model' | 'failed' = 'loading';
+    let problem: Error | undefined;
+    let classifier: LaneClassifier | undefined;
+    let store: ModelStore | undefined;
+    let acquired = false;
+    let closing = false;
+    let stopFollowing: (() => void) | undefined;
+    let stopWaiting: (() => void) | undefined;
+    /** Set while a newly activated model is being taken up after the store had none. */
+    let following: Promise<void> | undefined;
+    const counts = { frames: 0, unknown: 0 };
+    let lastMs = 0;
+
+    let settings = { threshold: 0.6, topK: 3, maxBatch: 8 };
+    let setupProblem: Error | undefined;
+    try {
+      settings = {
+        threshold: readNumber(config.threshold, 0.6, 0, 1, 'threshold'),
+        topK: Math.floor(readNumber(config.topK, 3, 1, 1000, 'topK')),
+        maxBatch: Math.floor(readNumber(config.maxBatch, 8, 1, 64, 'maxBatch')),
+      };
+      if (!backboneNode) throw new LaneVisionError('CLASSIFY_NO_BACKBONE', RED._('lane-classify.errors.no-backbone'));
+      if (mode === 'trained' && !datasetNode) throw new LaneVisionError('CLASSIFY_NO_DATASET', RED._('lane-classify.errors.no-dataset'));
+    } catch (err) {
+      setupProblem = asError(err);
+    }
+
+    const queue = new MicroBatchQueue<Job>(
+      runBatch,
+      {
+        maxBatch: settings.maxBatch,
+        isBarrier: (job) => job.command !== undefined,
+        onError: (err, batch) => batch.forEach((job) => job.done(asError(err))),
+      },
+      true,
+    );
+
+    node.modelLabels = () => ({ labels: [...(classifier?.labels ?? [])], modelVersion: classifier?.modelVersion, mode });
+
+    if (setupProblem) {
+      fail(setupProblem);
+    } else {
+      showStatus(node, 'loading', RED._('lane-classify.status.loading'));
+      start().catch((err: unknown) => fail(asError(err)));
+    }
+
+    async function start(): Promise<void> {
+      const backbone = await backboneNode!.acquire(node);
+      acquired = true;
+      if (closing) return;
+      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK });
+      if (mode === 'backbone') {
+        classifier.useBackboneClassifier();
+        becomeReady();
+        return;
+      }
+      store = await datasetNode!.models();
+      if (closing) return;
+      await followStore();
+    }
+
+    /** Follows the store's active model; when it has none (or it cannot be used), waits for the next one. */
+    async function followStore(): Promise<void> {
+      try {
+        const stop = await classifier!.followActiveModel(store!, onModelChange);
+        if (closing) return stop();
+        stopFollowing = stop;
+        becomeReady();
+      } catch (err) {
+        if (closing) return;
+        const empty = isLaneVisionError(err, 'MODEL_STORE_EMPTY');
+        problem = empty ? new LaneVisionError('CLASSIFY_NO_MODEL', RED._('lane-classify.errors.no-model')) : asError(err);
+        state = 'no-model';
+        throttle.showNow(empty ? 'warning' : 'error', empty ? RED._('lane-classify.status.no-model') : errorText(problem));
+        if (!empty) node.error(RED._('lane-classify.errors.model-unusable', { message: errorText(err) }));
+        const unusable = empty ? undefined : await store!.activeVersion().catch(() => undefined);
+        if (closing) return;
+        waitForNextModel(unusable);
+        queue.resume(); // waiting frames fail fast instead of piling up
+      }
+    }
+
+    /** Takes up the next model the store activates (a first training, or a fix for an unusable one). */
+    function waitForNextModel(unusable: number | undefined): void {
+      const takeUp = () => {
+        if (stopWaiting !== stop || closing) return;
+        stop();
+        stopWaiting = undefined;
+        following = followStore().catch((err: unknown) => fail(asError(err)));
+      };
+      const stop = store!.watchActive(takeUp);
+      stopWaiting = stop;
+      // A model activated between the failed load and the watch is not reported by the watch.
+      store!.activeVersion().then(
+        (version) => {
+          if (version !== undefined && version !== unusable) takeUp();
+        },
+        () => undefined,
+      );
+    }
+
+    function becomeReady(): void {
+      state = 'ready';
+      problem = undefined;
+      throttle.showNow('ready', readyText());
+      queue.resume();
+    }
+
+    function onModelChange(version: number, error?: Error): void {
+      if (closing) return;
+      if (error) {
+        node.warn(RED._('lane-classify.errors.model-change-failed', { version, message: errorText(error) }));
+        throttle.showNow('warning', RED._('lane-classify.status.kept', { version: classifier?.modelVersion ?? '?' }));
+      } else {
+        throttle.showNow('ready', readyText());
+      }
+    }
+
+    function fail(err: Error): void {
+      state = 'failed';
+      problem = err;
+      node.error(RED._('lane-classify.errors.cannot-classify', { message: errorText(err) }));
+      // The status is cut at 60 characters: known causes get a short text that fits.
+      const short = isLaneVisionError(err, 'MODEL_HAS_NO_CLASSIFIER') ? RED._('lane-classify.status.no-classifier') : errorText(err);
+      throttle.showNow('error', short);
+      queue.resume(); // waiting frames fail with the reason
+    }
+
+    function readyText(extra?: string): string {
+      const version = mode === 'backbone' ? RED._('lane-classify.status.imagenet') : `v${classifier?.modelVersion ?? '?'}`;
+      const parts = [version, classifier?.backbone.backend.name ?? ''];
+      if (counts.frames > 0) parts.push(`${Math.round(lastMs)} ms`);
+      if (counts.unknown > 0) parts.push(RED._('lane-classify.status.unknown', { count: counts.unknown, total: counts.frames }));
+      if (extra) parts.push(extra);
+      return parts.join(' · ');
+    }
+
+    async function runBatch(jobs: Job[]): Promise<void> {
+      if (jobs[0].command) return runCommand(jobs[0]);
+      if (state !== 'ready' || !classifier) {
+        for (const job of jobs) job.done(problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')));
+        return;
+      }
+      const started = Date.now();
+      const results = await classifier.classifyBatch(
+        jobs.map((job) => job.msg.payload as ImageInput),
+        jobs.map((job) => started - job.arrivedAt),
+      );
+      results.forEach((result, i) => {
+        const job = jobs[i];
+        if ('error' in result) return job.done(result.error);
+        counts.frames++;
+        if (result.label === UNKNOWN_LABEL) counts.unknown++;
+        lastMs = result.timings.decodeMs + result.timings.featuresMs + result.timings.headMs;
+        job.send(route(decorate(job.msg, result)));
+        job.done();
+      });
+      throttle.show('ready', readyText());
+    }
+
+    function decorate(msg: NodeMessageInFlow, result: ClassificationResult): NodeMessageInFlow {
+      // lane-source describes its frames in msg.frame; keep that next to the image.
+      if (msg.frame !== undefined && msg.frameInfo === undefined) msg.frameInfo = msg.frame;
+      msg.frame = msg.payload;
+      msg.payload = result.label;
+      msg.classification = result;
+      return msg;
+    }
+
+    function route(msg: NodeMessageInFlow): NodeMessage | Array<NodeMessage | null> {
+      if (!outputLabels) return msg;
+      const outputs: Array<NodeMessage | null> = new Array(outputLabels.length + 1).fill(null);
+      const index = outputLabels.indexOf(String(msg.payload));
+      outputs[index === -1 ? outputLabels.length : index] = msg;
+      return outputs;
+    }
+
+    async function runCommand(job: Job): Promise<void> {
+      if (state === 'failed' || !classifier) return job.done(problem ?? new Error(RED._('lane-classify.errors.not-ready')));
+      try {
+        if (job.command === 'threshold') {
+          classifier.setThreshold(readThresholdCommand(job.msg.payload));
+          throttle.showNow(state === 'ready' ? 'ready' : 'warning', readyText(RED._('lane-classify.status.threshold', { threshold: classifier.threshold })));
+        } else {
+          await rollback(job.msg.payload);
+        }
+        job.done();
+      } catch (err) {
+        job.done(asError(err));
+      }
+    }
+
+    async function rollback(payload: unknown): Promise<void> {
+      if (mode !== 'trained' || !store) throw new LaneVisionError('CLASSIFY_BAD_COMMAND', RED._('lane-classify.errors.rollback-mode'));
+      const ref = readVersionCommand(payload);
+      const change = ref === undefined ? await store.rollback() : await store.activate(ref);
+      if (state === 'ready') {
+        // Taken up here, not only by the follower, so the next frame already uses it.
+        classifier!.useModel(await store.loadModel(change.version));
+      } else if (following) {
+        await following;
+      }
+      throttle.showNow('ready', readyText(RED._('lane-classify.status.activated', { from: change.previous ?? '-' })));
+    }
+
+    function readThresholdCommand(payload: unknown): number {
+      const value = typeof payload === 'string' && payload.trim() !== '' ? Number(payload) : payload;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+        throw new LaneVisionError('THRESHOLD_INVALID', RED._('lane-classify.errors.bad-threshold', { value: describe(payload) }));
+      }
+      return value;
+    }
+
+    function readVersionCommand(payload: unknown): number | string | undefined {
+      if (payload === undefined || payload === null || payload === '') return undefined;
+      if (typeof payload === 'number' && Number.isInteger(payload) && payload >= 1) return payload;
+      if (typeof payload === 'string' && /^v?\d+$/.test(payload.trim())) return payload.trim();
+      throw new LaneVisionError('CLASSIFY_BAD_COMMAND', RED._('lane-classify.errors.bad-version', { value: describe(payload) }));
+    }
+
+    node.on('input', (msg, send, done) => {
+      const command = typeof msg.topic === 'string' && COMMANDS.has(msg.topic) ? (msg.topic as Job['command']) : undefined;
+      if (!command && queue.length >= MAX_WAITING) {
+        done(new LaneVisionError('CLASSIFY_OVERLOADED', RED._('lane-classify.errors.overloaded', { count: MAX_WAITING })));
+        return;
+      }
+      queue.push({ msg, send, done, command, arrivedAt: Date.now() });
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      throttle.stop();
+      stopFollowing?.();
+      stopWaiting?.();
+      stopWaiting = undefined;
+      queue.pause();
+      for (const job of queue.takeAll()) job.done(new LaneVisionError('CLASSIFY_STOPPED', RED._('lane-classify.errors.stopped')));
+      // The batch in flight still uses the backbone: release it only after that batch.
+      queue.idle().then(() => {
+        if (acquired) backboneNode?.release(node);
+        acquired = false;
+        done();
+      });
+    });
+  }
+
+  /** Reads a number setting, refusing values outside [min, max] with a message naming the setting. */
+  function readNumber(value: unknown, fallback: number, min: number, max: number, name: string): number {
+    if (value === undefined || value === null || value === '') return fallback;
+    const number = Number(value);
+    if (!Number.isFinite(number) || number < min || number > max) {
+      throw new LaneVisionError('CLASSIFY_BAD_SETTING', RED._('lane-classify.errors.bad-setting', { name, value: String(value), min, max }));
+    }
+    return number;
+  }
+
+  RED.nodes.registerType('lane-classify', LaneClassifyNodeConstructor);
+
+  // The editor fills the per-label outputs from the model the deployed node uses.
+  registerReadAction<LaneClassifyNode>(RED, 'lane-classify', 'labels', (node) => node.modelLabels());
+};
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function describe(value: unknown): string {
+  const text = typeof value === 'string' ? `"${value}"` : Array.isArray(value) ? 'an array' : String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}

@@ -1,0 +1,79 @@
+/**
+ * lane-dataset: the config node naming where a lane's frames and model versions live.
+ * It hands out the shared dataset and model-store handles (src/dataset, src/model-store
+ * already share one state per folder in the process; this node only opens them once and
+ * resolves its folders against the Node-RED user directory), and answers the editor's
+ * "what is in there" question.
+ */
+import type { NodeAPI } from 'node-red';
+import { openDataset, type Dataset, type DatasetOptions } from '../../src/dataset/index.js';
+import { openModelStore, type ModelStore } from '../../src/model-store/index.js';
+import { registerReadAction } from '../shared/admin-routes.js';
+import { errorText } from '../shared/status.js';
+import { datasetFoldersFrom, datasetOptionsFrom, userDirOf, type LaneDatasetDef } from './settings.js';
+import type { DatasetSummary, LaneDatasetNode } from './types.js';
+
+/** Opens once; a failed open is forgotten so the next use tries again (e.g. after fixing permissions). */
+function openOnce<T>(open: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= open().catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    });
+    return pending;
+  };
+}
+
+export = function (RED: NodeAPI) {
+  function LaneDatasetNodeConstructor(this: LaneDatasetNode, config: LaneDatasetDef): void {
+    RED.nodes.createNode(this, config);
+    const { folder, modelsFolder } = datasetFoldersFrom(config, userDirOf(RED.settings));
+    let options: DatasetOptions | undefined;
+    let problem: unknown;
+    try {
+      options = datasetOptionsFrom(config);
+    } catch (err) {
+      problem = err;
+      this.error(RED._('lane-dataset.errors.invalid-config', { message: errorText(err) }));
+    }
+
+    const dataset = openOnce<Dataset>(() => (options ? openDataset(folder, options) : Promise.reject(problem)));
+    const models = openOnce<ModelStore>(() => openModelStore(modelsFolder));
+
+    Object.assign(this, {
+      folder,
+      modelsFolder,
+      dataset,
+      models,
+      summary: async (): Promise<DatasetSummary> => {
+        const data = await dataset();
+        await data.refresh(); // the editor should see files copied in by hand too
+        const store = await models();
+        const versions = await store.listVersions();
+        return {
+          folder,
+          modelsFolder,
+          counts: data.counts(),
+          total: data.size,
+          maxPerLabel: options?.maxPerLabel ?? 0,
+          activeVersion: versions.find((v) => v.active)?.version ?? null,
+          versions: versions.map((v) => ({
+            version: v.version,
+            name: v.name,
+            active: v.active,
+            createdAt: v.createdAt,
+            labels: v.metadata?.classes,
+            metrics: v.metrics,
+            problem: v.problem,
+          })),
+        };
+      },
+    });
+  }
+
+  RED.nodes.registerType('lane-dataset', LaneDatasetNodeConstructor);
+
+  // GET /lane-vision/lane-dataset/:id/counts: 404 until the node is deployed.
+  registerReadAction<LaneDatasetNode>(RED, 'lane-dataset', 'counts', (node) => node.summary());
+};

@@ -1,0 +1,52 @@
+/**
+ * Editor settings of a lane-dataset node -> folders and dataset options. Pure, so the
+ * rules (defaults, relative folders, what "0" means) are in one place.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { NodeDef } from 'node-red';
+import { LaneVisionError } from '../../src/errors.js';
+import type { DatasetOptions, LabelCapPolicy } from '../../src/dataset/index.js';
+
+export const DEFAULT_DATASET_FOLDER = 'lane-vision/dataset';
+export const DEFAULT_MODELS_FOLDER = 'lane-vision/models';
+
+export interface LaneDatasetDef extends NodeDef {
+  folder: string;
+  modelsFolder: string;
+  /** 0 or blank: no cap. */
+  maxPerLabel: string | number;
+  whenFull: LabelCapPolicy;
+}
+
+/** Node-RED's user directory; the runtime always sets it, embedded runtimes may not (then Node-RED's default). */
+export function userDirOf(settings: { userDir?: string } | undefined): string {
+  return settings?.userDir || path.join(os.homedir(), '.node-red');
+}
+
+/** A folder setting as an absolute path: relative ones live in the user directory, next to the flows. */
+export function resolveInUserDir(userDir: string, folder: string): string {
+  return path.resolve(userDir, folder);
+}
+
+export function datasetFoldersFrom(def: Partial<LaneDatasetDef>, userDir: string): { folder: string; modelsFolder: string } {
+  const text = (value: unknown, fallback: string) => (typeof value === 'string' && value.trim() ? value.trim() : fallback);
+  return {
+    folder: resolveInUserDir(userDir, text(def.folder, DEFAULT_DATASET_FOLDER)),
+    modelsFolder: resolveInUserDir(userDir, text(def.modelsFolder, DEFAULT_MODELS_FOLDER)),
+  };
+}
+
+/** The cap settings as openDataset takes them; throws DATASET_OPTIONS for values the editor should not have let through. */
+export function datasetOptionsFrom(def: Partial<LaneDatasetDef>): DatasetOptions {
+  const raw = def.maxPerLabel;
+  const max = raw === undefined || raw === null || String(raw).trim() === '' ? 0 : Number(raw);
+  if (!Number.isSafeInteger(max) || max < 0) {
+    throw new LaneVisionError('DATASET_OPTIONS', `"Max per label" must be a whole number (0 = no cap), got ${JSON.stringify(raw)}.`);
+  }
+  const whenFull = def.whenFull === undefined || (def.whenFull as string) === '' ? 'refuse' : def.whenFull;
+  if (whenFull !== 'refuse' && whenFull !== 'drop-oldest') {
+    throw new LaneVisionError('DATASET_OPTIONS', `"When full" must be refuse or drop-oldest, got ${JSON.stringify(whenFull)}.`);
+  }
+  return max === 0 ? {} : { maxPerLabel: max, whenLabelFull: whenFull };
+}

@@ -1,0 +1,89 @@
+/**
+ * Training settings of a lane-train node, and the overrides a message may carry
+ * (`msg.payload.headKind`, ...). Pure, so the editor's strings and a message's numbers
+ * go through the same checks.
+ */
+import type { NodeDef } from 'node-red';
+import { LaneVisionError } from '../../src/errors.js';
+import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../src/training/index.js';
+
+export interface LaneTrainDef extends NodeDef {
+  dataset: string;
+  backbone: string;
+  headKind: HeadKind;
+  /** Blank: the head kind's default. */
+  epochs: string | number;
+  /** mlp only; blank: default. */
+  hiddenUnits: string | number;
+  holdoutFraction: string | number;
+  seed: string | number;
+  targetPrecision: string | number;
+  activate: boolean | string;
+}
+
+export interface TrainSettings {
+  head: TrainHeadParams;
+  holdoutFraction: number;
+  seed: number;
+  targetPrecision: number;
+  activate: boolean;
+}
+
+/** The settings a message may override, by name in `msg.payload`. */
+export const OVERRIDABLE = ['headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
+type Raw = Partial<Record<(typeof OVERRIDABLE)[number], unknown>>;
+
+function invalid(message: string): never {
+  throw new LaneVisionError('TRAIN_SETTINGS_INVALID', message);
+}
+
+const blank = (value: unknown) => value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
+
+function numberOf(name: string, value: unknown, fallback: number | undefined, ok: (v: number) => boolean, range: string): number | undefined {
+  if (blank(value)) return fallback;
+  const number = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  if (!Number.isFinite(number) || !ok(number)) invalid(`${name} must be ${range}, got ${JSON.stringify(value) ?? String(value)}.`);
+  return number;
+}
+
+function parse(raw: Raw, base?: TrainSettings): TrainSettings {
+  const kind = blank(raw.headKind) ? (base?.head.kind ?? 'softmax') : raw.headKind;
+  if (!HEAD_KINDS.includes(kind as HeadKind)) invalid(`headKind must be one of ${HEAD_KINDS.join(', ')}, got ${JSON.stringify(kind)}.`);
+  const whole = (v: number) => Number.isSafeInteger(v) && v >= 1;
+  const epochs = numberOf('epochs', raw.epochs, base?.head.epochs, whole, 'a whole number of at least 1 (blank = default)');
+  const hiddenUnits = numberOf('hiddenUnits', raw.hiddenUnits, base?.head.hiddenUnits, whole, 'a whole number of at least 1 (blank = default)');
+  const head: TrainHeadParams = { kind: kind as HeadKind };
+  if (epochs !== undefined) head.epochs = epochs;
+  if (hiddenUnits !== undefined) head.hiddenUnits = hiddenUnits;
+  let activate = base?.activate ?? true;
+  if (!blank(raw.activate)) {
+    if (raw.activate === true || raw.activate === 'true') activate = true;
+    else if (raw.activate === false || raw.activate === 'false') activate = false;
+    else invalid(`activate must be true or false, got ${JSON.stringify(raw.activate)}.`);
+  }
+  return {
+    head,
+    holdoutFraction: numberOf('holdoutFraction', raw.holdoutFraction, base?.holdoutFraction ?? 0.2, (v) => v > 0 && v < 1, 'between 0 and 1')!,
+    seed: numberOf('seed', raw.seed, base?.seed ?? 1, Number.isSafeInteger, 'a whole number')!,
+    targetPrecision: numberOf('targetPrecision', raw.targetPrecision, base?.targetPrecision ?? 0.95, (v) => v > 0 && v <= 1, 'above 0 and at most 1')!,
+    activate,
+  };
+}
+
+/** The node's own settings; throws TRAIN_SETTINGS_INVALID naming the field. */
+export function trainSettingsFrom(def: Partial<LaneTrainDef>): TrainSettings {
+  return parse(def as Raw);
+}
+
+/**
+ * The node's settings with a message's overrides applied. Anything that is not a plain
+ * object (a frame, a command's `{}`, a string) overrides nothing.
+ */
+export function withOverrides(settings: TrainSettings, payload: unknown): TrainSettings {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload) || Buffer.isBuffer(payload)) return settings;
+  const raw: Raw = {};
+  for (const key of OVERRIDABLE) raw[key] = (payload as Raw)[key];
+  // A different head kind brings its own default epochs and width, not this node's.
+  const base = !blank(raw.headKind) && raw.headKind !== settings.head.kind ? { ...settings, head: { kind: settings.head.kind } } : settings;
+  return parse(raw, base);
+}

@@ -1,0 +1,117 @@
+/**
+ * Command-line parsing on `node:util` parseArgs: the options every command shares, and
+ * checked conversion of option text to numbers. A bad command line is a `UsageError`
+ * (exit code 2), kept apart from failures of the work itself (exit code 1).
+ */
+import { parseArgs } from 'node:util';
+import { parseBackendPreference, type BackendPreference } from '../engine/backend.js';
+import { isLaneVisionError } from '../errors.js';
+
+/** The command line cannot be understood; `command` names the help to point at. */
+export class UsageError extends Error {
+  constructor(
+    readonly command: string | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type OptionConfig = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
+export type OptionsConfig = Record<string, OptionConfig>;
+
+/** Options accepted by every command. */
+export const COMMON_OPTIONS = {
+  backend: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionsConfig;
+
+/** parseArgs in strict mode, with its errors turned into one-line usage errors. */
+export function parseCommandLine<O extends OptionsConfig>(command: string, args: readonly string[], options: O) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (!code.startsWith('ERR_PARSE_ARGS')) throw err;
+    throw new UsageError(command, describeParseError(err as Error & { code: string }));
+  }
+}
+
+/** parseArgs messages carry advice about "--" that confuses more than it helps here. */
+function describeParseError(err: Error & { code: string }): string {
+  const option = /'(-{1,2}[^' ]+)/.exec(err.message)?.[1];
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option ?? err.message}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return option ? `option ${option} needs a value` : err.message;
+    default:
+      return err.message.split('\n')[0];
+  }
+}
+
+export function backendOption(command: string, value: string | undefined): BackendPreference | undefined {
+  if (value === undefined) return undefined; // the engine then reads LANE_VISION_BACKEND
+  try {
+    return parseBackendPreference(value);
+  } catch (err) {
+    if (isLaneVisionError(err)) throw new UsageError(command, `--backend: ${err.message}`);
+    throw err;
+  }
+}
+
+export function requiredOption(command: string, name: string, value: string | undefined): string {
+  if (value === undefined || value.trim() === '') throw new UsageError(command, `--${name} is required`);
+  return value;
+}
+
+export function integerOption(command: string, name: string, value: string | undefined, fallback: number, range: { min: number; max: number }): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!/^[+-]?\d+$/.test(value.trim()) || number < range.min || number > range.max) {
+    throw new UsageError(command, `--${name} must be a whole number from ${range.min} to ${range.max}, got "${value}"`);
+  }
+  return number;
+}
+
+/** A number in [min, max]; `exclusive` leaves the ends out. */
+export function numberOption(
+  command: string,
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  range: { min: number; max: number; exclusive?: boolean },
+): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  const inside = range.exclusive ? number > range.min && number < range.max : number >= range.min && number <= range.max;
+  if (value.trim() === '' || !Number.isFinite(number) || !inside) {
+    const bounds = range.exclusive ? `between ${range.min} and ${range.max} (exclusive)` : `from ${range.min} to ${range.max}`;
+    throw new UsageError(command, `--${name} must be a number ${bounds}, got "${value}"`);
+  }
+  return number;
+}
+
+export function oneOf<T extends string>(command: string, name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(command, `--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+}
+
+/** A comma-separated list ("a,b , c"), empty entries dropped; undefined when not given. */
+export function listOption(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+export function needPositionals(command: string, positionals: readonly string[], what: string, count: { min: number; max?: number }): void {
+  if (positionals.length < count.min) throw new UsageError(command, `missing ${what}`);
+  if (count.max !== undefined && positionals.length > count.max) {
+    throw new UsageError(command, `unexpected argument "${positionals[count.max]}"`);
+  }
+}

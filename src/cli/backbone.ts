@@ -1,0 +1,73 @@
+/**
+ * Which backbone a command runs: the one named on the command line, or the one a stored
+ * model was trained on (read from its descriptor), refused when its features would not
+ * fit the stored head.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LaneVisionError } from '../errors.js';
+import { loadBackbone } from '../engine/load-backbone.js';
+import type { BackendPreference } from '../engine/backend.js';
+import type { Backbone, BackboneSpec } from '../engine/types.js';
+import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
+
+/**
+ * A local path is made absolute, so a model trained from a relative path still finds its
+ * backbone when used from another folder; presets and URLs stay as they are.
+ */
+export function absoluteSource(source: string): string {
+  const text = source.trim();
+  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(text)) return text;
+  return fs.existsSync(text) || /[\\/]/.test(text) || text.startsWith('.') ? path.resolve(text) : text;
+}
+
+export interface BackboneChoice {
+  backend?: BackendPreference;
+  /** --layer: feature layer or node. */
+  featureLayer?: string;
+}
+
+/** Loads the backbone named on the command line (one user; the caller releases it). */
+export function loadNamedBackbone(source: string, choice: BackboneChoice = {}): Promise<Backbone> {
+  const spec: BackboneSpec = { source: absoluteSource(source) };
+  if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
+  return loadBackbone(spec, { backend: choice.backend });
+}
+
+/**
+ * How to load the backbone a stored head was trained on: its recorded source with the
+ * recorded layer, input size and scaling. When the recorded source was a local file that
+ * is gone and the descriptor names the preset giving the same features, the preset is used.
+ */
+export function specForDescriptor(descriptor: BackboneDescriptor): BackboneSpec {
+  let source = descriptor.source;
+  const local = !/^[a-z][a-z0-9+.-]+:\/\//i.test(source) && path.isAbsolute(source);
+  if (local && !fs.existsSync(source) && descriptor.preset) source = descriptor.preset;
+  return {
+    source,
+    ...(descriptor.featureLayer && source !== descriptor.preset ? { featureLayer: descriptor.featureLayer } : {}),
+    inputSize: { ...descriptor.inputSize },
+    inputRange: descriptor.inputRange,
+  };
+}
+
+/**
+ * Loads the backbone for a stored model: `override` (--backbone) when given, else the one
+ * recorded in its metadata. Throws MODEL_BACKBONE_MISMATCH when the head cannot use its features.
+ */
+export async function loadBackboneForModel(metadata: ModelMetadata, override: string | undefined, choice: BackboneChoice = {}): Promise<Backbone> {
+  const backbone = override
+    ? await loadNamedBackbone(override, choice)
+    : await loadBackbone(choice.featureLayer ? { ...specForDescriptor(metadata.backbone), featureLayer: choice.featureLayer } : specForDescriptor(metadata.backbone), {
+        backend: choice.backend,
+      });
+  const fit = backboneCompatibility(metadata.backbone, backbone);
+  if (!fit.fits) {
+    backbone.release();
+    throw new LaneVisionError(
+      'MODEL_BACKBONE_MISMATCH',
+      `Model v${metadata.version} cannot use the features of ${backbone.source}: ${fit.reason ?? 'different features'}`,
+    );
+  }
+  return backbone;
+}

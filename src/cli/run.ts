@@ -1,0 +1,86 @@
+/**
+ * The `lane-vision` command line: picks the subcommand, runs it, and turns any failure
+ * into one line on stderr and an exit code (1: the work failed, 2: the command line is wrong).
+ */
+import { isLaneVisionError } from '../errors.js';
+import { UsageError } from './args.js';
+import { PROGRAM, type Command } from './command.js';
+import { classifyCommand } from './commands/classify.js';
+import { evalCommand } from './commands/eval.js';
+import { featuresCommand } from './commands/features.js';
+import { importTmCommand } from './commands/import-tm.js';
+import { predictCommand } from './commands/predict.js';
+import { trainCommand } from './commands/train.js';
+import { oneLine, type CliStreams } from './output.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, trainCommand, evalCommand, classifyCommand, importTmCommand];
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: ${PROGRAM} <command> [options]
+
+Teach a lane camera to sort products: run pretrained models, retrain a classifier
+head from labelled images, score and use the stored models.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Every command takes --backend auto|tensorflow|wasm|cpu, --json and --help.
+Run "${PROGRAM} <command> --help" for its options.
+Exit codes: 0 done, 1 failed (one line on stderr says why), 2 wrong command line.`;
+}
+
+function packageVersion(): string {
+  try {
+    // dist/src/cli/run.js and src/cli/run.ts both sit three folders below the package root.
+    return (require('../../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Runs the command line `args` (without node and the script); resolves to the exit code. */
+export async function runCli(args: readonly string[], streams: CliStreams = process): Promise<number> {
+  const [name, ...rest] = args;
+  let command: Command | undefined;
+  try {
+    if (name === undefined) throw new UsageError(undefined, 'missing command');
+    if (name === '--help' || name === '-h' || name === 'help') {
+      const topic = COMMANDS.find((c) => c.name === rest[0]);
+      streams.stdout.write((topic ? topic.help : mainHelp()) + '\n');
+      return EXIT_OK;
+    }
+    if (name === '--version' || name === '-V') {
+      streams.stdout.write(packageVersion() + '\n');
+      return EXIT_OK;
+    }
+    command = COMMANDS.find((c) => c.name === name);
+    if (!command) throw new UsageError(undefined, name.startsWith('-') ? `missing command before ${name}` : `unknown command "${name}"`);
+    // Help wins over everything else on the line, even options that would not parse.
+    if (rest.some((arg) => arg === '--help' || arg === '-h')) {
+      streams.stdout.write(command.help + '\n');
+      return EXIT_OK;
+    }
+    return await command.run(rest, streams);
+  } catch (err) {
+    return reportFailure(err, command, streams);
+  }
+}
+
+function reportFailure(err: unknown, command: Command | undefined, streams: CliStreams): number {
+  const who = command ? `${PROGRAM} ${command.name}` : PROGRAM;
+  if (err instanceof UsageError) {
+    const help = err.command ? `${PROGRAM} ${err.command} --help` : `${PROGRAM} --help`;
+    streams.stderr.write(`${who}: ${err.message} (see "${help}")\n`);
+    return EXIT_USAGE;
+  }
+  const message = oneLine(err instanceof Error ? err.message : String(err));
+  // The code lets scripts branch on the failure; unexpected errors carry none.
+  streams.stderr.write(isLaneVisionError(err) ? `${who}: ${message} [${err.code}]\n` : `${who}: ${message}\n`);
+  if (process.env.DEBUG && err instanceof Error && err.stack) streams.stderr.write(err.stack + '\n');
+  return EXIT_FAILED;
+}

@@ -1,0 +1,244 @@
+/**
+ * Puts a backbone on ONNX Runtime: from the conversion cache when it holds this model, else
+ * by converting the tfjs model, checking the conversion against tfjs on test frames and
+ * caching it. Anything that stops ONNX Runtime (not installed, a layer it cannot convert, a
+ * conversion that does not reproduce tfjs) is returned as a reason, never thrown, so the
+ * caller falls back to tfjs; problems with the model or the settings themselves are thrown
+ * as they would be on tfjs.
+ */
+import createDebug from 'debug';
+import type { BackendInfo } from '../backend.js';
+import { TfjsInferenceEngine } from '../tfjs-engine.js';
+import type { BuiltModel } from '../tfjs-models.js';
+import type { ModelFiles } from '../model-files.js';
+import type { InputRange } from '../types.js';
+import { CONVERTER_VERSION, type ConversionTarget, convertToOnnx } from './convert.js';
+import { type OnnxCacheMeta, onnxCacheEntry, readCachedOnnx, writeCachedOnnx } from './onnx-cache.js';
+import { OnnxInferenceEngine } from './onnx-engine.js';
+import { NotConvertibleError } from './onnx-graph.js';
+import { type OrtModule, loadOnnxRuntime } from './runtime.js';
+
+const debug = createDebug('lane-vision:engine');
+
+type Size = { width: number; height: number };
+
+export interface OnnxBackboneRequest {
+  files: ModelFiles;
+  /** Feature layer and classifier settings as given to tfjs (part of the cache key). */
+  choice: { featureLayer?: string; classifierOutput?: 'probabilities' | 'logits' | 'none' };
+  /** Input size and range asked for by the spec or preset (part of the cache key). */
+  requested: { inputSize?: Size; inputRange?: InputRange };
+  /** The input size and range for a model declaring `declared` (throws for settings that do not fit). */
+  resolveInput(declared: Size | undefined): { inputSize: Size; inputRange: InputRange };
+  /** Builds the tfjs model: on a cache miss it decides the feature layer and checks the conversion. */
+  buildTfjs(): Promise<BuiltModel>;
+  /** The tfjs backend, for the check run. */
+  tfjsBackend: BackendInfo;
+  cacheDir: string;
+  threads: number;
+  maxBatch: number;
+}
+
+export type OnnxBackboneResult =
+  | {
+      ok: true;
+      engine: OnnxInferenceEngine;
+      featureLayer: string;
+      hasClassifier: boolean;
+      inputSize: Size;
+      inputRange: InputRange;
+      /** Loaded from the conversion cache (no tfjs model was built). */
+      fromCache: boolean;
+      buildMs: number;
+      warmupMs: number;
+    }
+  | {
+      ok: false;
+      reason: string;
+      /** The tfjs model, when it was built on the way: the caller owns it (runs or disposes it). */
+      built?: BuiltModel;
+    };
+
+/** How close ONNX features must be to tfjs's on the check frames: relative to their size. */
+const RELATIVE_TOLERANCE = 1e-3;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<OnnxBackboneResult> {
+  const runtime = loadOnnxRuntime();
+  if ('reason' in runtime) return { ok: false, reason: runtime.reason };
+  const started = Date.now();
+  const variant = {
+    converter: CONVERTER_VERSION,
+    featureLayer: request.choice.featureLayer ?? null,
+    classifierOutput: request.choice.classifierOutput ?? null,
+    inputSize: request.requested.inputSize ?? null,
+    inputRange: request.requested.inputRange ?? null,
+  };
+  const entry = onnxCacheEntry(request.cacheDir, request.files.fingerprint, variant);
+
+  const cached = await readCachedOnnx(entry);
+  if (cached && cached.meta.converterVersion === CONVERTER_VERSION && cached.meta.sourceFingerprint === request.files.fingerprint) {
+    const { meta } = cached;
+    const input = request.resolveInput(meta.declaredInputSize);
+    if (sameSize(input.inputSize, meta.inputSize) && input.inputRange === meta.inputRange) {
+      const opened = await openEngine(runtime.ort, cached.bytes, request, meta.inputSize, meta.hasClassifier);
+      if ('engine' in opened) {
+        const built = Date.now();
+        await opened.engine.warmUp();
+        if (opened.engine.featureSize === meta.featureSize && opened.engine.outputSize === meta.outputSize) {
+          debug('ONNX backbone from cache %s', entry.onnxPath);
+          return {
+            ok: true,
+            engine: opened.engine,
+            featureLayer: meta.featureLayer,
+            hasClassifier: meta.hasClassifier,
+            ...input,
+            fromCache: true,
+            buildMs: built - started,
+            warmupMs: Date.now() - built,
+          };
+        }
+        opened.engine.dispose();
+      }
+      debug('cached ONNX model %s unusable; converting again', entry.onnxPath);
+    }
+  }
+
+  const built = await request.buildTfjs();
+  let input: { inputSize: Size; inputRange: InputRange };
+  try {
+    input = request.resolveInput(built.declaredInputSize);
+  } catch (err) {
+    built.runner.dispose();
+    throw err;
+  }
+  const target: ConversionTarget = {
+    files: request.files,
+    featureLayer: built.featureLayer,
+    hasClassifier: built.hasClassifier,
+    outputIsLogits: built.runner.outputIsLogits,
+    ...input,
+  };
+  let converted: Awaited<ReturnType<typeof convertToOnnx>>;
+  try {
+    converted = await convertToOnnx(target);
+  } catch (err) {
+    const reason = err instanceof NotConvertibleError ? `cannot convert the model to ONNX: ${err.message}` : `ONNX conversion failed: ${message(err)}`;
+    return { ok: false, reason, built };
+  }
+  const opened = await openEngine(runtime.ort, converted.bytes, request, input.inputSize, built.hasClassifier);
+  if ('reason' in opened) return { ok: false, reason: opened.reason, built };
+  const { engine } = opened;
+  const convertedAt = Date.now();
+
+  // The check run doubles as the tfjs warm-up, should the caller fall back to it.
+  const tfjsEngine = new TfjsInferenceEngine(built.runner, { backend: request.tfjsBackend, ...input, maxBatch: request.maxBatch });
+  let verifiedMaxDiff: number;
+  try {
+    await engine.warmUp();
+    verifiedMaxDiff = await compareWithTfjs(engine, tfjsEngine, input.inputSize, built.hasClassifier);
+  } catch (err) {
+    engine.dispose();
+    return { ok: false, reason: `the ONNX model could not be checked against tfjs: ${message(err)}`, built };
+  }
+  if (!(verifiedMaxDiff <= RELATIVE_TOLERANCE)) {
+    engine.dispose();
+    return { ok: false, reason: `the ONNX conversion does not reproduce tfjs (relative difference ${verifiedMaxDiff.toExponential(1)})`, built };
+  }
+  built.runner.dispose();
+
+  const meta: Omit<OnnxCacheMeta, 'onnxSha256' | 'createdAt'> = {
+    converterVersion: CONVERTER_VERSION,
+    sourceFingerprint: request.files.fingerprint,
+    variant,
+    featureLayer: built.featureLayer,
+    hasClassifier: built.hasClassifier,
+    outputIsLogits: built.runner.outputIsLogits,
+    declaredInputSize: built.declaredInputSize,
+    ...input,
+    featureSize: engine.featureSize,
+    outputSize: engine.outputSize,
+    verifiedMaxDiff,
+    operators: converted.operators,
+  };
+  await writeCachedOnnx(entry, converted.bytes, meta);
+  debug('converted %s to ONNX (%o), checked against tfjs: relative difference %s', request.files.dir, converted.operators, verifiedMaxDiff.toExponential(1));
+  return {
+    ok: true,
+    engine,
+    featureLayer: built.featureLayer,
+    hasClassifier: built.hasClassifier,
+    ...input,
+    fromCache: false,
+    buildMs: convertedAt - started,
+    warmupMs: Date.now() - convertedAt,
+  };
+}
+
+async function openEngine(
+  ort: OrtModule,
+  bytes: Uint8Array,
+  request: OnnxBackboneRequest,
+  inputSize: Size,
+  hasClassifier: boolean,
+): Promise<{ engine: OnnxInferenceEngine } | { reason: string }> {
+  try {
+    const session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: request.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+      logSeverityLevel: 3,
+    });
+    const backend = { name: 'cpu' as const, preference: 'auto' as const, skipped: [] };
+    return { engine: new OnnxInferenceEngine(ort, session, { backend, inputSize, hasClassifier, maxBatch: request.maxBatch, threads: request.threads }) };
+  } catch (err) {
+    return { reason: `ONNX Runtime refused the converted model: ${message(err)}` };
+  }
+}
+
+function sameSize(a: Size, b: Size): boolean {
+  return a.width === b.width && a.height === b.height;
+}
+
+/** Two frames nobody would photograph but every layer reacts to: seeded noise, and a colour ramp. */
+export function checkFrames(size: Size): { data: Uint8Array }[] {
+  const length = size.width * size.height * 3;
+  const noise = new Uint8Array(length);
+  let seed = 0x2545f491;
+  for (let i = 0; i < length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    noise[i] = seed >>> 24;
+  }
+  const ramp = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    const pixel = Math.floor(i / 3);
+    const x = pixel % size.width;
+    const y = Math.floor(pixel / size.width);
+    ramp[i] = [(x * 255) / size.width, (y * 255) / size.height, ((x + y) * 127) / (size.width + size.height)][i % 3];
+  }
+  return [{ data: noise }, { data: ramp }];
+}
+
+/** Largest difference between the engines' outputs on the check frames, relative to the outputs' size. */
+async function compareWithTfjs(onnx: OnnxInferenceEngine, tfjs: TfjsInferenceEngine, size: Size, hasClassifier: boolean): Promise<number> {
+  const frames = checkFrames(size);
+  let worst = maxRelativeDiff(await onnx.features(frames), await tfjs.features(frames));
+  if (hasClassifier) worst = Math.max(worst, maxRelativeDiff(await onnx.predict(frames), await tfjs.predict(frames)));
+  return worst;
+}
+
+function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < b.length; i++) {
+    if (a[i]?.length !== b[i].length) return Infinity;
+    for (let j = 0; j < b[i].length; j++) {
+      diff = Math.max(diff, Math.abs(a[i][j] - b[i][j]));
+      scale = Math.max(scale, Math.abs(b[i][j]));
+    }
+  }
+  return diff / scale;
+}
