@@ -17,7 +17,8 @@
  * Environment: PORT (editor, default 1880), LANE_VISION_MQTT_PORT (default 1883),
  * LANE_VISION_DEMO_DIR (user dir, default <repo>/.node-red-data), LANE_VISION_BACKBONE
  * (folder, URL or preset), LANE_VISION_FRAMES (folder per class; default: synthetic lane),
- * LANE_VISION_CACHE (model download cache).
+ * LANE_VISION_CACHE (model download cache), LANE_VISION_TRAIN_DELAY (seconds before the example
+ * flow's first training, default 20).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -210,7 +211,8 @@ export function settingsFileText(options: Pick<DemoOptions, 'repoRoot' | 'httpPo
     nodesDir: [options.repoRoot],
     // No adminAuth: anyone who can reach 127.0.0.1 on this machine can edit the flows.
     telemetry: { enabled: false },
-    editorTheme: { projects: { enabled: false } },
+    // No projects, and no "what's new" tour over the demo flow.
+    editorTheme: { projects: { enabled: false }, tours: false },
     logging: { console: { level: 'info', metrics: false, audit: false } },
   };
   return [
@@ -257,6 +259,17 @@ export function prepareUserDir(options: Pick<DemoOptions, 'repoRoot' | 'httpPort
     fs.copyFileSync(options.flowTemplate, flowFile);
   }
   return { settingsFile, flowFile, flowInstalled, cleared };
+}
+
+/** Page paths of the flow's lane-console nodes (for the start-up message). */
+export function consolePathsOf(flowFile: string): string[] {
+  try {
+    return readFlow(flowFile)
+      .filter((node) => node.type === 'lane-console' && typeof node.path === 'string' && !node.path.includes('${'))
+      .map((node) => `/${String(node.path).trim().replace(/^\/+/, '')}`);
+  } catch {
+    return [];
+  }
 }
 
 /** The station topics of the first lane-broker in the flow (for the start-up message). */
@@ -409,14 +422,20 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
 // #endregion
 // #region command line
 
+/** The example flow's first-training delay (its tab variable LANE_TRAIN_DELAY reads this, default 20). */
+function trainDelaySeconds(): string {
+  return process.env.LANE_VISION_TRAIN_DELAY?.trim() || '20';
+}
+
 function startMessage(demo: RunningDemo): string {
   const topics = laneTopicsOf(demo.userDir.flowFile);
   const mqttPort = new URL(demo.mqttUrl).port;
   const lines = [
     '',
-    'Lane Vision demo is running.',
+    `Lane Vision demo is running (Node-RED pid ${demo.child.pid}).`,
     `  Editor       ${demo.editorUrl}`,
     `               no login: a local demo, listening on ${HOST} only. Do not expose it.`,
+    ...consolePathsOf(demo.userDir.flowFile).map((page) => `  Console      ${new URL(page.slice(1), demo.editorUrl).toString()}  (operator page: watch, teach, train, roll back)`),
     `  Frames       ${demo.frames.description}`,
     `  Backbone     ${demo.backbone.source}`,
     `               (${demo.backbone.origin})`,
@@ -432,8 +451,8 @@ function startMessage(demo: RunningDemo): string {
   }
   lines.push(
     '  Watch        the Debug sidebar (bug icon, top right of the editor): each frame the lane sorts, and training progress.',
-    '               Frames are captured with their true label; training starts by itself about 20 s after start,',
-    '               or press the button of the "train now" inject node.',
+    `               Frames are captured with their true label; training starts by itself about ${trainDelaySeconds()} s after start`,
+    '               (and again every 10 s while a label has fewer than 2 frames), or press the button of the "train now" inject node.',
     `  Data         ${demo.userDir.flowFile} and the captured frames / models in ${path.join(path.dirname(demo.userDir.flowFile), DEMO_DATA_FOLDER)}`,
     "               `npm start -- --reset` restores the example flow and clears them.",
     '  Ctrl-C stops Node-RED.',
@@ -456,9 +475,13 @@ async function main(): Promise<void> {
   }
   if (demo.userDir.flowInstalled) console.log(`Installed the example flow ${options.flowTemplate} as ${demo.userDir.flowFile}.`);
   for (const folder of demo.userDir.cleared) console.log(`Cleared ${folder}.`);
+  // One stop whatever arrives: a Ctrl-C in a terminal reaches this process twice under
+  // `npm start` (from the terminal and forwarded by npm) and Node-RED directly as well.
+  let announced = false;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
-      console.log(`\nStopping Node-RED (${signal}) ...`);
+      if (!announced) console.log(`\nStopping Node-RED (${signal}) ...`);
+      announced = true;
       void demo.stop();
     });
   }

@@ -11,7 +11,7 @@ import type { FitPolicy } from '../../src/image/index.js';
 import { READ_PERMISSION } from '../shared/admin-routes.js';
 import { errorText, showStatus, type StatusState } from '../shared/status.js';
 import { userDirOf } from '../lane-dataset/settings.js';
-import { backboneSpecFrom, backendPreferenceFrom, fitPolicyFrom, type LaneBackboneDef } from './settings.js';
+import { backboneSpecFrom, backendPreferenceFrom, fitPolicyFrom, runtimeName, type LaneBackboneDef } from './settings.js';
 import type { LaneBackboneNode } from './types.js';
 
 /** How long close() waits for users still stopping (a training being cancelled) before releasing anyway. */
@@ -56,19 +56,20 @@ export = function (RED: NodeAPI) {
 
     function readyText(backbone: Backbone): { state: StatusState; text: string } {
       const { name, preference, skipped } = backbone.backend;
-      let text = `${RED._('lane-backbone.status.ready')} · ${name} · ${backbone.featureSize}-d`;
+      let text = `${RED._('lane-backbone.status.ready')} · ${runtimeName(backbone)} · ${backbone.featureSize}-d`;
       if (skipped.length > 0) text += ` · ${skipped.map((s) => s.name).join(', ')} ${RED._('lane-backbone.status.skipped')}`;
-      // Asked for a backend by name and did not get it: worth a yellow dot.
-      return { state: preference !== 'auto' && preference !== name ? 'warning' : 'ready', text };
+      // Asked for a tfjs backend by name and the backbone runs on another one: worth a yellow dot.
+      const missed = backbone.engine.name === 'tfjs' && preference !== 'auto' && preference !== name;
+      return { state: missed ? 'warning' : 'ready', text };
     }
 
     function logBackend(backbone: Backbone): void {
-      const { name, skipped } = backbone.backend;
+      const { skipped } = backbone.backend;
       const t = backbone.loadTimings;
       const seconds = ((t.fetchMs + t.buildMs + t.warmupMs) / 1000).toFixed(1);
       const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
       node.log(
-        RED._('lane-backbone.log.loaded', { source: backbone.source, backend: name, size: backbone.featureSize, seconds }) +
+        RED._('lane-backbone.log.loaded', { source: backbone.source, backend: runtimeName(backbone), size: backbone.featureSize, seconds }) +
           (why ? ` ${RED._('lane-backbone.log.skipped', { reasons: why })}` : ''),
       );
     }
@@ -122,8 +123,8 @@ export = function (RED: NodeAPI) {
       acquire(user: Node): Promise<Backbone> {
         if (closed) return Promise.reject(new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped')));
         users.set(user.id, user);
-        holding ??= load();
-        showStatus(user, shown.state, shown.text);
+        if (holding) showStatus(user, shown.state, shown.text);
+        else holding = load(); // shows "loading" on every user, this one included
         return holding.promise;
       },
       release(user: Node): void {

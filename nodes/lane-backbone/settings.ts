@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NodeDef } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
-import { findPreset, parseBackendPreference, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
+import { findPreset, parseBackendPreference, type Backbone, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import { resolveInUserDir } from '../lane-dataset/settings.js';
 
@@ -64,4 +64,12 @@ export function fitPolicyFrom(def: Partial<LaneBackboneDef>): FitPolicy {
     return value;
   };
   return { kind: 'roi', left: read('roiLeft', 'left', 0), top: read('roiTop', 'top', 0), width: read('roiWidth', 'width', 1), height: read('roiHeight', 'height', 1) };
+}
+
+/**
+ * What runs the backbone, as status and log name it: the tfjs backend ("wasm"), or
+ * engine and provider for another engine ("onnxruntime/cpu").
+ */
+export function runtimeName(backbone: Pick<Backbone, 'engine' | 'backend'>): string {
+  return backbone.engine.name === 'tfjs' ? backbone.backend.name : `${backbone.engine.name}/${backbone.backend.name}`;
 }

@@ -31,6 +31,8 @@ const COMMANDS = new Set(['threshold', 'rollback']);
 /** Frames allowed to wait while the model loads or the lane outpaces the classifier. */
 const MAX_WAITING = 500;
 const STATUS_INTERVAL_MS = 500;
+/** How often the store is checked for a model activated by another process (the CLI). */
+const POLL_STORE_MS = 2000;
 
 export = function (RED: NodeAPI) {
   function LaneClassifyNodeConstructor(this: LaneClassifyNode, config: LaneClassifyDef): void {
@@ -50,12 +52,14 @@ export = function (RED: NodeAPI) {
     let problem: Error | undefined;
     let classifier: LaneClassifier | undefined;
     let store: ModelStore | undefined;
-    let acquired = false;
+    /** Registered with the backbone node (from the acquire call on, also while it loads). */
+    let registered = false;
     let closing = false;
-    let stopFollowing: (() => void) | undefined;
-    let stopWaiting: (() => void) | undefined;
-    /** Set while a newly activated model is being taken up after the store had none. */
-    let following: Promise<void> | undefined;
+    let stopWatching: (() => void) | undefined;
+    /** The latest take-up of a model version: a newer one makes older ones moot. */
+    let takingUp: { seq: number; done: Promise<void>; error?: Error } = { seq: 0, done: Promise.resolve() };
+    /** A newer version the store activated that cannot be used here (the one in use stays). */
+    let refused: number | 'active' | undefined;
     const counts = { frames: 0, unknown: 0 };
     let lastMs = 0;
 
@@ -93,8 +97,8 @@ export = function (RED: NodeAPI) {
     }
 
     async function start(): Promise<void> {
+      registered = true;
       const backbone = await backboneNode!.acquire(node);
-      acquired = true;
       if (closing) return;
       classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK });
       if (mode === 'backbone') {
@@ -104,67 +108,61 @@ export = function (RED: NodeAPI) {
       }
       store = await datasetNode!.models();
       if (closing) return;
-      await followStore();
+      // Watch first, so a model activated while the first one loads is not missed.
+      stopWatching = store.watchActive((change) => void takeUp(change.version), { pollIntervalMs: POLL_STORE_MS });
+      await takeUp('active');
     }
 
-    /** Follows the store's active model; when it has none (or it cannot be used), waits for the next one. */
-    async function followStore(): Promise<void> {
-      try {
-        const stop = await classifier!.followActiveModel(store!, onModelChange);
-        if (closing) return stop();
-        stopFollowing = stop;
-        becomeReady();
-      } catch (err) {
-        if (closing) return;
-        const empty = isLaneVisionError(err, 'MODEL_STORE_EMPTY');
-        problem = empty ? new LaneVisionError('CLASSIFY_NO_MODEL', RED._('lane-classify.errors.no-model')) : asError(err);
-        state = 'no-model';
-        throttle.showNow(empty ? 'warning' : 'error', empty ? RED._('lane-classify.status.no-model') : errorText(problem));
-        if (!empty) node.error(RED._('lane-classify.errors.model-unusable', { message: errorText(err) }));
-        const unusable = empty ? undefined : await store!.activeVersion().catch(() => undefined);
-        if (closing) return;
-        waitForNextModel(unusable);
-        queue.resume(); // waiting frames fail fast instead of piling up
+    /**
+     * Loads a model version and decides with it from the next frame on; a frame in flight
+     * finishes with the model it started with. Written here rather than with the library's
+     * followActiveModel because the node must also start on an empty store (waiting for
+     * the first model) and keep its status and warnings in step with each change.
+     */
+    function takeUp(version: number | 'active'): Promise<void> {
+      const seq = takingUp.seq + 1;
+      const done = (async () => {
+        try {
+          const model = await store!.loadModel(version);
+          if (closing || seq !== takingUp.seq) return;
+          classifier!.useModel(model);
+          becomeReady();
+        } catch (err) {
+          if (closing || seq !== takingUp.seq) return;
+          takingUp.error = asError(err);
+          modelUnusable(takingUp.error, version);
+        }
+      })();
+      takingUp = { seq, done };
+      return done;
+    }
+
+    /** Without a usable model frames fail fast with the reason; with one, it stays in use. */
+    function modelUnusable(err: Error, version: number | 'active'): void {
+      if (state === 'ready') {
+        refused = version;
+        node.warn(RED._('lane-classify.errors.model-change-failed', { version, message: errorText(err) }));
+        throttle.showNow(readyState(), readyText());
+        return;
       }
-    }
-
-    /** Takes up the next model the store activates (a first training, or a fix for an unusable one). */
-    function waitForNextModel(unusable: number | undefined): void {
-      const takeUp = () => {
-        if (stopWaiting !== stop || closing) return;
-        stop();
-        stopWaiting = undefined;
-        following = followStore().catch((err: unknown) => fail(asError(err)));
-      };
-      const stop = store!.watchActive(takeUp);
-      stopWaiting = stop;
-      // A model activated between the failed load and the watch is not reported by the watch.
-      store!.activeVersion().then(
-        (version) => {
-          if (version !== undefined && version !== unusable) takeUp();
-        },
-        () => undefined,
-      );
+      const empty = isLaneVisionError(err, 'MODEL_STORE_EMPTY');
+      state = 'no-model';
+      problem = empty ? new LaneVisionError('CLASSIFY_NO_MODEL', RED._('lane-classify.errors.no-model')) : err;
+      if (!empty) node.error(RED._('lane-classify.errors.model-unusable', { message: errorText(err) }));
+      throttle.showNow(empty ? 'warning' : 'error', empty ? RED._('lane-classify.status.no-model') : errorText(err));
+      queue.resume();
     }
 
     function becomeReady(): void {
       state = 'ready';
       problem = undefined;
-      throttle.showNow('ready', readyText());
+      refused = undefined;
+      throttle.showNow(readyState(), readyText());
       queue.resume();
     }
 
-    function onModelChange(version: number, error?: Error): void {
-      if (closing) return;
-      if (error) {
-        node.warn(RED._('lane-classify.errors.model-change-failed', { version, message: errorText(error) }));
-        throttle.showNow('warning', RED._('lane-classify.status.kept', { version: classifier?.modelVersion ?? '?' }));
-      } else {
-        throttle.showNow('ready', readyText());
-      }
-    }
-
     function fail(err: Error): void {
+      if (closing) return;
       state = 'failed';
       problem = err;
       node.error(RED._('lane-classify.errors.cannot-classify', { message: errorText(err) }));
@@ -174,11 +172,16 @@ export = function (RED: NodeAPI) {
       queue.resume(); // waiting frames fail with the reason
     }
 
+    function readyState(): 'ready' | 'warning' {
+      return refused === undefined ? 'ready' : 'warning';
+    }
+
     function readyText(extra?: string): string {
       const version = mode === 'backbone' ? RED._('lane-classify.status.imagenet') : `v${classifier?.modelVersion ?? '?'}`;
       const parts = [version, classifier?.backbone.backend.name ?? ''];
       if (counts.frames > 0) parts.push(`${Math.round(lastMs)} ms`);
       if (counts.unknown > 0) parts.push(RED._('lane-classify.status.unknown', { count: counts.unknown, total: counts.frames }));
+      if (refused !== undefined) parts.push(RED._('lane-classify.status.refused', { version: refused }));
       if (extra) parts.push(extra);
       return parts.join(' · ');
     }
@@ -203,7 +206,7 @@ export = function (RED: NodeAPI) {
         job.send(route(decorate(job.msg, result)));
         job.done();
       });
-      throttle.show('ready', readyText());
+      throttle.show(readyState(), readyText());
     }
 
     function decorate(msg: NodeMessageInFlow, result: ClassificationResult): NodeMessageInFlow {
@@ -224,11 +227,13 @@ export = function (RED: NodeAPI) {
     }
 
     async function runCommand(job: Job): Promise<void> {
-      if (state === 'failed' || !classifier) return job.done(problem ?? new Error(RED._('lane-classify.errors.not-ready')));
+      if (state === 'failed' || !classifier) {
+        return job.done(problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')));
+      }
       try {
         if (job.command === 'threshold') {
           classifier.setThreshold(readThresholdCommand(job.msg.payload));
-          throttle.showNow(state === 'ready' ? 'ready' : 'warning', readyText(RED._('lane-classify.status.threshold', { threshold: classifier.threshold })));
+          throttle.showNow(state === 'ready' ? readyState() : 'warning', readyText(RED._('lane-classify.status.threshold', { threshold: classifier.threshold })));
         } else {
           await rollback(job.msg.payload);
         }
@@ -242,13 +247,12 @@ export = function (RED: NodeAPI) {
       if (mode !== 'trained' || !store) throw new LaneVisionError('CLASSIFY_BAD_COMMAND', RED._('lane-classify.errors.rollback-mode'));
       const ref = readVersionCommand(payload);
       const change = ref === undefined ? await store.rollback() : await store.activate(ref);
-      if (state === 'ready') {
-        // Taken up here, not only by the follower, so the next frame already uses it.
-        classifier!.useModel(await store.loadModel(change.version));
-      } else if (following) {
-        await following;
+      // The store announced the change to the watch, which is taking it up now.
+      await takingUp.done;
+      if (classifier!.modelVersion !== change.version) {
+        throw takingUp.error ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready'));
       }
-      throttle.showNow('ready', readyText(RED._('lane-classify.status.activated', { from: change.previous ?? '-' })));
+      throttle.showNow(readyState(), readyText(RED._('lane-classify.status.activated', { from: change.previous ?? '-' })));
     }
 
     function readThresholdCommand(payload: unknown): number {
@@ -278,15 +282,14 @@ export = function (RED: NodeAPI) {
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
       throttle.stop();
-      stopFollowing?.();
-      stopWaiting?.();
-      stopWaiting = undefined;
+      stopWatching?.();
       queue.pause();
       for (const job of queue.takeAll()) job.done(new LaneVisionError('CLASSIFY_STOPPED', RED._('lane-classify.errors.stopped')));
       // The batch in flight still uses the backbone: release it only after that batch.
       queue.idle().then(() => {
-        if (acquired) backboneNode?.release(node);
-        acquired = false;
+        // Also while it still loads: the backbone node then drops the load if no one else wants it.
+        if (registered) backboneNode?.release(node);
+        registered = false;
         done();
       });
     });
@@ -313,6 +316,7 @@ function asError(err: unknown): Error {
 }
 
 function describe(value: unknown): string {
-  const text = typeof value === 'string' ? `"${value}"` : Array.isArray(value) ? 'an array' : String(value);
+  const text =
+    typeof value === 'string' ? `"${value}"` : Array.isArray(value) ? 'an array' : value !== null && typeof value === 'object' ? 'an object' : String(value);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }

@@ -35,10 +35,6 @@ export class MicroBatchQueue<T> {
     return this.items.length;
   }
 
-  get busy(): boolean {
-    return this.running;
-  }
-
   push(item: T): void {
     this.items.push(item);
     void this.pump();

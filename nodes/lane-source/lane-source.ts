@@ -63,6 +63,7 @@ export = function (RED: NodeAPI) {
       },
       (err: Error) => {
         problem = err;
+        if (closed) return;
         node.error(RED._('lane-source.errors.unusable', { message: errorText(err) }));
         showStatus(node, 'error', errorText(err));
       },
@@ -101,7 +102,7 @@ export = function (RED: NodeAPI) {
           const frame = await nextFrame(source);
           if (ticks.stopped) break; // stopped while rendering: that frame is not wanted any more
           if (!frame) {
-            stop(); // a folder played once (loop off)
+            stopLoop(ticks); // a folder played once (loop off)
             break;
           }
           failures = 0;
@@ -110,7 +111,7 @@ export = function (RED: NodeAPI) {
           failures++;
           node.error(RED._('lane-source.errors.frame-failed', { message: errorText(err) }));
           if (failures >= MAX_FAILURES_IN_A_ROW) {
-            stop();
+            stopLoop(ticks);
             throttle.showNow('error', RED._('lane-source.status.gave-up', { message: errorText(err) }));
             break;
           }
@@ -133,8 +134,12 @@ export = function (RED: NodeAPI) {
     }
 
     function stop(): void {
-      if (!pacer) return;
-      pacer.stop();
+      if (pacer) stopLoop(pacer);
+    }
+
+    function stopLoop(ticks: Pacer): void {
+      ticks.stop();
+      if (pacer !== ticks) return;
       pacer = undefined;
       showState(true);
     }

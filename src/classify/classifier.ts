@@ -101,13 +101,26 @@ export class LaneClassifier {
    */
   async followActiveModel(store: ModelStore, onChange?: (version: number, error?: Error) => void): Promise<() => void> {
     this.useModel(await store.loadModel('active'));
+    // Loads can finish out of order (a big head, then a quick rollback): the newest change wins.
+    let latestChange = 0;
     return store.watchActive((change) => {
+      const changeNumber = ++latestChange;
+      const report = (version: number, error?: Error): void => {
+        if (changeNumber === latestChange) onChange?.(version, error);
+      };
       store.loadModel(change.version).then(
         (model) => {
-          this.useModel(model);
-          onChange?.(model.version);
+          if (changeNumber !== latestChange) return;
+          try {
+            this.useModel(model);
+          } catch (error) {
+            // A model that does not fit this backbone keeps the current one in use.
+            report(model.version, error as Error);
+            return;
+          }
+          report(model.version);
         },
-        (error: Error) => onChange?.(change.version, error),
+        (error: Error) => report(change.version, error),
       );
     });
   }

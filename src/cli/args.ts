@@ -5,6 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { parseBackendPreference, type BackendPreference } from '../engine/backend.js';
+import { parseEnginePreference } from '../engine/onnx/engine-preference.js';
+import type { EnginePreference } from '../engine/types.js';
 import { isLaneVisionError } from '../errors.js';
 
 /** The command line cannot be understood; `command` names the help to point at. */
@@ -18,8 +20,11 @@ export class UsageError extends Error {
   }
 }
 
-type OptionConfig = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
+type OptionConfig = { type: 'string' | 'boolean'; short?: string };
 export type OptionsConfig = Record<string, OptionConfig>;
+
+/** What parseArgs gives for `O`: each option once, absent when not on the command line. */
+export type OptionValues<O extends OptionsConfig> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
 
 /** Options accepted by every command. */
 export const COMMON_OPTIONS = {
@@ -29,9 +34,14 @@ export const COMMON_OPTIONS = {
 } as const satisfies OptionsConfig;
 
 /** parseArgs in strict mode, with its errors turned into one-line usage errors. */
-export function parseCommandLine<O extends OptionsConfig>(command: string, args: readonly string[], options: O) {
+export function parseCommandLine<O extends OptionsConfig>(
+  command: string,
+  args: readonly string[],
+  options: O,
+): { values: OptionValues<O>; positionals: string[] } {
   try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    return { values: values as OptionValues<O>, positionals };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (!code.startsWith('ERR_PARSE_ARGS')) throw err;
@@ -58,6 +68,22 @@ export function backendOption(command: string, value: string | undefined): Backe
     return parseBackendPreference(value);
   } catch (err) {
     if (isLaneVisionError(err)) throw new UsageError(command, `--backend: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Options of the commands that run a backbone. */
+export const BACKBONE_OPTIONS = {
+  engine: { type: 'string' },
+  layer: { type: 'string' },
+} as const satisfies OptionsConfig;
+
+export function engineOption(command: string, value: string | undefined): EnginePreference | undefined {
+  if (value === undefined) return undefined; // the engine then reads LANE_VISION_ENGINE
+  try {
+    return parseEnginePreference(value);
+  } catch (err) {
+    if (isLaneVisionError(err)) throw new UsageError(command, `--engine: ${err.message}`);
     throw err;
   }
 }

@@ -8,30 +8,40 @@ import * as path from 'node:path';
 import { LaneVisionError } from '../errors.js';
 import { loadBackbone } from '../engine/load-backbone.js';
 import type { BackendPreference } from '../engine/backend.js';
-import type { Backbone, BackboneSpec } from '../engine/types.js';
+import { findPreset } from '../engine/presets.js';
+import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.js';
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
+import { backendOption, engineOption } from './args.js';
 
 /**
  * A local path is made absolute, so a model trained from a relative path still finds its
- * backbone when used from another folder; presets and URLs stay as they are.
+ * backbone when used from another folder; presets and URLs stay as they are (a preset
+ * name wins over a folder of that name, as in the engine's loader).
  */
 export function absoluteSource(source: string): string {
   const text = source.trim();
-  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(text)) return text;
+  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(text) || findPreset(text)) return text;
   return fs.existsSync(text) || /[\\/]/.test(text) || text.startsWith('.') ? path.resolve(text) : text;
 }
 
 export interface BackboneChoice {
   backend?: BackendPreference;
+  /** --engine: ONNX Runtime or TensorFlow.js for the forward pass. */
+  engine?: EnginePreference;
   /** --layer: feature layer or node. */
   featureLayer?: string;
+}
+
+/** --backend, --engine and --layer as the loader takes them. */
+export function backboneChoice(command: string, values: { backend?: string; engine?: string; layer?: string }): BackboneChoice {
+  return { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
 }
 
 /** Loads the backbone named on the command line (one user; the caller releases it). */
 export function loadNamedBackbone(source: string, choice: BackboneChoice = {}): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, { backend: choice.backend });
+  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine });
 }
 
 /**
@@ -60,6 +70,7 @@ export async function loadBackboneForModel(metadata: ModelMetadata, override: st
     ? await loadNamedBackbone(override, choice)
     : await loadBackbone(choice.featureLayer ? { ...specForDescriptor(metadata.backbone), featureLayer: choice.featureLayer } : specForDescriptor(metadata.backbone), {
         backend: choice.backend,
+        engine: choice.engine,
       });
   const fit = backboneCompatibility(metadata.backbone, backbone);
   if (!fit.fits) {

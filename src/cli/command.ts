@@ -15,6 +15,7 @@ export interface Command {
 export const PROGRAM = 'lane-vision';
 
 export const BACKEND_HELP = '--backend auto|tensorflow|wasm|cpu  TensorFlow.js backend (default: LANE_VISION_BACKEND, else the best available)';
+export const ENGINE_HELP = '--engine auto|onnx|tfjs             engine running the backbone (default: LANE_VISION_ENGINE, else auto: ONNX Runtime when it can)';
 export const JSON_HELP = '--json                              machine-readable output: one JSON object per line on stdout';
 
 /** An error as a JSON field: a stable code and the message. */

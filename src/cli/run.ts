@@ -2,6 +2,8 @@
  * The `lane-vision` command line: picks the subcommand, runs it, and turns any failure
  * into one line on stderr and an exit code (1: the work failed, 2: the command line is wrong).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { isLaneVisionError } from '../errors.js';
 import { UsageError } from './args.js';
 import { PROGRAM, type Command } from './command.js';
@@ -29,17 +31,22 @@ head from labelled images, score and use the stored models.
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
-Every command takes --backend auto|tensorflow|wasm|cpu, --json and --help.
+Every command takes --backend auto|tensorflow|wasm|cpu, --json and --help; those that run
+a backbone also take --engine auto|onnx|tfjs.
 Run "${PROGRAM} <command> --help" for its options.
 Exit codes: 0 done, 1 failed (one line on stderr says why), 2 wrong command line.`;
 }
 
+/** The version in our package.json, found by walking up: src/cli/ and dist/src/cli/ sit at different depths. */
 function packageVersion(): string {
-  try {
-    // dist/src/cli/run.js and src/cli/run.ts both sit three folders below the package root.
-    return (require('../../../package.json') as { version: string }).version;
-  } catch {
-    return 'unknown';
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'node-red-contrib-lane-vision' && pkg.version) return pkg.version;
+    } catch {
+      // no package.json here
+    }
+    if (path.dirname(dir) === dir) return 'unknown';
   }
 }
 

@@ -21,3 +21,16 @@ export type { ModelFiles } from './model-files.js';
 export { IMAGENET_BACKGROUND, IMAGENET_CLASSES, imagenetLabelsFor, imagenetTopK, topK } from './imagenet.js';
 export type { ImagenetClass, RankedClass } from './imagenet.js';
 export { DEFAULT_MAX_BATCH, TfjsInferenceEngine } from './tfjs-engine.js';
+export {
+  DEFAULT_ONNX_THREADS,
+  ENGINE_ENV_VAR,
+  ONNX_CACHE_FOLDER,
+  ONNX_ENGINE_NAME,
+  ONNX_THREADS_ENV_VAR,
+  NotConvertibleError,
+  OnnxInferenceEngine,
+  convertToOnnx,
+  loadOnnxRuntime,
+  parseEnginePreference,
+} from './onnx/index.js';
+export type { ConversionTarget, ConvertedModel, OnnxCacheMeta } from './onnx/index.js';

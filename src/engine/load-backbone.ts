@@ -7,21 +7,32 @@ import * as path from 'node:path';
 import createDebug from 'debug';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import type { FitPolicy } from '../image/types.js';
-import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
-import { type DownloadOptions, downloadModel, findCachedModel } from './download-cache.js';
+import { type BackendPreference, initBackend } from './backend.js';
+import { type DownloadOptions, defaultCacheDir, downloadModel, findCachedModel } from './download-cache.js';
 import { imagenetLabelsFor } from './imagenet.js';
 import { type ModelFiles, readModelFolder } from './model-files.js';
 import { type ResolvedSource, resolveSource } from './model-source.js';
+import { loadOnnxBackbone } from './onnx/load-onnx.js';
+import { resolveEnginePreference, resolveOnnxThreads } from './onnx/engine-preference.js';
 import { type BackbonePreset, presetNames } from './presets.js';
-import { TfjsInferenceEngine } from './tfjs-engine.js';
-import { buildModel } from './tfjs-models.js';
-import type { Backbone, BackboneSpec, InputRange, ModelFormat } from './types.js';
+import { DEFAULT_MAX_BATCH, TfjsInferenceEngine } from './tfjs-engine.js';
+import { type BuiltModel, buildModel } from './tfjs-models.js';
+import type { Backbone, BackboneSpec, EngineBackendInfo, EnginePreference, InferenceEngine, InputRange, ModelFormat } from './types.js';
 
 const debug = createDebug('lane-vision:engine');
 
 export interface LoadBackboneOptions extends DownloadOptions {
-  /** Backend to run on (default: LANE_VISION_BACKEND, else the best available). */
+  /** TensorFlow.js backend (default: LANE_VISION_BACKEND, else the best available): runs heads, and the backbone on tfjs. */
   backend?: BackendPreference;
+  /**
+   * Engine for the backbone's forward pass (default: LANE_VISION_ENGINE, else auto): `auto`
+   * runs it on ONNX Runtime when that loads and converts the model, else on tfjs (the reason
+   * is in `backend.skipped`); `onnx` fails instead of falling back; `tfjs` never tries ONNX.
+   * Converted models are cached in `<cacheDir>/onnx/`.
+   */
+  engine?: EnginePreference;
+  /** ONNX Runtime intra-op threads per backbone (default: LANE_VISION_ONNX_THREADS, else 1). */
+  onnxThreads?: number;
   /** Frames per tensor in `features` / `predict`. Default 16. */
   maxBatch?: number;
 }
@@ -75,10 +86,12 @@ class SharedBackbone implements Backbone {
     readonly preset: string | undefined,
     readonly format: ModelFormat,
     readonly featureLayer: string,
-    readonly engine: TfjsInferenceEngine,
+    readonly engine: InferenceEngine,
     readonly inputRange: InputRange,
     readonly classLabels: readonly string[] | undefined,
     readonly loadTimings: { fetchMs: number; buildMs: number; warmupMs: number },
+    /** The engine's backend, plus any engine skipped on the way (ONNX Runtime, and why). */
+    readonly backend: EngineBackendInfo,
   ) {}
 
   get inputSize(): { width: number; height: number } {
@@ -89,9 +102,6 @@ class SharedBackbone implements Backbone {
   }
   get featureSize(): number {
     return this.engine.featureSize;
-  }
-  get backend(): BackendInfo {
-    return this.engine.backend;
   }
   get userCount(): number {
     return this.users;
@@ -123,6 +133,8 @@ export async function loadBackbone(spec: BackboneSpec | string, options: LoadBac
 
 async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions): Promise<SharedBackbone> {
   const started = Date.now();
+  const enginePreference = resolveEnginePreference(options.engine);
+  const onnxThreads = enginePreference === 'tfjs' ? 1 : resolveOnnxThreads(options.onnxThreads);
   const resolved = resolveSource(spec.source);
   const preset = resolved.kind === 'url' ? resolved.preset : undefined;
   const { folder, origin: remoteOrigin } = await locateModel(resolved, spec.source, options);
@@ -139,35 +151,94 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
   const fetched = Date.now();
 
   const backend = await initBackend(options.backend);
-  const built = await buildModel(files, {
-    featureLayer: spec.featureLayer ?? preset?.featureLayer,
-    classifierOutput: spec.classifierOutput,
+  const choice = { featureLayer: spec.featureLayer ?? preset?.featureLayer, classifierOutput: spec.classifierOutput };
+  const resolveInput = (declared: { width: number; height: number } | undefined) => ({
+    inputSize: chooseInputSize(spec, preset, declared, files),
+    inputRange: spec.inputRange ?? preset?.inputRange ?? (files.format === 'graph' ? '[0,1]' : ('[-1,1]' as InputRange)),
   });
-  let engine: TfjsInferenceEngine | undefined;
-  try {
-    const inputSize = chooseInputSize(spec, preset, built.declaredInputSize, files);
-    const inputRange = spec.inputRange ?? preset?.inputRange ?? (files.format === 'graph' ? '[0,1]' : '[-1,1]');
-    engine = new TfjsInferenceEngine(built.runner, { backend, inputSize, inputRange, maxBatch: options.maxBatch });
-    const builtAt = Date.now();
-    await engine.warmUp();
-    const warmedAt = Date.now();
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  const assemble = (loaded: LoadedEngine) => {
+    const { engine, inputSize, inputRange } = loaded;
     if (preset && !spec.featureLayer && engine.featureSize !== preset.featureSize) {
       debug('preset %s gave %d features, documented %d', preset.name, engine.featureSize, preset.featureSize);
     }
-    const classLabels = built.hasClassifier ? chooseLabels(spec, files, engine.outputSize) : undefined;
-    const id = [origin, built.featureLayer, `${inputSize.width}x${inputSize.height}`, inputRange, files.fingerprint.slice(0, 16)].join('|');
-    const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, built.featureLayer, engine, inputRange, classLabels, {
-      fetchMs: fetched - started,
-      buildMs: builtAt - fetched,
-      warmupMs: warmedAt - builtAt,
-    });
-    debug('loaded backbone %s from %s in %o ms (%s, %d features)', id, files.dir, backbone.loadTimings, backend.name, engine.featureSize);
+    const classLabels = loaded.hasClassifier ? chooseLabels(spec, files, engine.outputSize) : undefined;
+    const id = [origin, loaded.featureLayer, `${inputSize.width}x${inputSize.height}`, inputRange, files.fingerprint.slice(0, 16)].join('|');
+    const timings = { fetchMs: fetched - started, buildMs: loaded.buildMs, warmupMs: loaded.warmupMs };
+    const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, loaded.featureLayer, engine, inputRange, classLabels, timings, loaded.backend);
+    debug('loaded backbone %s from %s in %o ms (%s on %s, %d features)', id, files.dir, timings, engine.name, loaded.backend.name, engine.featureSize);
     return backbone;
+  };
+
+  let built: BuiltModel | undefined;
+  const skipped: EngineBackendInfo['skipped'] = [];
+  if (enginePreference !== 'tfjs') {
+    const onnx = await loadOnnxBackbone({
+      files,
+      choice,
+      requested: { inputSize: spec.inputSize ?? preset?.inputSize, inputRange: spec.inputRange ?? preset?.inputRange },
+      resolveInput,
+      buildTfjs: () => buildModel(files, choice),
+      tfjsBackend: backend,
+      cacheDir: options.cacheDir ?? defaultCacheDir(),
+      threads: onnxThreads,
+      maxBatch,
+    });
+    if (onnx.ok) {
+      try {
+        return assemble({ ...onnx, backend: onnx.engine.backend });
+      } catch (err) {
+        onnx.engine.dispose();
+        throw err;
+      }
+    }
+    if (enginePreference === 'onnx') {
+      onnx.built?.runner.dispose();
+      throw new LaneVisionError(
+        'ENGINE_UNAVAILABLE',
+        `ONNX Runtime cannot run the backbone in ${files.dir}: ${onnx.reason}. Choose engine "auto" to fall back to TensorFlow.js.`,
+      );
+    }
+    debug('backbone %s stays on tfjs: %s', files.dir, onnx.reason);
+    skipped.push({ name: 'onnxruntime', reason: onnx.reason });
+    built = onnx.built;
+  }
+
+  built ??= await buildModel(files, choice);
+  const builtTfjs = built;
+  let engine: TfjsInferenceEngine | undefined;
+  try {
+    const { inputSize, inputRange } = resolveInput(builtTfjs.declaredInputSize);
+    engine = new TfjsInferenceEngine(builtTfjs.runner, { backend, inputSize, inputRange, maxBatch });
+    const builtAt = Date.now();
+    await engine.warmUp();
+    return assemble({
+      engine,
+      featureLayer: builtTfjs.featureLayer,
+      hasClassifier: builtTfjs.hasClassifier,
+      inputSize,
+      inputRange,
+      buildMs: builtAt - fetched,
+      warmupMs: Date.now() - builtAt,
+      backend: { ...backend, skipped: [...skipped, ...backend.skipped] },
+    });
   } catch (err) {
     if (engine) engine.dispose();
-    else built.runner.dispose();
+    else builtTfjs.runner.dispose();
     throw err;
   }
+}
+
+/** A warmed-up engine and what it was built with, ready to become a SharedBackbone. */
+interface LoadedEngine {
+  engine: InferenceEngine;
+  featureLayer: string;
+  hasClassifier: boolean;
+  inputSize: { width: number; height: number };
+  inputRange: InputRange;
+  buildMs: number;
+  warmupMs: number;
+  backend: EngineBackendInfo;
 }
 
 /** Finds (downloading if needed) the folder holding the model, and names a remote origin for the id. */

@@ -69,7 +69,28 @@ export interface RetrainResult {
 /** Below this many images a label cannot be both trained on and scored. */
 export const MIN_IMAGES_PER_LABEL = 2;
 
+/** Stores with a retrain under way: whoever asks (train node, console, MQTT command), one at a time. */
+const training = new Set<string>();
+
+export function isRetraining(store: ModelStore): boolean {
+  return training.has(store.dir);
+}
+
+/** Retrains into `store`; rejects with RETRAIN_BUSY while another retrain of the same store runs. */
 export async function retrain(options: RetrainOptions): Promise<RetrainResult> {
+  const key = options.store.dir;
+  if (training.has(key)) {
+    throw new LaneVisionError('RETRAIN_BUSY', 'A training run for this model store is already under way; wait for it to finish or cancel it.');
+  }
+  training.add(key);
+  try {
+    return await runRetrain(options);
+  } finally {
+    training.delete(key);
+  }
+}
+
+async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const started = performance.now();
   const { dataset, backbone, store, signal } = options;
   const headParams: TrainHeadParams = { kind: 'softmax', seed: options.seed ?? 1, balanceClasses: true, ...options.head };

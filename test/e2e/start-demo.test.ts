@@ -14,7 +14,9 @@ import {
   DEFAULT_BACKBONE_PRESET,
   DEMO_DATA_FOLDER,
   assertPortFree,
+  consolePathsOf,
   demoOptionsFrom,
+  laneTopicsOf,
   prepareBackbone,
   prepareFrames,
   prepareUserDir,
@@ -184,5 +186,23 @@ test('a taken port stops the start before Node-RED is spawned, naming the variab
   } finally {
     await new Promise((resolve) => blocker.close(resolve));
     fs.rmSync(userDir, { recursive: true, force: true });
+  }
+});
+
+test('the start-up message reads the station topics and console pages from the deployed flow', () => {
+  const dir = tempDir('lane-vision-demo-flow-');
+  try {
+    const topics = laneTopicsOf(path.join(repoRoot, 'examples', 'yoghurt-lane.json'));
+    assert.equal(topics?.result, 'lane-vision/demo-line/yoghurt-sorter/result');
+    assert.equal(topics?.commandFilter, 'lane-vision/demo-line/yoghurt-sorter/cmd/+');
+    const flowFile = path.join(dir, 'flows.json');
+    fs.writeFileSync(flowFile, JSON.stringify([{ id: 'c', type: 'lane-console', path: 'lane-vision/console' }, { id: 'e', type: 'lane-console', path: '${PAGE}' }]));
+    assert.deepEqual(consolePathsOf(flowFile), ['/lane-vision/console']);
+    assert.equal(laneTopicsOf(flowFile), undefined, 'no broker, no topics');
+    fs.writeFileSync(flowFile, 'not json');
+    assert.deepEqual(consolePathsOf(flowFile), [], 'a broken flow file does not stop the start');
+    assert.equal(laneTopicsOf(flowFile), undefined);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

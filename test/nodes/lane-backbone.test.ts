@@ -10,11 +10,13 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Node } from 'node-red';
 import type { LaneBackboneNode } from '../../nodes/lane-backbone/types.js';
+import { runtimeName } from '../../nodes/lane-backbone/settings.js';
 import { modelDir } from '../support/shared.js';
 import {
   TAB,
   backboneConfig,
   catchAll,
+  caughtCode,
   caughtText,
   compiledModule,
   datasetConfig,
@@ -71,7 +73,7 @@ test('loads real weights once for two users, who both show loading then ready wi
   for (const user of users) {
     const texts = statuses(user).map((s) => String(s.text));
     const loading = texts.indexOf('lane-backbone.status.loading');
-    const ready = texts.findIndex((t) => t.includes(`· ${backbone.backend.name} · 1280-d`));
+    const ready = texts.findIndex((t) => t.includes(`· ${runtimeName(backbone)} · 1280-d`));
     assert.ok(loading >= 0 && ready > loading, `loading, then ready: ${JSON.stringify(texts)}`);
   }
   // One copy in the process, held once by the config node for both users.
@@ -82,11 +84,14 @@ test('loads real weights once for two users, who both show loading then ready wi
     .args.map((args: unknown[]) => args[0] as { id?: string; msg?: unknown })
     .filter((entry) => entry.id === 'bb' && String(entry.msg).startsWith('lane-backbone.log.loaded'));
   assert.equal(logged.length, 1, 'the backend in use is logged once');
-  // No tfjs-node here: auto skips it, and says so (with the reason in the log).
-  if (backbone.backend.skipped.length > 0) {
+  // A backend or engine that could not be used is named on the status, with the reason in the log.
+  const skipped = backbone.backend.skipped;
+  if (skipped.length > 0) {
     assert.match(String(logged[0].msg), /lane-backbone\.log\.skipped/);
-    // (The helper's RED._ returns keys, so the status is cut at 60 characters after the backend name.)
-    assert.ok(String(statuses(users[0]).at(-1)?.text).startsWith(`lane-backbone.status.ready · ${backbone.backend.name} · 1280-d · tensorflow`));
+    // (The helper's RED._ returns keys, so the status is cut at 60 characters after the first name.)
+    const expected = `lane-backbone.status.ready · ${runtimeName(backbone)} · 1280-d · ${skipped.map((s) => s.name).join(', ')} lane-backbone.status.skipped`;
+    const shown = String(statuses(users[0]).at(-1)?.text);
+    assert.ok(expected.startsWith(shown.replace(/\.\.\.$/, '')), shown);
   }
 });
 
@@ -95,7 +100,7 @@ test('a model folder that does not exist shows a clear error on every user', asy
   await helper.load(nodes, [
     ...flow(missing),
     { id: 'tr', z: 'f1', type: 'lane-train', name: '', dataset: 'ds', backbone: 'bb', headKind: 'softmax', epochs: '', hiddenUnits: '', holdoutFraction: 0.2, seed: 1, targetPrecision: 0.95, activate: true, wires: [[], []] },
-    ...catchAll('catch', ['tr']),
+    ...catchAll('c1', ['tr']),
   ]);
   const message = `Model folder ${missing} does not exist: copy the model folder there or set the right path`;
   for (const id of ['cap1', 'cap2', 'tr']) {
@@ -104,9 +109,11 @@ test('a model folder that does not exist shows a clear error on every user', asy
     assert.ok(message.startsWith(String(status.text).replace(/\.\.\.$/, '')), String(status.text));
   }
   // The whole message reaches whoever needs the backbone.
-  const caught = recorder(helper.getNode('catch-out'));
+  const caught = recorder(helper.getNode('c1-out'));
   helper.getNode('tr').receive({ payload: {} });
-  assert.equal(caughtText(await caught.next()), message);
+  const error = await caught.next();
+  assert.equal(caughtText(error), message);
+  assert.equal(caughtCode(error), 'MODEL_NOT_FOUND');
   assert.deepEqual(engine.sharedBackbones(), []);
 });
 
@@ -147,6 +154,7 @@ test('a region of interest is handed to the users as a fit policy', async () => 
   const config = helper.getNode('bb') as LaneBackboneNode;
   assert.deepEqual(config.fit, { kind: 'roi', left: 10, top: 20, width: 200, height: 150 });
   assert.equal(config.backendPreference, 'auto');
+  await waitForStatus(helper.getNode('cap1'), isReady, 'ready');
 });
 
 test('the editor gets the presets from the engine table', async () => {
@@ -160,15 +168,33 @@ test('the editor gets the presets from the engine table', async () => {
 });
 
 test('deploying and stopping 20 times keeps tf.memory().numTensors flat and releases the backbone', async () => {
-  const counts: number[] = [];
-  for (let i = 0; i < 20; i++) {
+  // On TensorFlow.js, so the weights really are tensors that must be disposed.
+  const engineBefore = process.env.LANE_VISION_ENGINE;
+  process.env.LANE_VISION_ENGINE = 'tfjs';
+  try {
+    const counts: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      await helper.load(nodes, flow(MODEL));
+      await waitForStatus(helper.getNode('cap2') as Node, isReady, 'ready');
+      const backbone = (helper.getNode('bb') as LaneBackboneNode).current()!;
+      assert.equal(backbone.engine.name, 'tfjs');
+      assert.ok(tf.memory().numTensors > 100, 'the weights are loaded as tensors');
+      await helper.unload();
+      assert.deepEqual(engine.sharedBackbones(), [], 'released after the last user');
+      counts.push(tf.memory().numTensors);
+    }
+    assert.equal(new Set(counts).size, 1, `tensor count after each cycle: ${counts.join(', ')}`);
+
+    // Stopped while still loading: the model is released as soon as it arrives.
     await helper.load(nodes, flow(MODEL));
-    await waitForStatus(helper.getNode('cap2') as Node, isReady, 'ready');
     await helper.unload();
-    assert.deepEqual(engine.sharedBackbones(), [], 'released after the last user');
-    counts.push(tf.memory().numTensors);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // a load takes ~0.1 s here
+    assert.deepEqual(engine.sharedBackbones(), []);
+    assert.equal(tf.memory().numTensors, counts[0]);
+  } finally {
+    if (engineBefore === undefined) delete process.env.LANE_VISION_ENGINE;
+    else process.env.LANE_VISION_ENGINE = engineBefore;
   }
-  assert.equal(new Set(counts).size, 1, `tensor count after each cycle: ${counts.join(', ')}`);
   // afterEach unloads again: load something cheap so it has a flow to stop.
   await helper.load(nodes, [TAB]);
 });

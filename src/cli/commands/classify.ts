@@ -2,17 +2,17 @@
 import * as path from 'node:path';
 import { DEFAULT_THRESHOLD, DEFAULT_TOP_K, LaneClassifier } from '../../classify/index.js';
 import { openModelStore } from '../../model-store/index.js';
-import { COMMON_OPTIONS, backendOption, integerOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
-import { loadBackboneForModel } from '../backbone.js';
-import { BACKEND_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
+import { BACKBONE_OPTIONS, COMMON_OPTIONS, integerOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
+import { backboneChoice, loadBackboneForModel } from '../backbone.js';
+import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
 import { Output, milliseconds, percent } from '../output.js';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...BACKBONE_OPTIONS,
   store: { type: 'string', short: 's' },
   version: { type: 'string' },
   backbone: { type: 'string', short: 'b' },
-  layer: { type: 'string' },
   threshold: { type: 'string' },
   top: { type: 'string' },
 } as const;
@@ -33,6 +33,7 @@ Options:
   --layer <name>                      feature layer / node of that backbone
   --threshold <0..1>                  confidence needed to accept a label (default ${DEFAULT_THRESHOLD})
   --top <k>                           ranked labels to show (default ${DEFAULT_TOP_K})
+  ${ENGINE_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
@@ -47,12 +48,12 @@ With --json each image gives {"image", "label", "code", "confidence", "accepted"
     needPositionals('classify', positionals, 'IMAGE: name at least one image file', { min: 1 });
     const threshold = numberOption('classify', 'threshold', values.threshold, DEFAULT_THRESHOLD, { min: 0, max: 1 });
     const topK = integerOption('classify', 'top', values.top, DEFAULT_TOP_K, { min: 1, max: 1000 });
-    const backend = backendOption('classify', values.backend);
+    const choice = backboneChoice('classify', values);
     const out = new Output(values.json === true, streams);
 
     const store = await openModelStore(storeDir);
     const model = await store.loadModel(values.version ?? 'active');
-    const backbone = await loadBackboneForModel(model.metadata, values.backbone, { backend, featureLayer: values.layer });
+    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(`model v${model.version} (${model.labels.length} labels) from ${storeDir}, threshold ${threshold}`);

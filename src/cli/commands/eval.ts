@@ -8,19 +8,19 @@ import type { Backbone } from '../../engine/types.js';
 import { embedImagesSettled } from '../../features/index.js';
 import { openModelStore, type LoadedModel } from '../../model-store/index.js';
 import { metricsFromPredictions, predictHeadBatch, type HeadMetrics } from '../../training/index.js';
-import { COMMON_OPTIONS, backendOption, listOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
-import { loadBackboneForModel } from '../backbone.js';
-import { BACKEND_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
+import { BACKBONE_OPTIONS, COMMON_OPTIONS, listOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
+import { backboneChoice, loadBackboneForModel } from '../backbone.js';
+import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
 import { Output, metricsReport, milliseconds, percent } from '../output.js';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...BACKBONE_OPTIONS,
   store: { type: 'string', short: 's' },
   data: { type: 'string', short: 'd' },
   version: { type: 'string' },
   backbone: { type: 'string', short: 'b' },
-  layer: { type: 'string' },
   labels: { type: 'string' },
   threshold: { type: 'string' },
 } as const;
@@ -45,12 +45,13 @@ Options:
   --labels a,b,c                      score these labels of DIR only
   --threshold <0..1>                  confidence threshold to report on (default: the one suggested
                                       at training, else ${DEFAULT_THRESHOLD})
+  ${ENGINE_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
 
 With --json the result is one object: {"version", "store", "data", "backbone",
-"backend", "metrics": {accuracy, macroF1, perClass, confusion, count}, "labels",
+"backend", "engine", "metrics": {accuracy, macroF1, perClass, confusion, count}, "labels",
 "threshold": {"threshold", "acceptedShare", "precision"}, "skippedLabels", "unreadable", "timings"}.`,
 
   async run(args, streams) {
@@ -60,14 +61,14 @@ With --json the result is one object: {"version", "store", "data", "backbone",
     const dataDir = path.resolve(requiredOption('eval', 'data', values.data));
     const thresholdOption = values.threshold === undefined ? undefined : numberOption('eval', 'threshold', values.threshold, 0, { min: 0, max: 1 });
     const labels = listOption(values.labels);
-    const backend = backendOption('eval', values.backend);
+    const choice = backboneChoice('eval', values);
     const out = new Output(values.json === true, streams);
 
     const store = await openModelStore(storeDir);
     const model = await store.loadModel(values.version ?? 'active');
     let dataset = await openDataset(dataDir, { readOnly: true });
     if (labels) dataset = selectLabels(dataset, labels);
-    const backbone = await loadBackboneForModel(model.metadata, values.backbone, { backend, featureLayer: values.layer });
+    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       const report = await scoreModel(model, backbone, await dataset.entries(), out);
@@ -81,6 +82,7 @@ With --json the result is one object: {"version", "store", "data", "backbone",
         data: dataDir,
         backbone: { id: backbone.id, source: backbone.source, featureSize: backbone.featureSize },
         backend: backbone.backend.name,
+        engine: backbone.engine.name,
         labels: model.labels.map((label, i) => ({ label, code: codes[i] })),
         metrics: report.metrics,
         threshold: { threshold, ...atThreshold },
@@ -201,7 +203,8 @@ function describeSkipped(skippedLabels: Record<string, number>, unreadable: numb
   const labels = Object.keys(skippedLabels);
   if (labels.length) {
     const images = Object.values(skippedLabels).reduce((a, b) => a + b, 0);
-    parts.push(`${images} left out (${labels.length} labels the model does not know: ${labels.join(', ')})`);
+    const named = labels.length > 6 ? `${labels.slice(0, 6).join(', ')} and ${labels.length - 6} more` : labels.join(', ');
+    parts.push(`${images} left out (${labels.length} labels the model does not know: ${named})`);
   }
   if (unreadable) parts.push(`${unreadable} unreadable`);
   return parts.length ? `; ${parts.join('; ')}` : '';

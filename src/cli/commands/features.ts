@@ -2,15 +2,15 @@
 import { performance } from 'node:perf_hooks';
 import type { Backbone } from '../../engine/types.js';
 import { prepareImage } from '../../image/index.js';
-import { COMMON_OPTIONS, backendOption, needPositionals, parseCommandLine, requiredOption } from '../args.js';
-import { loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
+import { BACKBONE_OPTIONS, COMMON_OPTIONS, needPositionals, parseCommandLine, requiredOption } from '../args.js';
+import { backboneChoice, loadNamedBackbone } from '../backbone.js';
+import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
 import { Output, milliseconds } from '../output.js';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...BACKBONE_OPTIONS,
   model: { type: 'string', short: 'm' },
-  layer: { type: 'string' },
   values: { type: 'boolean' },
 } as const;
 
@@ -26,6 +26,7 @@ Options:
   -m, --model <folder|url|preset>     the backbone
   --layer <name>                      take the features from this layer / graph node (default: the model's feature layer)
   --values                            with --json, include the vector itself ("features")
+  ${ENGINE_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
@@ -38,15 +39,19 @@ Exit code 1 if any image could not be read.`,
     const { values, positionals } = parseCommandLine('features', args, OPTIONS);
     const source = requiredOption('features', 'model', values.model);
     needPositionals('features', positionals, 'IMAGE: name at least one image file', { min: 1 });
+    const choice = backboneChoice('features', values);
     const out = new Output(values.json === true, streams);
 
-    const backbone = await loadNamedBackbone(source, { backend: backendOption('features', values.backend), featureLayer: values.layer });
+    const backbone = await loadNamedBackbone(source, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       const load = backbone.loadTimings;
       out.line(`model ${backbone.id}`);
-      out.line(`  layer ${backbone.featureLayer}, input ${backbone.inputSize.width}x${backbone.inputSize.height} ${backbone.inputRange}, ` +
-        `loaded in ${milliseconds(load.fetchMs + load.buildMs + load.warmupMs)} (read ${milliseconds(load.fetchMs)}, build ${milliseconds(load.buildMs)}, warm-up ${milliseconds(load.warmupMs)})`);
+      const loadMs = load.fetchMs + load.buildMs + load.warmupMs;
+      out.line(
+        `  layer ${backbone.featureLayer}, input ${backbone.inputSize.width}x${backbone.inputSize.height} ${backbone.inputRange}, ` +
+          `loaded in ${milliseconds(loadMs)} (read ${milliseconds(load.fetchMs)}, build ${milliseconds(load.buildMs)}, warm-up ${milliseconds(load.warmupMs)})`,
+      );
       let failures = 0;
       for (const image of positionals) {
         try {
@@ -58,12 +63,13 @@ Exit code 1 if any image could not be read.`,
             model: backbone.id,
             featureLayer: backbone.featureLayer,
             backend: backbone.backend.name,
+            engine: backbone.engine.name,
             timings: { decodeMs: result.decodeMs, featuresMs: result.featuresMs },
             ...(values.values ? { features: Array.from(result.features) } : {}),
           });
           out.line(
             `${image}  [${result.features.length}]  norm ${result.norm.toFixed(3)}  ` +
-              `decode ${milliseconds(result.decodeMs)}, features ${milliseconds(result.featuresMs)} on ${backbone.backend.name}`,
+              `decode ${milliseconds(result.decodeMs)}, features ${milliseconds(result.featuresMs)} on ${backbone.engine.name} ${backbone.backend.name}`,
           );
         } catch (err) {
           failures++;

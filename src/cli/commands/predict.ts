@@ -4,12 +4,12 @@ import { LaneVisionError } from '../../errors.js';
 import { IMAGENET_BACKGROUND, topK } from '../../engine/imagenet.js';
 import type { Backbone } from '../../engine/types.js';
 import { prepareImage } from '../../image/index.js';
-import { COMMON_OPTIONS, backendOption, integerOption, needPositionals, parseCommandLine, requiredOption } from '../args.js';
+import { COMMON_OPTIONS, backendOption, engineOption, integerOption, needPositionals, parseCommandLine, requiredOption } from '../args.js';
 import { loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
 import { Output, milliseconds, percent } from '../output.js';
 
-const OPTIONS = { ...COMMON_OPTIONS, model: { type: 'string', short: 'm' }, top: { type: 'string' } } as const;
+const OPTIONS = { ...COMMON_OPTIONS, engine: { type: 'string' }, model: { type: 'string', short: 'm' }, top: { type: 'string' } } as const;
 
 export const predictCommand: Command = {
   name: 'predict',
@@ -23,6 +23,7 @@ model's metadata.json).
 Options:
   -m, --model <folder|url|preset>     the model (a folder holding model.json, an http(s) URL, or a preset name)
   --top <k>                           how many classes to list per image (default 5)
+  ${ENGINE_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
@@ -36,9 +37,10 @@ Exit code 1 if any image could not be classified.`,
     const source = requiredOption('predict', 'model', values.model);
     needPositionals('predict', positionals, 'IMAGE: name at least one image file', { min: 1 });
     const k = integerOption('predict', 'top', values.top, 5, { min: 1, max: 1001 });
+    const choice = { backend: backendOption('predict', values.backend), engine: engineOption('predict', values.engine) };
     const out = new Output(values.json === true, streams);
 
-    const backbone = await loadNamedBackbone(source, { backend: backendOption('predict', values.backend) });
+    const backbone = await loadNamedBackbone(source, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       if (backbone.engine.outputSize === 0) {
@@ -89,6 +91,7 @@ function printPrediction(out: Output, image: string, prediction: Prediction, bac
     top: prediction.top,
     model: backbone.id,
     backend: backbone.backend.name,
+    engine: backbone.engine.name,
     timings: { decodeMs: prediction.decodeMs, modelMs: prediction.modelMs },
   });
   out.line(`${image}  (decode ${milliseconds(prediction.decodeMs)}, model ${milliseconds(prediction.modelMs)})`);

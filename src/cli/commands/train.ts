@@ -5,8 +5,8 @@ import { openModelStore } from '../../model-store/index.js';
 import { retrain, type RetrainProgress } from '../../retrain/index.js';
 import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../training/index.js';
 import {
+  BACKBONE_OPTIONS,
   COMMON_OPTIONS,
-  backendOption,
   integerOption,
   listOption,
   needPositionals,
@@ -15,13 +15,14 @@ import {
   parseCommandLine,
   requiredOption,
 } from '../args.js';
-import { loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
+import { backboneChoice, loadNamedBackbone } from '../backbone.js';
+import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
 import { Output, metricsReport, milliseconds, percent } from '../output.js';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...BACKBONE_OPTIONS,
   backbone: { type: 'string', short: 'b' },
   data: { type: 'string', short: 'd' },
   store: { type: 'string', short: 's' },
@@ -31,7 +32,6 @@ const OPTIONS = {
   labels: { type: 'string' },
   epochs: { type: 'string' },
   'target-precision': { type: 'string' },
-  layer: { type: 'string' },
   name: { type: 'string' },
 } as const;
 
@@ -55,16 +55,18 @@ Options:
   --seed <n>                          seed of the split and of the head's initial weights (default 1)
   --labels a,b,c                      train on these labels of DIR only (default: all)
   --epochs <n>                        optimiser steps for softmax / mlp (default: the library's)
-  --target-precision <p>              precision the suggested threshold must reach (default 0.95)
+  --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
   --name <text>                       model name stored in the metadata
+  ${ENGINE_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
 
 With --json the result is one object: {"version", "activated", "store", "data",
-"labels": [{"label", "code"}], "backbone", "backend", "metrics"}, where metrics has
-"holdout" (accuracy, macroF1, perClass, confusion), "threshold", "timings" (ms).`,
+"labels": [{"label", "code"}], "backbone", "backend", "engine", "metrics", "unreadable"},
+where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold",
+"timings" (ms) and "skippedImages".`,
 
   async run(args, streams) {
     const { values, positionals } = parseCommandLine('train', args, OPTIONS);
@@ -75,20 +77,22 @@ With --json the result is one object: {"version", "activated", "store", "data",
     const kind = oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'softmax');
     const holdoutFraction = numberOption('train', 'holdout', values.holdout, 0.2, { min: 0, max: 1, exclusive: true });
     const seed = integerOption('train', 'seed', values.seed, 1, { min: 0, max: 2 ** 31 - 1 });
-    const targetPrecision = numberOption('train', 'target-precision', values['target-precision'], 0.95, { min: 0, max: 1, exclusive: false });
+    const targetPrecision = numberOption('train', 'target-precision', values['target-precision'], 0.95, { min: 0.01, max: 1 });
     const head: TrainHeadParams = { kind, seed };
     if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
     const labels = listOption(values.labels);
-    const backend = backendOption('train', values.backend);
+    const choice = backboneChoice('train', values);
     const out = new Output(values.json === true, streams);
 
     let dataset = await openDataset(dataDir, { readOnly: true });
     if (labels) dataset = selectLabels(dataset, labels);
     const store = await openModelStore(storeDir);
-    const backbone = await loadNamedBackbone(source, { backend, featureLayer: values.layer });
+    const backbone = await loadNamedBackbone(source, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(`training a ${kind} head on ${dataset.size} images of ${dataset.labels().length} labels in ${dataDir}`);
+      // retrain leaves out files the dataset could not read as images; say which.
+      const unreadable = (await dataset.entries()).filter((entry) => entry.problem).map((entry) => ({ path: entry.path, reason: entry.problem! }));
       const result = await retrain({
         dataset,
         backbone,
@@ -111,17 +115,19 @@ With --json the result is one object: {"version", "activated", "store", "data",
         labels: result.labels,
         backbone: { id: backbone.id, source: backbone.source, featureLayer: backbone.featureLayer, featureSize: backbone.featureSize },
         backend: backbone.backend.name,
+        engine: backbone.engine.name,
         metrics,
+        unreadable,
       });
 
       const holdout = metrics.holdout;
       out.line(`model v${result.version} saved in ${storeDir}${result.activated ? ' (active)' : ''}`);
       out.line(`backbone   ${backbone.id} (${backbone.featureSize} features)`);
-      out.line(`backend    ${backbone.backend.name} (training on ${metrics.backend})`);
+      out.line(`backend    features on ${backbone.engine.name} ${backbone.backend.name}, head trained on tfjs ${metrics.backend}`);
       out.line(
         `data       ${metrics.trainCount + metrics.holdoutCount} images, ${result.labels.length} labels: ` +
           `${metrics.trainCount} to train, ${metrics.holdoutCount} held out` +
-          (metrics.skippedImages.length ? `; ${metrics.skippedImages.length} unreadable, skipped` : ''),
+          (unreadable.length + metrics.skippedImages.length ? `; ${unreadable.length + metrics.skippedImages.length} unreadable, left out` : ''),
       );
       out.line(`head       ${metrics.headKind}`);
       out.line('');
@@ -140,7 +146,7 @@ With --json the result is one object: {"version", "activated", "store", "data",
       out.line(
         `timings    features ${milliseconds(t.featuresMs)} (${t.cachedFeatures} cached), training ${milliseconds(t.trainMs)}, total ${milliseconds(t.totalMs)}`,
       );
-      for (const skipped of metrics.skippedImages) out.warn(`${PROGRAM} train: skipped ${skipped.path}: ${skipped.reason}`);
+      for (const skipped of [...unreadable, ...metrics.skippedImages]) out.warn(`${PROGRAM} train: left out ${skipped.path}: ${skipped.reason}`);
       return 0;
     } finally {
       out.progress(undefined);

@@ -6,8 +6,9 @@
  */
 import { tf } from '../backend.js';
 import type { ModelFiles } from '../model-files.js';
-import { GraphBuilder, NotConvertibleError, type Value, attr } from './onnx-graph.js';
+import { GraphBuilder, NotConvertibleError, type Value, attr, paddingAttributes } from './onnx-graph.js';
 import { kernelLayouts } from './convert-layers.js';
+import type { OnnxAttribute } from './onnx-proto.js';
 
 interface TfAttr {
   s?: string;
@@ -30,7 +31,8 @@ interface Constant {
   values: Float32Array | Int32Array;
 }
 
-type Resolved = Value | Constant;
+/** A converted value, or a constant kept in JS until an op needs it (shapes, axes, weights). */
+type Resolved = (Value & { kind?: undefined }) | Constant;
 
 const PASS_THROUGH = new Set(['Identity', 'StopGradient', 'Snapshot', 'PreventGradient']);
 const ACTIVATIONS: Record<string, string> = { Relu: 'Relu', Sigmoid: 'Sigmoid', Tanh: 'Tanh', Elu: 'Elu' };
@@ -166,7 +168,7 @@ export class GraphModelConverter {
         const x = g.toNchw(valueAt(0), where);
         const [, kh, kw] = ints(a.ksize) ?? [];
         const [, sh, sw] = ints(a.strides) ?? [];
-        const attributes = { kernel_shape: attr.ints([kh, kw]), strides: attr.ints([sh, sw]), auto_pad: this.autoPad(node) };
+        const attributes = { kernel_shape: attr.ints([kh, kw]), strides: attr.ints([sh, sw]), ...paddingAttributes(this.padding(node), [kh, kw], [sh, sw]) };
         return { ...x, name: g.node(node.op === 'AvgPool' ? 'AveragePool' : 'MaxPool', [x.name], attributes, node.name) };
       }
       case 'Mean':
@@ -213,10 +215,10 @@ export class GraphModelConverter {
     }
   }
 
-  private autoPad(node: TfNode) {
+  private padding(node: TfNode): 'same' | 'valid' {
     const padding = text(node.attr?.padding);
-    if (padding === 'SAME') return attr.string('SAME_UPPER');
-    if (padding === 'VALID') return attr.string('VALID');
+    if (padding === 'SAME') return 'same';
+    if (padding === 'VALID') return 'valid';
     throw new NotConvertibleError(`node "${node.name}" (${node.op}) uses padding ${padding ?? 'none'}`);
   }
 
@@ -227,16 +229,15 @@ export class GraphModelConverter {
     const x = g.toNchw(input, where);
     const [, sh, sw] = ints(a.strides) ?? [1, 1, 1, 1];
     const [, dh, dw] = ints(a.dilations) ?? [1, 1, 1, 1];
-    const attributes: Record<string, ReturnType<typeof attr.int>> = { strides: attr.ints([sh, sw]), dilations: attr.ints([dh, dw]) };
-    const padding = text(a.padding);
-    if (padding === 'EXPLICIT') {
+    if (filter.values instanceof Int32Array || filter.dims.length !== 4) throw new NotConvertibleError(`${where} has a filter of shape [${filter.dims.join(',')}]`);
+    const attributes: Record<string, OnnxAttribute> = { strides: attr.ints([sh, sw]), dilations: attr.ints([dh, dw]) };
+    if (text(a.padding) === 'EXPLICIT') {
       const p = ints(a.explicit_paddings) ?? [];
       if (p.length !== 8) throw new NotConvertibleError(`${where} with explicit paddings ${JSON.stringify(p)}`);
       attributes.pads = attr.ints([p[2], p[4], p[3], p[5]]);
     } else {
-      attributes.auto_pad = this.autoPad(node);
+      Object.assign(attributes, paddingAttributes(this.padding(node), filter.dims.slice(0, 2), [sh, sw], [dh, dw]));
     }
-    if (filter.values instanceof Int32Array || filter.dims.length !== 4) throw new NotConvertibleError(`${where} has a filter of shape [${filter.dims.join(',')}]`);
     const depthwise = node.op.includes('Depthwise');
     const weights = depthwise
       ? g.constant(`${node.name}_W`, kernelLayouts.depthwiseKernelDims(filter.dims), kernelLayouts.depthwiseKernelToOnnx(filter.dims, filter.values))

@@ -5,7 +5,7 @@
  * know raises NotConvertibleError naming the layer, and the backbone stays on tfjs.
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { GraphBuilder, NotConvertibleError, type Value, attr } from './onnx-graph.js';
+import { GraphBuilder, NotConvertibleError, type Value, attr, paddingAttributes } from './onnx-graph.js';
 
 type Layer = tfl.layers.Layer;
 type SymbolicTensor = tfl.SymbolicTensor;
@@ -172,7 +172,7 @@ export class LayersConverter {
         const x = g.toNchw(one(), describe(layer));
         const size = pair(config.poolSize, layer, 'poolSize');
         const strides = pair(config.strides ?? config.poolSize, layer, 'strides');
-        const attributes = { kernel_shape: attr.ints(size), strides: attr.ints(strides), auto_pad: autoPad(config.padding, layer) };
+        const attributes = { kernel_shape: attr.ints(size), strides: attr.ints(strides), ...paddingAttributes(padding(config.padding, layer), size, strides) };
         return { ...x, name: g.node(kind === 'AveragePooling2D' ? 'AveragePool' : 'MaxPool', [x.name], attributes, hint) };
       }
       case 'Flatten': {
@@ -209,7 +209,12 @@ export class LayersConverter {
     const weights = this.weights(layer);
     const strides = pair(config.strides ?? 1, layer, 'strides');
     const dilations = pair(config.dilationRate ?? 1, layer, 'dilationRate');
-    const common = { strides: attr.ints(strides), dilations: attr.ints(dilations), auto_pad: autoPad(config.padding, layer) };
+    const kernelSize = pair(config.kernelSize, layer, 'kernelSize');
+    const common = {
+      strides: attr.ints(strides),
+      dilations: attr.ints(dilations),
+      ...paddingAttributes(padding(config.padding, layer), kernelSize, strides, dilations),
+    };
     const bias = () => {
       if (config.useBias === false) return [];
       const b = weights.take('bias');
@@ -355,11 +360,10 @@ function pair(value: unknown, layer: Layer, what: string): [number, number] {
   return [list[0], list[1]];
 }
 
-function autoPad(padding: unknown, layer: Layer) {
-  // TensorFlow's "same" puts the odd pixel at the end, as ONNX SAME_UPPER does.
-  if (padding === 'same') return attr.string('SAME_UPPER');
-  if (padding === 'valid' || padding === undefined) return attr.string('VALID');
-  throw new NotConvertibleError(`${describe(layer)} uses padding "${String(padding)}"`);
+function padding(value: unknown, layer: Layer): 'same' | 'valid' {
+  if (value === 'same' || value === 'valid') return value;
+  if (value === undefined) return 'valid';
+  throw new NotConvertibleError(`${describe(layer)} uses padding "${String(value)}"`);
 }
 
 function padding2d(value: unknown, layer: Layer): [[number, number], [number, number]] {

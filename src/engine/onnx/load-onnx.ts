@@ -84,9 +84,15 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     if (sameSize(input.inputSize, meta.inputSize) && input.inputRange === meta.inputRange) {
       const opened = await openEngine(runtime.ort, cached.bytes, request, meta.inputSize, meta.hasClassifier);
       if ('engine' in opened) {
-        const built = Date.now();
-        await opened.engine.warmUp();
-        if (opened.engine.featureSize === meta.featureSize && opened.engine.outputSize === meta.outputSize) {
+        const openedAt = Date.now();
+        let warmed = true;
+        try {
+          await opened.engine.warmUp();
+        } catch (err) {
+          warmed = false;
+          debug('cached ONNX model %s failed to run: %s', entry.onnxPath, message(err));
+        }
+        if (warmed && opened.engine.featureSize === meta.featureSize && opened.engine.outputSize === meta.outputSize) {
           debug('ONNX backbone from cache %s', entry.onnxPath);
           return {
             ok: true,
@@ -95,8 +101,8 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
             hasClassifier: meta.hasClassifier,
             ...input,
             fromCache: true,
-            buildMs: built - started,
-            warmupMs: Date.now() - built,
+            buildMs: openedAt - started,
+            warmupMs: Date.now() - openedAt,
           };
         }
         opened.engine.dispose();

@@ -30,8 +30,28 @@ export const attr = {
   float: (value: number): OnnxAttribute => ({ kind: 'float', value }),
   string: (value: string): OnnxAttribute => ({ kind: 'string', value }),
   ints: (value: readonly number[]): OnnxAttribute => ({ kind: 'ints', value }),
-  floats: (value: readonly number[]): OnnxAttribute => ({ kind: 'floats', value }),
 };
+
+/**
+ * Padding attributes for a TensorFlow "SAME" / "VALID" convolution or pooling. TensorFlow's
+ * SAME puts the odd pixel at the end, as ONNX SAME_UPPER does; but ONNX Runtime refuses
+ * auto_pad with dilation, so stride-1 SAME is spelt out (its padding does not depend on the
+ * image size). TensorFlow itself allows dilation only with stride 1.
+ */
+export function paddingAttributes(
+  padding: 'same' | 'valid',
+  kernel: readonly number[],
+  strides: readonly number[],
+  dilations: readonly number[] = kernel.map(() => 1),
+): Record<string, OnnxAttribute> {
+  if (padding === 'valid') return { auto_pad: attr.string('VALID') };
+  if (strides.every((s) => s === 1)) {
+    const total = kernel.map((k, i) => (k - 1) * dilations[i]);
+    return { pads: attr.ints([...total.map((t) => Math.floor(t / 2)), ...total.map((t) => t - Math.floor(t / 2))]) };
+  }
+  if (dilations.some((d) => d !== 1)) throw new NotConvertibleError('"same" padding with both strides and dilation');
+  return { auto_pad: attr.string('SAME_UPPER') };
+}
 
 /** NHWC axis → where it sits in NCHW. */
 const NHWC_TO_NCHW_AXIS = [0, 2, 3, 1];

@@ -11,7 +11,7 @@
  *   StringStringEntry   key=1 value=2
  *   GraphProto          node=1 name=2 initializer=5 input=11 output=12
  *   NodeProto           input=1 output=2 name=3 op_type=4 attribute=5
- *   AttributeProto      name=1 f=2 i=3 s=4 floats=7 ints=8 type=20
+ *   AttributeProto      name=1 f=2 i=3 s=4 ints=8 type=20
  *   TensorProto         dims=1 data_type=2 name=8 raw_data=9 (little-endian, as ONNX requires)
  *   ValueInfoProto      name=1 type=2
  *   TypeProto           tensor_type=1;  TypeProto.Tensor elem_type=1 shape=2
@@ -27,14 +27,13 @@ export const OnnxDataType = { float32: 1, uint8: 2, int64: 7 } as const;
 export type OnnxElementType = keyof typeof OnnxDataType;
 
 /** AttributeProto.AttributeType values used here. */
-const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
+const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
 
 export type OnnxAttribute =
   | { kind: 'int'; value: number }
   | { kind: 'float'; value: number }
   | { kind: 'string'; value: string }
-  | { kind: 'ints'; value: readonly number[] }
-  | { kind: 'floats'; value: readonly number[] };
+  | { kind: 'ints'; value: readonly number[] };
 
 export interface OnnxNode {
   op: string;
@@ -126,8 +125,12 @@ class ProtoWriter {
     return this.bytes(field, utf8.encode(value));
   }
 
+  /** Embeds a nested message without flattening it: weights are copied once, by the final `finish`. */
   message(field: number, inner: ProtoWriter): this {
-    return this.bytes(field, inner.finish());
+    this.tag(field, WIRE_BYTES);
+    this.varint(BigInt(inner.length));
+    for (const chunk of inner.chunks) this.push(chunk);
+    return this;
   }
 
   finish(): Uint8Array {
@@ -150,9 +153,6 @@ function encodeAttribute(name: string, attribute: OnnxAttribute): ProtoWriter {
       return w.int(3, attribute.value).int(20, AttributeType.INT);
     case 'string':
       return w.string(4, attribute.value).int(20, AttributeType.STRING);
-    case 'floats':
-      for (const f of attribute.value) w.float(7, f);
-      return w.int(20, AttributeType.FLOATS);
     case 'ints':
       for (const i of attribute.value) w.int(8, i);
       return w.int(20, AttributeType.INTS);

@@ -114,3 +114,13 @@ test('a corrupt frame gives a clear error and the next frame still classifies', 
   const ok = await classifier.classify(classImages(groceryValDir, CLASSES[2])[0]);
   assert.ok(ok.topK.length === 3);
 });
+
+test('a second retrain of the same store is refused while the first runs', async () => {
+  const dataset = await openDataset(path.join(work, 'dataset'));
+  const store = await openModelStore(path.join(work, 'busy-models'));
+  const first = retrain({ dataset, backbone, store, activate: false });
+  await assert.rejects(retrain({ dataset, backbone, store }), (err) => isLaneVisionError(err, 'RETRAIN_BUSY'));
+  assert.ok((await first).version >= 1);
+  const again = await retrain({ dataset, backbone, store, activate: false });
+  assert.equal(again.activated, false);
+});

@@ -100,7 +100,13 @@ export function recorder(node: Node): NodeMessage[] & { next(what?: string, time
   });
 }
 
-/** The error text a catch node received. */
+/** The error text a catch node received, without the "LaneVisionError: " Node-RED puts in front. */
 export function caughtText(msg: NodeMessage): string {
-  return String((msg as NodeMessage & { error?: { message?: string } }).error?.message ?? '');
+  const text = String((msg as NodeMessage & { error?: { message?: string } }).error?.message ?? '');
+  return text.replace(/^(LaneVisionError|Error): /, '');
+}
+
+/** The LaneVisionError code a catch node received (Node-RED copies it onto msg.error). */
+export function caughtCode(msg: NodeMessage): string | undefined {
+  return (msg as NodeMessage & { error?: { code?: string } }).error?.code;
 }

@@ -1,0 +1,175 @@
+/**
+ * Settings of a lane-console node, and the JSON the console page receives (GET api/...
+ * and the Server-Sent Events of `events`). ui/console/*.js reads exactly these shapes.
+ */
+import type { Node, NodeDef } from 'node-red';
+import type { HeadMetrics, PrecisionThreshold } from '../../src/training/index.js';
+
+export interface LaneConsoleDef extends NodeDef {
+  backbone: string;
+  dataset: string;
+  /** Where the page is served on httpNode (default /lane-vision/console). */
+  path?: string;
+  /** Latest frames kept with their results. */
+  frames?: string | number;
+  /** Frames the model was unsure about, kept for labelling. */
+  rejects?: string | number;
+  /** Minutes the per-label counts of the Live section cover. */
+  windowMinutes?: string | number;
+}
+
+export interface ConsoleSettings {
+  /** Normalised: one leading slash, no trailing slash. */
+  path: string;
+  frames: number;
+  rejects: number;
+  windowMinutes: number;
+}
+
+export interface LaneConsoleNode extends Node {
+  /** The normalised page path (for the routes and the editor link). */
+  readonly pagePath: string;
+}
+
+// #region what the page receives
+
+export interface RankedView {
+  label: string;
+  confidence: number;
+}
+
+/** One frame of the ring or the unsure queue; its image is `frames/<id>.jpg` (`?size=large`). */
+export interface FrameView {
+  id: number;
+  /** Arrival time, ms since the epoch. */
+  at: number;
+  /** False for a frame that came straight from the camera (no model yet, or classify not wired). */
+  classified: boolean;
+  label?: string;
+  confidence?: number;
+  accepted?: boolean;
+  modelVersion?: number;
+  topK?: RankedView[];
+  /** classification.timings.totalMs */
+  latencyMs?: number;
+  /** What the source says the frame shows (msg.label of lane-source), when it knows. */
+  truth?: string;
+  /** The label it was stored under from this console (so it is not taught twice). */
+  stored?: string;
+}
+
+export interface StatsView {
+  /** Frames per second over the last few seconds. */
+  fps: number;
+  /** Mean classification time of the latest frames (ms), null before the first. */
+  latencyMs: number | null;
+  windowMinutes: number;
+  /** Classified frames per decided label within the window (`unknown` included). */
+  counts: Record<string, number>;
+  /** Frames seen since deploy. */
+  frames: number;
+}
+
+export interface DatasetView {
+  counts: Record<string, number>;
+  total: number;
+}
+
+export interface GalleryImage {
+  id: string;
+  /** First characters of the sha256, to version the thumbnail URL. */
+  sha: string;
+  addedAt: string;
+  source?: string;
+}
+
+export interface GalleryView {
+  labels: { label: string; count: number; images: GalleryImage[] }[];
+  /** Images shown per label at most (newest first). */
+  perLabelLimit: number;
+}
+
+export interface ModelSummaryView {
+  version: number;
+  active: boolean;
+  createdAt?: string;
+  labels: string[];
+  accuracy?: number;
+  macroF1?: number;
+  trainCount?: number;
+  holdoutCount?: number;
+  problem?: string;
+}
+
+export interface ModelsView {
+  active: number | null;
+  versions: ModelSummaryView[];
+}
+
+/** A model's hold-out figures as the Train section compares them. */
+export interface ModelReport {
+  version: number;
+  createdAt?: string;
+  labels: string[];
+  holdout?: HeadMetrics;
+  threshold?: PrecisionThreshold;
+  trainCount?: number;
+  holdoutCount?: number;
+  totalMs?: number;
+}
+
+export interface TrainView {
+  state: 'idle' | 'running' | 'finished' | 'failed' | 'cancelled';
+  phase?: 'starting' | 'features' | 'training' | 'saving';
+  done?: number;
+  total?: number;
+  epoch?: number;
+  epochs?: number;
+  loss?: number;
+  accuracy?: number;
+  /** Loss and accuracy per epoch so far (the page draws the curve). */
+  history: { epoch: number; loss: number; accuracy: number }[];
+  error?: string;
+  /** The newly trained version waiting for promote / discard. */
+  candidate?: ModelReport;
+  /** The version in use when the candidate was shown. */
+  inUse?: ModelReport;
+}
+
+export interface CaptureView {
+  label: string;
+  total: number;
+  remaining: number;
+  added: number;
+  duplicates: number;
+}
+
+export interface BackboneView {
+  state: 'loading' | 'ready' | 'error';
+  message?: string;
+}
+
+/** The first event of every stream: everything the page shows. */
+export interface StateView {
+  node: { id: string; name: string; path: string };
+  /** Where the write routes live (httpAdminRoot), or null when the admin API is off. */
+  adminRoot: string | null;
+  /** Frames kept, unsure frames kept, count window (the page keeps as many as the runtime). */
+  settings: { frames: number; rejects: number; windowMinutes: number };
+  backbone: BackboneView;
+  frames: FrameView[];
+  rejects: FrameView[];
+  stats: StatsView;
+  dataset: DatasetView;
+  models: ModelsView;
+  train: TrainView;
+  capture: CaptureView | null;
+}
+
+export interface SimilarView {
+  frame: FrameView;
+  neighbours: { id: string; label: string; similarity: number; sha: string }[];
+  indexed: number;
+}
+
+// #endregion

@@ -1,0 +1,157 @@
+/**
+ * The console's write requests: who may send them (same-origin page, custom header) and
+ * what their bodies may hold. Pure functions over plain values, so the rules are tested
+ * without a runtime; failures are HttpErrors carrying the status to answer with.
+ */
+import { isLaneVisionError } from '../../src/errors.js';
+import { validateLabel } from '../../src/dataset/index.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** The header every write must carry. A cross-site form cannot set it, and a cross-site fetch setting it needs a CORS preflight we never grant. */
+export const CSRF_HEADER = 'x-lane-vision';
+
+export const WRITE_ACTIONS = ['capture', 'stop-capture', 'dismiss', 'delete', 'relabel', 'train', 'cancel-train', 'promote', 'discard', 'rollback'] as const;
+export type WriteAction = (typeof WRITE_ACTIONS)[number];
+
+/** Frames one capture may take (selected, or the next N). */
+export const MAX_CAPTURE_FRAMES = 200;
+const MAX_ID_CHARS = 512;
+
+export type WriteRequest =
+  | { action: 'capture'; label: string; frames?: number[]; count?: number }
+  | { action: 'stop-capture' }
+  | { action: 'dismiss'; frames: number[] }
+  | { action: 'delete'; id: string }
+  | { action: 'relabel'; id: string; label: string }
+  | { action: 'train' }
+  | { action: 'cancel-train' }
+  | { action: 'promote'; version: number }
+  | { action: 'discard'; version: number }
+  | { action: 'rollback' };
+
+export function isWriteAction(value: string): value is WriteAction {
+  return (WRITE_ACTIONS as readonly string[]).includes(value);
+}
+
+export interface OriginHeaders {
+  host?: string;
+  /** Set by a reverse proxy that rewrites Host; a browser cannot set it on a cross-site request without a preflight. */
+  'x-forwarded-host'?: string;
+  origin?: string;
+  'sec-fetch-site'?: string;
+  [CSRF_HEADER]?: string;
+}
+
+/**
+ * Refuses (403) a write that does not come from a page of this server: the custom header
+ * must be there, and when the browser says where the request comes from (Origin,
+ * Sec-Fetch-Site), it must be this host.
+ */
+export function checkSameOrigin(headers: OriginHeaders): void {
+  if (headers[CSRF_HEADER] !== '1') {
+    throw new HttpError(403, 'Refused: writes must carry the header "X-Lane-Vision: 1" (the console page sends it).');
+  }
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin') {
+    throw new HttpError(403, `Refused: the request comes from another site (Sec-Fetch-Site: ${site}).`);
+  }
+  const origin = headers.origin;
+  if (origin !== undefined) {
+    let originHost: string | undefined;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      originHost = undefined;
+    }
+    const hosts = [headers.host, ...(headers['x-forwarded-host']?.split(',') ?? [])].filter((h): h is string => !!h).map((h) => h.trim().toLowerCase());
+    if (!originHost || !hosts.includes(originHost.toLowerCase())) {
+      throw new HttpError(403, `Refused: the request comes from ${origin}, not from this server (${headers.host ?? 'unknown host'}).`);
+    }
+  }
+}
+
+function bad(message: string): HttpError {
+  return new HttpError(400, message);
+}
+
+function objectBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw bad('The request body must be a JSON object.');
+  const extra = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (extra.length > 0) {
+    throw bad(`Unexpected field${extra.length > 1 ? 's' : ''} ${extra.map((k) => JSON.stringify(k)).join(', ')}; this action takes ${allowed.length ? allowed.join(', ') : 'no fields'}.`);
+  }
+  return body as Record<string, unknown>;
+}
+
+function label(value: unknown): string {
+  if (value === undefined) throw bad('A "label" is needed.');
+  try {
+    return validateLabel(value);
+  } catch (err) {
+    if (isLaneVisionError(err) || (err as { code?: string }).code === 'LABEL_INVALID') throw bad((err as Error).message);
+    throw err;
+  }
+}
+
+function imageId(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_CHARS || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw bad(`"id" must be the id of a dataset image (text of 1 to ${MAX_ID_CHARS} characters).`);
+  }
+  return value;
+}
+
+function wholeNumber(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw bad(`"${name}" must be a whole number from ${min} to ${max}, got ${JSON.stringify(value) ?? String(value)}.`);
+  }
+  return value;
+}
+
+function frameIds(value: unknown): number[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_CAPTURE_FRAMES) {
+    throw bad(`"frames" must be a list of 1 to ${MAX_CAPTURE_FRAMES} frame ids.`);
+  }
+  const ids = value.map((id) => wholeNumber(id, 'frames[]', 0, Number.MAX_SAFE_INTEGER));
+  return [...new Set(ids)];
+}
+
+/** Checks a write's body; throws HttpError 400 naming what is wrong. */
+export function parseWriteRequest(action: WriteAction, body: unknown): WriteRequest {
+  switch (action) {
+    case 'capture': {
+      const b = objectBody(body, ['label', 'frames', 'count']);
+      if (b.frames !== undefined && b.count !== undefined) throw bad('Give either "frames" (these frames) or "count" (the next frames), not both.');
+      const request: WriteRequest = { action, label: label(b.label) };
+      if (b.frames !== undefined) request.frames = frameIds(b.frames);
+      if (b.count !== undefined) request.count = wholeNumber(b.count, 'count', 1, MAX_CAPTURE_FRAMES);
+      return request;
+    }
+    case 'dismiss':
+      return { action, frames: frameIds(objectBody(body, ['frames']).frames) };
+    case 'delete':
+      return { action, id: imageId(objectBody(body, ['id']).id) };
+    case 'relabel': {
+      const b = objectBody(body, ['id', 'label']);
+      return { action, id: imageId(b.id), label: label(b.label) };
+    }
+    case 'promote':
+    case 'discard':
+      return { action, version: wholeNumber(objectBody(body, ['version']).version, 'version', 1, 999_999) };
+    case 'stop-capture':
+    case 'train':
+    case 'cancel-train':
+    case 'rollback':
+      objectBody(body, []);
+      return { action };
+  }
+}

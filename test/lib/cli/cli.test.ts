@@ -1,0 +1,193 @@
+/**
+ * The `lane-vision` command line end to end, run as a child process on real weights and
+ * photos: predict, features, train -> eval on photos the model never saw -> classify,
+ * Teachable Machine import, and how it fails (exit codes, one line on stderr).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { IMAGENET_CLASSES } from '../../../src/engine/imagenet.js';
+import { MANIFEST_FILE_NAME } from '../../../src/dataset/index.js';
+import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../../support/shared.js';
+import { jsonLines, ownStderrLines, runLaneVision } from './support.js';
+
+const TRAINED = ['Bravo-Orange-Juice', 'Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
+const BACKENDS = ['tensorflow', 'wasm', 'cpu'];
+let work: string;
+let env: Record<string, string>;
+let trainedLabels: { label: string; code: number }[];
+
+before(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-cli-'));
+  // Anything the engine caches (e.g. converted models) stays in this test's folder.
+  env = { LANE_VISION_CACHE: path.join(work, 'cache') };
+});
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+test('predict --json gives one line per image with ranked ImageNet classes; human mode prints the backend on stderr', async () => {
+  const photos = [classImages(groceryValDir, 'Oatly-Oat-Milk')[0], classImages(groceryValDir, 'Bravo-Orange-Juice')[0]];
+  const run = await runLaneVision(['predict', '--model', modelDir('mobilenet-v1-0.25-imagenet'), ...photos, '--top', '3', '--json'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const lines = jsonLines(run);
+  assert.deepEqual(lines.map((l) => l.image), photos);
+  for (const line of lines) {
+    assert.equal(line.top.length, 3);
+    const probabilities = line.top.map((t: { probability: number }) => t.probability);
+    assert.deepEqual([...probabilities].sort((a, b) => b - a), probabilities, 'best first');
+    assert.ok(probabilities.every((p: number) => p >= 0 && p <= 1) && probabilities.reduce((a: number, b: number) => a + b) <= 1 + 1e-6);
+    for (const t of line.top) assert.equal(t.label, IMAGENET_CLASSES[t.index]);
+    assert.ok(BACKENDS.includes(line.backend), line.backend);
+    assert.ok(line.timings.modelMs > 0);
+  }
+  assert.deepEqual(ownStderrLines(run), [], 'nothing but results with --json');
+
+  const human = await runLaneVision(['predict', '--model', modelDir('mobilenet-v1-0.25-imagenet'), photos[0], '--top', '2'], env);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stderr, new RegExp(`^backend: ${lines[0].backend}\\b`, 'm'));
+  assert.ok(human.stdout.includes(lines[0].top[0].label), 'the same best class as in JSON');
+  assert.equal(human.stdout.trim().split('\n').length, 3, 'the image, then 2 classes');
+});
+
+test('predict refuses a features-only model; features reports the vector', async () => {
+  const photo = classImages(groceryValDir, 'Oatly-Oat-Milk')[1];
+  const model = modelDir('mobilenet-v2-0.35-features');
+  const refused = await runLaneVision(['predict', '--model', model, photo], env);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^lane-vision predict: .*no classifier of its own.*\[MODEL_HAS_NO_CLASSIFIER\]$/m);
+
+  const run = await runLaneVision(['features', '--model', model, photo, '--json', '--values'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const [line] = jsonLines(run);
+  assert.deepEqual(line.shape, [1280]);
+  assert.equal(line.features.length, 1280);
+  const norm = Math.sqrt(line.features.reduce((sum: number, v: number) => sum + v * v, 0));
+  assert.ok(Math.abs(norm - line.norm) < 1e-3 * norm && norm > 0);
+  assert.ok(line.timings.featuresMs > 0 && line.timings.decodeMs > 0);
+
+  // --engine / --backend are obeyed, and the vector does not depend on what computes it.
+  const wasm = await runLaneVision(['features', '--model', model, photo, '--json', '--values', '--engine', 'tfjs', '--backend', 'wasm'], env);
+  assert.equal(wasm.code, 0, wasm.stderr);
+  const [onWasm] = jsonLines(wasm);
+  assert.equal(onWasm.engine, 'tfjs');
+  assert.equal(onWasm.backend, 'wasm');
+  const dot = onWasm.features.reduce((sum: number, v: number, i: number) => sum + v * line.features[i], 0);
+  assert.ok(dot / (onWasm.norm * line.norm) > 0.999, `cosine ${dot / (onWasm.norm * line.norm)}`);
+});
+
+test('train on three labels of train/, then eval on val/ scores only those labels', async () => {
+  const store = path.join(work, 'store');
+  const train = await runLaneVision(
+    ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', groceryTrainDir, '--store', store, '--labels', TRAINED.join(','), '--json'],
+    env,
+  );
+  assert.equal(train.code, 0, train.stderr);
+  const [result] = jsonLines(train);
+  assert.equal(result.version, 1);
+  assert.equal(result.activated, true);
+  assert.deepEqual(result.labels.map((l: { label: string }) => l.label), TRAINED);
+  assert.ok(result.labels.every((l: { code: number }) => l.code >= 1));
+  trainedLabels = result.labels;
+  const imageCount = TRAINED.reduce((sum, label) => sum + classImages(groceryTrainDir, label).length, 0);
+  const m = result.metrics;
+  assert.equal(m.trainCount + m.holdoutCount, imageCount);
+  assert.equal(m.holdout.count, m.holdoutCount);
+  assert.equal(m.holdout.confusion.flat().reduce((a: number, b: number) => a + b), m.holdoutCount);
+  assert.equal(m.holdout.perClass.length, 3);
+  assert.ok(m.timings.featuresMs > 0 && m.timings.totalMs >= m.timings.featuresMs);
+  assert.ok(BACKENDS.includes(result.backend));
+  assert.ok(typeof m.threshold.reached === 'boolean');
+  assert.ok(fs.existsSync(path.join(store, 'v0001', 'metadata.json')));
+  assert.ok(!fs.existsSync(path.join(groceryTrainDir, MANIFEST_FILE_NAME)), 'the shared dataset is opened read-only');
+
+  const evaluated = await runLaneVision(['eval', '--store', store, '--data', groceryValDir, '--json'], env);
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const [report] = jsonLines(evaluated);
+  assert.equal(report.version, 1);
+  assert.equal(report.metrics.count, TRAINED.reduce((sum, label) => sum + classImages(groceryValDir, label).length, 0));
+  report.metrics.confusion.forEach((row: number[], i: number) =>
+    assert.equal(row.reduce((a, b) => a + b), classImages(groceryValDir, TRAINED[i]).length),
+  );
+  const others = classNames(groceryValDir).filter((c) => !TRAINED.includes(c));
+  assert.deepEqual(report.skippedLabels, Object.fromEntries(others.map((c) => [c, classImages(groceryValDir, c).length])));
+  // Measured 11/15 (chance 5/15); shelf photos are harder than a fixed lane camera.
+  assert.ok(report.metrics.accuracy >= 0.5, `accuracy ${report.metrics.accuracy}`);
+  assert.ok(report.threshold.acceptedShare >= 0 && report.threshold.acceptedShare <= 1);
+});
+
+test('classify decides each image with the stored model and goes on after an unreadable one', async () => {
+  assert.ok(trainedLabels, 'needs the model trained above');
+  const store = path.join(work, 'store');
+  const photos = TRAINED.map((label) => classImages(groceryValDir, label)[2]);
+  const missing = path.join(work, 'no-such-photo.jpg');
+  const run = await runLaneVision(['classify', '--store', store, photos[0], missing, photos[1], photos[2], '--threshold', '0.5', '--json'], env);
+  assert.equal(run.code, 1, 'one image failed');
+  const lines = jsonLines(run);
+  assert.deepEqual(lines.map((l) => l.image), [photos[0], missing, photos[1], photos[2]]);
+  assert.equal(lines[1].error.code, 'IMAGE_NOT_FOUND');
+  assert.match(run.stderr, new RegExp(`^lane-vision classify: ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `, 'm'));
+  const codes = Object.fromEntries(trainedLabels.map((l) => [l.label, l.code]));
+  for (const line of [lines[0], lines[2], lines[3]]) {
+    assert.equal(line.modelVersion, 1);
+    assert.equal(line.threshold, 0.5);
+    assert.equal(line.accepted, line.confidence >= 0.5);
+    assert.equal(line.code, line.accepted ? codes[line.label] : 0);
+    assert.deepEqual(line.topK.map((t: { label: string }) => t.label).sort(), [...TRAINED].sort());
+  }
+
+  const human = await runLaneVision(['classify', '--store', store, photos[0]], env);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stderr, /^backend: /m);
+  assert.ok(human.stdout.startsWith(photos[0]));
+});
+
+test('import-tm turns a Teachable Machine export into a version that classifies', async () => {
+  const store = path.join(work, 'tm-store');
+  const run = await runLaneVision(['import-tm', '--store', store, modelDir('teachable-machine-export'), '--json'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const [imported] = jsonLines(run);
+  assert.equal(imported.version, 1);
+  assert.deepEqual(imported.labels.map((l: { label: string }) => l.label), ['twin1', 'twin2']);
+  assert.equal(imported.backbone.featureSize, 1280);
+
+  const classified = await runLaneVision(['classify', '--store', store, classImages(groceryValDir, 'Oatly-Oat-Milk')[0], '--json'], env);
+  assert.equal(classified.code, 0, classified.stderr);
+  const [line] = jsonLines(classified);
+  assert.ok(['twin1', 'twin2', 'unknown'].includes(line.label));
+  assert.equal(line.topK.length, 2);
+  assert.ok(Math.abs(line.topK[0].confidence + line.topK[1].confidence - 1) < 1e-5);
+  assert.match(line.backboneId, /^folder:teachable-machine-export\|/);
+});
+
+test('a wrong command line exits 2 with one line on stderr', async () => {
+  for (const args of [
+    ['predict', '--model', 'x', 'a.jpg', '--top', '0'],
+    ['train', '--data', groceryTrainDir, '--store', work, '--backbone', 'x', '--frobnicate'],
+    ['classify', 'a.jpg'],
+    ['nonsense'],
+  ]) {
+    const run = await runLaneVision(args, env);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stdout, '');
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0], /^lane-vision( \w+)?: .+ \(see "lane-vision( [\w-]+)? --help"\)$/);
+  }
+  const version = await runLaneVision(['--version']);
+  assert.equal(version.stdout.trim(), JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version);
+  const help = await runLaneVision(['--help']);
+  assert.equal(help.code, 0);
+  for (const command of ['predict', 'features', 'train', 'eval', 'classify', 'import-tm']) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+});
+
+test('a missing model folder exits 1 naming the folder', async () => {
+  const folder = path.join(work, 'no-such-model');
+  const run = await runLaneVision(['predict', '--model', folder, classImages(groceryValDir, 'Oatly-Oat-Milk')[0], '--json'], env);
+  assert.equal(run.code, 1);
+  assert.equal(run.stdout, '');
+  const lines = ownStderrLines(run);
+  assert.equal(lines.length, 1, run.stderr);
+  assert.ok(lines[0].includes(folder), lines[0]);
+  assert.match(lines[0], /\[MODEL_NOT_FOUND\]$/);
+});

@@ -1,0 +1,235 @@
+/**
+ * lane-capture in a Node-RED runtime: real photos from ../shared/datasets stored under the
+ * right label, capture commands arming a label, and hostile labels and broken images
+ * reaching a catch node with nothing written. Run `npm run build` first.
+ */
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Node, NodeMessage } from 'node-red';
+import type { LaneBackboneNode } from '../../nodes/lane-backbone/types.js';
+import { classImages, groceryTrainDir, modelDir } from '../support/shared.js';
+import {
+  TAB,
+  backboneConfig,
+  catchAll,
+  caughtCode,
+  caughtText,
+  compiledModule,
+  datasetConfig,
+  helper,
+  lastStatus,
+  laneNodes,
+  recorder,
+  tempDir,
+  waitFor,
+  waitForStatus,
+  type FlowItem,
+} from './support/lane-flow.js';
+
+const features = compiledModule<typeof import('../../src/features/index.js')>('src/features/index.js');
+const nodes = laneNodes('lane-backbone', 'lane-dataset', 'lane-capture');
+const OATLY = classImages(groceryTrainDir, 'Oatly-Oat-Milk');
+const BRAVO = classImages(groceryTrainDir, 'Bravo-Orange-Juice');
+let work: string;
+let run = 0;
+let datasetDir: string;
+
+helper.init(require.resolve('node-red'));
+
+before(async () => {
+  work = tempDir('capture');
+  await helper.startServer();
+});
+afterEach(() => helper.unload());
+after(async () => {
+  await helper.stopServer();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+interface Kit {
+  capture: Node;
+  out: NodeMessage[] & { next(what?: string): Promise<NodeMessage> };
+  caught: NodeMessage[] & { next(what?: string): Promise<NodeMessage> };
+  /** Sends a message and waits for it to be stored or refused. */
+  send(msg: Record<string, unknown>): Promise<{ stored?: NodeMessage; error?: NodeMessage }>;
+}
+
+/** A fresh dataset folder per test, a capture node wired to `out`, errors to `caught`. */
+async function deploy(captureConfig: Record<string, unknown> = {}, extra: FlowItem[] = []): Promise<Kit> {
+  datasetDir = path.join(work, `dataset-${++run}`);
+  await helper.load(nodes, [
+    TAB,
+    datasetConfig('ds', datasetDir, path.join(work, `models-${run}`)),
+    { id: 'cap', z: 'f1', type: 'lane-capture', name: '', dataset: 'ds', backbone: '', label: '', wires: [['out']], ...captureConfig },
+    { id: 'out', z: 'f1', type: 'helper' },
+    ...catchAll('c1', ['cap']),
+    ...extra,
+  ]);
+  const capture = helper.getNode('cap');
+  const out = recorder(helper.getNode('out'));
+  const caught = recorder(helper.getNode('c1-out'));
+  const send = async (msg: Record<string, unknown>) => {
+    const before = { out: out.length, caught: caught.length };
+    capture.receive(msg as NodeMessage);
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const poll = () => {
+        if (out.length > before.out || caught.length > before.caught) return resolve();
+        if (Date.now() - started > 10_000) return reject(new Error('no output and no error within 10 s'));
+        setTimeout(poll, 10);
+      };
+      poll();
+    });
+    return { stored: out[before.out], error: caught[before.caught] };
+  };
+  return { capture, out, caught, send };
+}
+
+/** Every file under the dataset folder, relative, sorted (what a refused frame must not change). */
+function filesOnDisk(): string[] {
+  if (!fs.existsSync(datasetDir)) return [];
+  return (fs.readdirSync(datasetDir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(datasetDir, f)).isFile()).sort();
+}
+
+test('stores real photos under msg.label, outputs the entry and the counts, and shows them', async () => {
+  const kit = await deploy();
+  for (const [i, file] of OATLY.slice(0, 3).entries()) {
+    const bytes = fs.readFileSync(file);
+    const { stored } = await kit.send({ payload: bytes, label: 'Oatly-Oat-Milk' });
+    assert.ok(stored, `frame ${i} stored`);
+    const entry = stored.payload as { id: string; label: string; file: string; sha256: string; duplicate: boolean };
+    assert.equal(entry.label, 'Oatly-Oat-Milk');
+    assert.equal(entry.duplicate, false);
+    assert.equal(entry.sha256, createHash('sha256').update(bytes).digest('hex'));
+    // JPEG frames are kept byte for byte.
+    assert.deepEqual(fs.readFileSync(path.join(datasetDir, 'Oatly-Oat-Milk', entry.file)), bytes);
+    assert.deepEqual((stored as NodeMessage & { counts: unknown }).counts, { 'Oatly-Oat-Milk': i + 1 });
+  }
+  assert.equal(lastStatus(kit.capture)?.text, 'Oatly-Oat-Milk: 3');
+
+  // The same photo again is a duplicate: nothing new on disk, the count stays.
+  const files = filesOnDisk();
+  const { stored } = await kit.send({ payload: fs.readFileSync(OATLY[0]), label: 'Oatly-Oat-Milk' });
+  assert.equal((stored!.payload as { duplicate: boolean }).duplicate, true);
+  assert.deepEqual(filesOnDisk(), files);
+  assert.deepEqual((stored as NodeMessage & { counts: unknown }).counts, { 'Oatly-Oat-Milk': 3 });
+  assert.equal(kit.caught.length, 0);
+});
+
+test("the node's own label is used when the message has none, and msg.label wins over it", async () => {
+  const kit = await deploy({ label: 'Bravo-Orange-Juice' });
+  const first = await kit.send({ payload: BRAVO[0] }); // a file path is a frame too
+  assert.equal((first.stored!.payload as { label: string }).label, 'Bravo-Orange-Juice');
+  const second = await kit.send({ payload: OATLY[0], label: 'Oatly-Oat-Milk' });
+  assert.equal((second.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
+});
+
+test('a capture command arms its label for the next count frames, then frames need a label again', async () => {
+  const kit = await deploy();
+  const none = await kit.send({ payload: fs.readFileSync(OATLY[0]) });
+  assert.equal(caughtText(none.error!), 'lane-capture.errors.no-label');
+  assert.equal(caughtCode(none.error!), 'CAPTURE_NO_LABEL');
+  assert.deepEqual(filesOnDisk(), []);
+
+  kit.capture.receive({ topic: 'capture', payload: { label: 'Bravo-Orange-Juice', count: 2 } } as NodeMessage);
+  await waitForStatus(kit.capture, (s) => String(s.text) === 'lane-capture.status.armed', 'armed');
+  assert.equal(kit.out.length, 0, 'a command outputs nothing');
+  // msg.label still wins and does not use up the armed frames.
+  const labelled = await kit.send({ payload: OATLY[1], label: 'Oatly-Oat-Milk' });
+  assert.equal((labelled.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
+  // A broken frame does not use one up either.
+  const broken = await kit.send({ payload: Buffer.from('not an image, just text') });
+  assert.ok(broken.error);
+  for (const file of BRAVO.slice(0, 2)) {
+    const { stored } = await kit.send({ payload: fs.readFileSync(file) });
+    assert.equal((stored!.payload as { label: string }).label, 'Bravo-Orange-Juice');
+  }
+  const after = await kit.send({ payload: fs.readFileSync(BRAVO[2]) });
+  assert.equal(caughtCode(after.error!), 'CAPTURE_NO_LABEL');
+
+  // The shape lane-events outputs for MQTT cmd/capture: payload = label, count on the message.
+  kit.capture.receive({ topic: 'capture', payload: 'Oatly-Oat-Milk', count: 1 } as NodeMessage);
+  const armed = await kit.send({ payload: fs.readFileSync(OATLY[2]) });
+  assert.equal((armed.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
+  assert.deepEqual((armed.stored as NodeMessage & { counts: unknown }).counts, { 'Bravo-Orange-Juice': 2, 'Oatly-Oat-Milk': 2 });
+});
+
+test('hostile labels and broken images reach the catch node and store nothing', async () => {
+  const kit = await deploy();
+  await kit.send({ payload: fs.readFileSync(OATLY[0]), label: 'Oatly-Oat-Milk' });
+  const before = filesOnDisk();
+  const photo = fs.readFileSync(OATLY[1]);
+  const hostile: [unknown, RegExp][] = [
+    ['../x', /path separator/],
+    ['..', /starts with a dot/],
+    ['CON', /reserved device name/],
+    ['nul.txt', /reserved device name/],
+    ['a\u0000b', /NUL/],
+    ['line\nbreak', /control/],
+    ['unknown', /reserved/],
+    ['x'.repeat(200), /bytes long/],
+    [42, /must be text/],
+  ];
+  for (const [label, why] of hostile) {
+    const { stored, error } = await kit.send({ payload: photo, label });
+    assert.equal(stored, undefined, `label ${JSON.stringify(label)} refused`);
+    assert.equal(caughtCode(error!), 'LABEL_INVALID');
+    assert.match(caughtText(error!), why);
+  }
+  // The same labels in a capture command are refused too, and arm nothing.
+  for (const payload of ['../x', { label: 'CON', count: 3 }, { label: 'ok', count: 0 }, { label: 'ok', count: 1000 }, 17]) {
+    const { error } = await kit.send({ topic: 'capture', payload });
+    assert.ok(error, `command ${JSON.stringify(payload)} refused`);
+    assert.match(String(caughtCode(error)), /^(LABEL_INVALID|CAPTURE_COMMAND_INVALID)$/);
+  }
+  const unarmed = await kit.send({ payload: photo });
+  assert.equal(caughtCode(unarmed.error!), 'CAPTURE_NO_LABEL');
+
+  const broken: [unknown, string][] = [
+    [Buffer.from('not an image, just text'), 'text'],
+    [fs.readFileSync(OATLY[2]).subarray(0, 600), 'truncated JPEG'],
+    [Buffer.alloc(0), 'empty buffer'],
+    [{ data: new Uint8Array(10), width: 100, height: 100, channels: 3 }, 'raw pixels of the wrong length'],
+    [path.join(work, 'no-such-photo.jpg'), 'missing file'],
+    [undefined, 'no payload'],
+  ];
+  for (const [payload, what] of broken) {
+    const { stored, error } = await kit.send({ payload, label: 'Oatly-Oat-Milk' });
+    assert.equal(stored, undefined, `${what} refused`);
+    assert.ok(caughtText(error!).length > 10, `${what}: ${caughtText(error!)}`);
+  }
+  assert.deepEqual(filesOnDisk(), before, 'nothing was written');
+  assert.ok(!fs.existsSync(path.join(path.dirname(datasetDir), 'x')), 'nothing escaped the dataset folder');
+  assert.equal(lastStatus(kit.capture)?.fill, 'red');
+});
+
+test('a bad label in the node settings is refused at deploy with a clear status', async () => {
+  const kit = await deploy({ label: 'CON' });
+  assert.equal(lastStatus(kit.capture)?.fill, 'red');
+  const { error } = await kit.send({ payload: fs.readFileSync(OATLY[0]) });
+  assert.match(caughtText(error!), /reserved device name/);
+  assert.deepEqual(filesOnDisk(), []);
+});
+
+test('with a backbone, stored frames are embedded into the shared feature cache', async () => {
+  const kit = await deploy({ backbone: 'bb' }, [backboneConfig('bb', modelDir('mobilenet-v2-0.35-features'))]);
+  await waitForStatus(kit.capture, (s) => /1280-d/.test(String(s.text)), 'backbone ready');
+  const backbone = (helper.getNode('bb') as LaneBackboneNode).current()!;
+  const sizeBefore = features.sharedFeatureCache.size;
+  const stored: string[] = [];
+  for (const file of BRAVO.slice(3, 6)) {
+    const { stored: msg } = await kit.send({ payload: fs.readFileSync(file), label: 'Bravo-Orange-Juice' });
+    stored.push((msg!.payload as { sha256: string }).sha256);
+  }
+  // Embedding follows the output, before the message completes.
+  const fit = (helper.getNode('bb') as LaneBackboneNode).fit;
+  for (const hash of stored) {
+    const key = features.FeatureCache.key(backbone.id, fit, hash);
+    const vector = await waitFor(() => features.sharedFeatureCache.get(key), 'the cached feature vector');
+    assert.equal(vector.length, 1280, 'feature vector cached under the key retrain looks up');
+  }
+  assert.equal(features.sharedFeatureCache.size, sizeBefore + 3);
+});

@@ -1,0 +1,113 @@
+/**
+ * lane-dataset in a Node-RED runtime: folders relative to the user directory, the label
+ * cap, and the admin endpoint the editor reads. Run `npm run build` first.
+ */
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { NodeMessage } from 'node-red';
+import type { LaneDatasetNode } from '../../nodes/lane-dataset/types.js';
+import { classImages, groceryTrainDir } from '../support/shared.js';
+import { TAB, catchAll, caughtCode, caughtText, datasetConfig, helper, laneNodes, recorder, tempDir, type FlowItem } from './support/lane-flow.js';
+
+const nodes = laneNodes('lane-dataset', 'lane-capture');
+const PHOTOS = classImages(groceryTrainDir, 'Yoggi-Strawberry-Yoghurt');
+let work: string;
+
+helper.init(require.resolve('node-red'));
+
+before(async () => {
+  work = tempDir('dataset');
+  await helper.startServer();
+});
+afterEach(async () => {
+  await helper.unload();
+  helper.settings({});
+});
+after(async () => {
+  await helper.stopServer();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+function flow(dataset: FlowItem): FlowItem[] {
+  return [
+    TAB,
+    dataset,
+    { id: 'cap', z: 'f1', type: 'lane-capture', name: '', dataset: dataset.id, backbone: '', label: 'Yoggi', wires: [['out']] },
+    { id: 'out', z: 'f1', type: 'helper' },
+    ...catchAll('c1', ['cap']),
+  ];
+}
+
+/** Sends frames one at a time; returns what came out and what was caught. */
+async function captureAll(files: string[]): Promise<{ out: NodeMessage[]; caught: NodeMessage[] }> {
+  const out = recorder(helper.getNode('out'));
+  const caught = recorder(helper.getNode('c1-out'));
+  for (const file of files) {
+    const seen = out.length + caught.length;
+    helper.getNode('cap').receive({ payload: fs.readFileSync(file) } as NodeMessage);
+    const started = Date.now();
+    while (out.length + caught.length === seen) {
+      if (Date.now() - started > 10_000) throw new Error('capture did not answer');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  return { out, caught };
+}
+
+test('relative folders live in the Node-RED user directory, with the defaults when left blank', async () => {
+  const userDir = tempDir('userdir');
+  helper.settings({ userDir });
+  try {
+    await helper.load(nodes, flow(datasetConfig('ds', '', 'trained')));
+    const node = helper.getNode('ds') as LaneDatasetNode;
+    assert.equal(node.folder, path.join(userDir, 'lane-vision', 'dataset'));
+    assert.equal(node.modelsFolder, path.join(userDir, 'trained'));
+    await captureAll(PHOTOS.slice(0, 2));
+    assert.equal(fs.readdirSync(path.join(userDir, 'lane-vision', 'dataset', 'Yoggi')).length, 2);
+    assert.equal(await node.dataset(), await node.dataset(), 'one shared handle');
+  } finally {
+    fs.rmSync(userDir, { recursive: true, force: true });
+  }
+});
+
+test('a full label refuses new frames, or drops the oldest', async () => {
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'refuse'), path.join(work, 'm1'), { maxPerLabel: '2', whenFull: 'refuse' })));
+  const refused = await captureAll(PHOTOS.slice(0, 3));
+  assert.equal(refused.out.length, 2);
+  assert.equal(caughtCode(refused.caught[0]), 'LABEL_FULL');
+  await helper.unload();
+
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'rolling'), path.join(work, 'm2'), { maxPerLabel: 2, whenFull: 'drop-oldest' })));
+  const rolling = await captureAll(PHOTOS.slice(0, 3));
+  assert.equal(rolling.caught.length, 0);
+  const third = rolling.out[2] as NodeMessage & { counts: Record<string, number>; dropped?: string[] };
+  assert.deepEqual(third.counts, { Yoggi: 2 });
+  assert.deepEqual(third.dropped, [(rolling.out[0].payload as { id: string }).id]);
+});
+
+test('an impossible cap setting is reported to the nodes using the dataset', async () => {
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'bad'), path.join(work, 'm3'), { maxPerLabel: 'lots' })));
+  const { out, caught } = await captureAll(PHOTOS.slice(0, 1));
+  assert.equal(out.length, 0);
+  assert.equal(caughtCode(caught[0]), 'DATASET_OPTIONS');
+  assert.match(caughtText(caught[0]), /Max per label/);
+  assert.ok(!fs.existsSync(path.join(work, 'bad')), 'nothing created');
+});
+
+test('the counts endpoint answers 404 for unknown or other nodes and 200 with counts and versions for a deployed one', async () => {
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'counted'), path.join(work, 'm4'))));
+  await helper.request().get('/lane-vision/lane-dataset/no-such-node/counts').expect(404);
+  await helper.request().get('/lane-vision/lane-dataset/cap/counts').expect(404); // a node of another type
+  await captureAll(PHOTOS.slice(0, 3));
+  // A file copied in by hand shows up too.
+  fs.mkdirSync(path.join(work, 'counted', 'by-hand'));
+  fs.copyFileSync(PHOTOS[5], path.join(work, 'counted', 'by-hand', 'a.jpg'));
+  const res = await helper.request().get('/lane-vision/lane-dataset/ds/counts').expect(200);
+  assert.deepEqual(res.body.counts, { Yoggi: 3, 'by-hand': 1 });
+  assert.equal(res.body.total, 4);
+  assert.deepEqual(res.body.versions, []);
+  assert.equal(res.body.activeVersion, null);
+  assert.equal(res.body.folder, path.join(work, 'counted'));
+});
