@@ -2,12 +2,15 @@
  * lane-backbone: the config node owning one pretrained backbone (src/engine
  * acquireBackbone), shared by every node that uses it, as the core mqtt-broker node owns
  * its connection: the first acquire() loads it, every user mirrors loading / ready /
- * error on its status, and it is released after the last user and on close.
+ * error on its status, and it is released after the last user and on close. It also owns
+ * the training worker that retrains for its users off the main thread (src/retrain
+ * TrainingWorker): started on the first training, ended with the backbone.
  */
 import type { Node, NodeAPI } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
 import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
+import { TrainingWorker, enginePreferenceOf, retrain, trainThreadFrom, type RetrainOptions, type RetrainResult } from '../../src/retrain/index.js';
 import { READ_PERMISSION } from '../shared/admin-routes.js';
 import { errorText, showStatus, type StatusState } from '../shared/status.js';
 import { userDirOf } from '../lane-dataset/settings.js';
@@ -31,6 +34,7 @@ export = function (RED: NodeAPI) {
     const users = new Map<string, Node>();
     let shown: { state: StatusState; text: string } = { state: 'idle', text: '' };
     let holding: Holding | undefined;
+    let trainer: TrainingWorker | undefined;
     let closed = false;
     let finishClose: (() => void) | undefined;
 
@@ -104,14 +108,37 @@ export = function (RED: NodeAPI) {
       return held;
     }
 
-    function drop(): void {
+    /** Releases the backbone and ends the training worker; resolves when its thread is gone. */
+    function drop(): Promise<void> {
+      const ending = trainer?.dispose().catch((err: unknown) => node.warn(errorText(err)));
+      trainer = undefined;
       const held = holding;
       holding = undefined;
       shown = { state: 'idle', text: '' };
-      if (!held) return;
-      held.dropped = true;
-      held.backbone?.release();
-      held.backbone = undefined;
+      if (held) {
+        held.dropped = true;
+        held.backbone?.release();
+        held.backbone = undefined;
+      }
+      return Promise.resolve(ending);
+    }
+
+    async function train(options: RetrainOptions): Promise<RetrainResult> {
+      if (trainThreadFrom() === 'main') return retrain(options);
+      if (closed || !holding) throw new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped'));
+      // Same spec, tfjs backend and engine as the main thread's copy, so the features match.
+      if (!trainer) {
+        trainer = new TrainingWorker({
+          spec,
+          backend: backendPreference === 'auto' ? undefined : backendPreference,
+          engine: enginePreferenceOf(options.backbone),
+        });
+        trainer.on('ready', (info) => {
+          const backend = runtimeName({ engine: { name: info.engine }, backend: { name: info.backend } });
+          node.log(RED._('lane-backbone.log.training-worker', { thread: info.threadId, backend }));
+        });
+      }
+      return trainer.retrain(options);
     }
 
     Object.assign(node, {
@@ -130,8 +157,9 @@ export = function (RED: NodeAPI) {
       release(user: Node): void {
         if (!users.delete(user.id) || users.size > 0) return;
         if (finishClose) finishClose();
-        else drop();
+        else void drop();
       },
+      retrain: train,
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -142,8 +170,7 @@ export = function (RED: NodeAPI) {
         finishClose = undefined;
         clearTimeout(timer);
         users.clear();
-        drop();
-        done();
+        void drop().then(() => done());
       };
       finishClose = finish;
       // Users still stopping release in their own close (after cancelling a training); the model must outlive them.

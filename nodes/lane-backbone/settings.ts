@@ -70,6 +70,6 @@ export function fitPolicyFrom(def: Partial<LaneBackboneDef>): FitPolicy {
  * What runs the backbone, as status and log name it: the tfjs backend ("wasm"), or
  * engine and provider for another engine ("onnxruntime/cpu").
  */
-export function runtimeName(backbone: Pick<Backbone, 'engine' | 'backend'>): string {
+export function runtimeName(backbone: { engine: Pick<Backbone['engine'], 'name'>; backend: Pick<Backbone['backend'], 'name'> }): string {
   return backbone.engine.name === 'tfjs' ? backbone.backend.name : `${backbone.engine.name}/${backbone.backend.name}`;
 }

@@ -3,20 +3,29 @@
  * config node and either follows the active model of a lane-dataset's model store (a
  * retrain or rollback is picked up without redeploy, and a frame in flight finishes with
  * the model it started with) or uses the backbone's own ImageNet classes.
- * The deciding is src/classify LaneClassifier; this file queues frames (micro-batching),
- * routes results to outputs, answers commands and keeps the status.
+ * The deciding is src/classify LaneClassifier and the queueing its MicroBatchQueue (micro-
+ * batching, a bounded queue with a drop policy); this file settles each frame's message
+ * (also dropped ones), counts, routes results to outputs, answers commands and keeps the status.
  */
+import { performance } from 'node:perf_hooks';
 import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { LaneClassifier, UNKNOWN_LABEL, type ClassificationResult } from '../../src/classify/index.js';
+import {
+  LaneClassifier,
+  MicroBatchQueue,
+  OVERFLOW_POLICIES,
+  UNKNOWN_LABEL,
+  type ClassificationResult,
+  type DropReason,
+  type OverflowPolicy,
+} from '../../src/classify/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
 import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
 import type { ImageInput } from '../../src/image/index.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { registerReadAction } from '../shared/admin-routes.js';
 import { errorText, showStatus } from '../shared/status.js';
-import { MicroBatchQueue } from './micro-batch-queue.js';
 import { createStatusThrottle } from './status-throttle.js';
-import type { ClassifyMode, LaneClassifyDef, LaneClassifyNode } from './types.js';
+import type { ClassifyMode, FrameDropReason, LaneClassifyDef, LaneClassifyNode, LaneVisionInfo, QueueCounters } from './types.js';
 
 /** A frame or a command waiting its turn. */
 interface Job {
@@ -24,13 +33,15 @@ interface Job {
   send: (msg: NodeMessage | Array<NodeMessage | null>) => void;
   done: (err?: Error) => void;
   command?: 'threshold' | 'rollback';
+  /** performance.now() when the message reached the node: queue wait counts from here. */
   arrivedAt: number;
 }
 
 const COMMANDS = new Set(['threshold', 'rollback']);
-/** Frames allowed to wait while the model loads or the lane outpaces the classifier. */
-const MAX_WAITING = 500;
+const DEFAULTS = { threshold: 0.6, topK: 3, maxBatch: 8, maxWaitMs: 0, queueLimit: 100, overflow: 'drop-oldest' as OverflowPolicy };
 const STATUS_INTERVAL_MS = 500;
+/** Dropping frames is warned about once, then at most once a minute (the status shows the count). */
+const DROP_WARN_INTERVAL_MS = 60_000;
 /** How often the store is checked for a model activated by another process (the CLI). */
 const POLL_STORE_MS = 2000;
 
@@ -60,16 +71,21 @@ export = function (RED: NodeAPI) {
     let takingUp: { seq: number; done: Promise<void>; error?: Error } = { seq: 0, done: Promise.resolve() };
     /** A newer version the store activated that cannot be used here (the one in use stays). */
     let refused: number | 'active' | undefined;
-    const counts = { frames: 0, unknown: 0 };
+    /** frames = classified (with a result); failed = could not be classified (error sent). */
+    const counts = { frames: 0, unknown: 0, failed: 0 };
     let lastMs = 0;
+    let lastDropWarning = -Infinity;
 
-    let settings = { threshold: 0.6, topK: 3, maxBatch: 8 };
+    let settings = DEFAULTS;
     let setupProblem: Error | undefined;
     try {
       settings = {
-        threshold: readNumber(config.threshold, 0.6, 0, 1, 'threshold'),
-        topK: Math.floor(readNumber(config.topK, 3, 1, 1000, 'topK')),
-        maxBatch: Math.floor(readNumber(config.maxBatch, 8, 1, 64, 'maxBatch')),
+        threshold: readNumber(config.threshold, DEFAULTS.threshold, 0, 1, 'threshold'),
+        topK: Math.floor(readNumber(config.topK, DEFAULTS.topK, 1, 1000, 'topK')),
+        maxBatch: Math.floor(readNumber(config.maxBatch, DEFAULTS.maxBatch, 1, 64, 'maxBatch')),
+        maxWaitMs: readNumber(config.maxWaitMs, DEFAULTS.maxWaitMs, 0, 10_000, 'maxWaitMs'),
+        queueLimit: Math.floor(readNumber(config.queueLimit, DEFAULTS.queueLimit, 1, 10_000, 'queueLimit')),
+        overflow: readOverflow(config.overflow),
       };
       if (!backboneNode) throw new LaneVisionError('CLASSIFY_NO_BACKBONE', RED._('lane-classify.errors.no-backbone'));
       if (mode === 'trained' && !datasetNode) throw new LaneVisionError('CLASSIFY_NO_DATASET', RED._('lane-classify.errors.no-dataset'));
@@ -77,15 +93,16 @@ export = function (RED: NodeAPI) {
       setupProblem = asError(err);
     }
 
-    const queue = new MicroBatchQueue<Job>(
-      runBatch,
-      {
-        maxBatch: settings.maxBatch,
-        isBarrier: (job) => job.command !== undefined,
-        onError: (err, batch) => batch.forEach((job) => job.done(asError(err))),
-      },
-      true,
-    );
+    const queue = new MicroBatchQueue<Job>(runBatch, {
+      maxBatch: settings.maxBatch,
+      maxWaitMs: settings.maxWaitMs,
+      limit: settings.queueLimit,
+      overflow: settings.overflow,
+      isBarrier: (job) => job.command !== undefined,
+      onError: (err, batch) => batch.forEach((job) => (job.command ? job.done(asError(err)) : failFrame(job, asError(err), batch.length))),
+      onDrop: dropped,
+      startPaused: true,
+    });
 
     node.modelLabels = () => ({ labels: [...(classifier?.labels ?? [])], modelVersion: classifier?.modelVersion, mode });
 
@@ -172,49 +189,106 @@ export = function (RED: NodeAPI) {
       queue.resume(); // waiting frames fail with the reason
     }
 
+    /** Yellow while a model version was refused, or while block holds more frames than the queue limit. */
     function readyState(): 'ready' | 'warning' {
-      return refused === undefined ? 'ready' : 'warning';
+      return refused === undefined && queue.stats.queued <= settings.queueLimit ? 'ready' : 'warning';
     }
 
     function readyText(extra?: string): string {
       const version = mode === 'backbone' ? RED._('lane-classify.status.imagenet') : `v${classifier?.modelVersion ?? '?'}`;
-      const parts = [version, classifier?.backbone.backend.name ?? ''];
-      if (counts.frames > 0) parts.push(`${Math.round(lastMs)} ms`);
-      if (counts.unknown > 0) parts.push(RED._('lane-classify.status.unknown', { count: counts.unknown, total: counts.frames }));
-      if (refused !== undefined) parts.push(RED._('lane-classify.status.refused', { version: refused }));
-      if (extra) parts.push(extra);
-      return parts.join(' · ');
+      const { queued, dropped } = queueCounters();
+      // [text, rank]: when the line is longer than the editor shows, the highest ranks go first.
+      const parts: [string, number][] = [
+        [version, 0],
+        [classifier?.backbone.backend.name ?? '', 5],
+      ];
+      if (counts.frames > 0) parts.push([`${Math.round(lastMs)} ms`, 4]);
+      if (counts.unknown > 0) parts.push([RED._('lane-classify.status.unknown', { count: counts.unknown, total: counts.frames }), 2]);
+      if (dropped > 0) parts.push([RED._('lane-classify.status.dropped', { count: dropped }), 2]);
+      if (queued > 0) parts.push([RED._('lane-classify.status.queued', { count: queued }), 3]);
+      if (refused !== undefined) parts.push([RED._('lane-classify.status.refused', { version: refused }), 1]);
+      if (extra) parts.push([extra, 1]);
+      return fitStatus(parts);
+    }
+
+    function showReady(): void {
+      if (state === 'ready' && !closing) throttle.show(readyState(), readyText());
+    }
+
+    function queueCounters(): QueueCounters {
+      const stats = queue.stats;
+      return {
+        queued: stats.queued,
+        maxQueued: stats.maxQueued,
+        processed: counts.frames,
+        failed: counts.failed,
+        dropped: stats.dropped.queueFull + stats.dropped.safetyCap,
+        droppedBy: stats.dropped,
+      };
+    }
+
+    /** What every message leaving the node carries in msg.laneVision (documented in the help). */
+    function laneVisionInfo(more: { batchSize?: number; dropped?: FrameDropReason } = {}): LaneVisionInfo {
+      return { classifier: node.id, ...more, queue: queueCounters() };
+    }
+
+    /** A frame the queue let go: settled now, counted; only the safety cap of `block` is an error. */
+    function dropped(job: Job, reason: DropReason): void {
+      job.msg.laneVision = laneVisionInfo({ dropped: reason });
+      if (reason === 'safetyCap') {
+        job.done(new LaneVisionError('CLASSIFY_OVERLOADED', RED._('lane-classify.errors.overloaded', { count: queue.blockLimit, limit: settings.queueLimit })));
+      } else {
+        job.done();
+        warnDropping();
+      }
+      showReady();
+    }
+
+    /** One warning when dropping starts, then at most one a minute: the debug sidebar stays readable. */
+    function warnDropping(): void {
+      const now = performance.now();
+      if (now - lastDropWarning < DROP_WARN_INTERVAL_MS) return;
+      lastDropWarning = now;
+      const { dropped: count } = queueCounters();
+      node.warn(RED._('lane-classify.errors.dropping', { count, limit: settings.queueLimit, policy: settings.overflow }));
+    }
+
+    function failFrame(job: Job, err: Error, batchSize: number): void {
+      counts.failed++;
+      job.msg.laneVision = laneVisionInfo({ batchSize });
+      job.done(err);
     }
 
     async function runBatch(jobs: Job[]): Promise<void> {
       if (jobs[0].command) return runCommand(jobs[0]);
       if (state !== 'ready' || !classifier) {
-        for (const job of jobs) job.done(problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')));
+        for (const job of jobs) failFrame(job, problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')), jobs.length);
         return;
       }
-      const started = Date.now();
+      const started = performance.now();
       const results = await classifier.classifyBatch(
         jobs.map((job) => job.msg.payload as ImageInput),
         jobs.map((job) => started - job.arrivedAt),
       );
       results.forEach((result, i) => {
         const job = jobs[i];
-        if ('error' in result) return job.done(result.error);
+        if ('error' in result) return failFrame(job, result.error, jobs.length);
         counts.frames++;
         if (result.label === UNKNOWN_LABEL) counts.unknown++;
         lastMs = result.timings.decodeMs + result.timings.featuresMs + result.timings.headMs;
-        job.send(route(decorate(job.msg, result)));
+        job.send(route(decorate(job.msg, result, jobs.length)));
         job.done();
       });
-      throttle.show(readyState(), readyText());
+      showReady();
     }
 
-    function decorate(msg: NodeMessageInFlow, result: ClassificationResult): NodeMessageInFlow {
+    function decorate(msg: NodeMessageInFlow, result: ClassificationResult, batchSize: number): NodeMessageInFlow {
       // lane-source describes its frames in msg.frame; keep that next to the image.
       if (msg.frame !== undefined && msg.frameInfo === undefined) msg.frameInfo = msg.frame;
       msg.frame = msg.payload;
       msg.payload = result.label;
       msg.classification = result;
+      msg.laneVision = laneVisionInfo({ batchSize });
       return msg;
     }
 
@@ -272,11 +346,8 @@ export = function (RED: NodeAPI) {
 
     node.on('input', (msg, send, done) => {
       const command = typeof msg.topic === 'string' && COMMANDS.has(msg.topic) ? (msg.topic as Job['command']) : undefined;
-      if (!command && queue.length >= MAX_WAITING) {
-        done(new LaneVisionError('CLASSIFY_OVERLOADED', RED._('lane-classify.errors.overloaded', { count: MAX_WAITING })));
-        return;
-      }
-      queue.push({ msg, send, done, command, arrivedAt: Date.now() });
+      // A frame the queue refuses or evicts is settled by `dropped`.
+      queue.push({ msg, send, done, command, arrivedAt: performance.now() });
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -284,7 +355,19 @@ export = function (RED: NodeAPI) {
       throttle.stop();
       stopWatching?.();
       queue.pause();
-      for (const job of queue.takeAll()) job.done(new LaneVisionError('CLASSIFY_STOPPED', RED._('lane-classify.errors.stopped')));
+      // Frames still waiting are settled like dropped ones (counted, no error each: a redeploy
+      // with a busy lane would otherwise flood the log); a waiting command fails visibly.
+      let stopped = 0;
+      for (const job of queue.takeAll()) {
+        if (job.command) {
+          job.done(new LaneVisionError('CLASSIFY_STOPPED', RED._('lane-classify.errors.stopped')));
+          continue;
+        }
+        stopped++;
+        job.msg.laneVision = laneVisionInfo({ dropped: 'stopped' });
+        job.done();
+      }
+      if (stopped > 0) node.log(RED._('lane-classify.errors.stopped-frames', { count: stopped }));
       // The batch in flight still uses the backbone: release it only after that batch.
       queue.idle().then(() => {
         // Also while it still loads: the backbone node then drops the load if no one else wants it.
@@ -293,6 +376,12 @@ export = function (RED: NodeAPI) {
         done();
       });
     });
+  }
+
+  function readOverflow(value: unknown): OverflowPolicy {
+    if (value === undefined || value === null || value === '') return DEFAULTS.overflow;
+    if ((OVERFLOW_POLICIES as readonly unknown[]).includes(value)) return value as OverflowPolicy;
+    throw new LaneVisionError('CLASSIFY_BAD_SETTING', RED._('lane-classify.errors.bad-overflow', { value: String(value), policies: OVERFLOW_POLICIES.join(', ') }));
   }
 
   /** Reads a number setting, refusing values outside [min, max] with a message naming the setting. */
@@ -310,6 +399,19 @@ export = function (RED: NodeAPI) {
   // The editor fills the per-label outputs from the model the deployed node uses.
   registerReadAction<LaneClassifyNode>(RED, 'lane-classify', 'labels', (node) => node.modelLabels());
 };
+
+/** Joins status parts with ' · ', leaving out the highest-ranked ones until it fits the editor's 60 characters. */
+function fitStatus(parts: [string, number][]): string {
+  let kept = parts.filter(([text]) => text !== '');
+  const join = () => kept.map(([text]) => text).join(' · ');
+  while (join().length > 60 && kept.length > 1) {
+    const worst = Math.max(...kept.map(([, rank]) => rank));
+    if (worst === 0) break;
+    const at = kept.map(([, rank]) => rank).lastIndexOf(worst);
+    kept = kept.filter((_, i) => i !== at);
+  }
+  return join();
+}
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));

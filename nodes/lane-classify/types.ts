@@ -1,5 +1,6 @@
 /** Settings and runtime surface of a lane-classify node. */
 import type { Node, NodeDef } from 'node-red';
+import type { DropReason, OverflowPolicy } from '../../src/classify/index.js';
 
 export type ClassifyMode = 'trained' | 'backbone';
 
@@ -12,6 +13,12 @@ export interface LaneClassifyDef extends NodeDef {
   topK?: string | number;
   /** Most frames per backbone call when frames queue up. */
   maxBatch?: string | number;
+  /** While the backbone is idle, how long a frame may wait for others to fill its batch. Default 0. */
+  maxWaitMs?: string | number;
+  /** Most frames waiting to be classified. Default 100. */
+  queueLimit?: string | number;
+  /** What happens to frames beyond the queue limit. Default drop-oldest. */
+  overflow?: OverflowPolicy;
   /** One output per label in `labels`, plus a last one for `unknown` and everything else. */
   splitOutputs?: boolean;
   labels?: string[];
@@ -20,4 +27,33 @@ export interface LaneClassifyDef extends NodeDef {
 export interface LaneClassifyNode extends Node {
   /** Labels and version of the model in use (admin route `labels`). */
   modelLabels(): { labels: string[]; modelVersion: number | undefined; mode: ClassifyMode };
+}
+
+/** Why a frame left the node without being classified: queue full, block's safety cap, or the node stopped (redeploy). */
+export type FrameDropReason = DropReason | 'stopped';
+
+/** Counters of a classify node since it started, in msg.laneVision.queue. */
+export interface QueueCounters {
+  /** Frames waiting now (not counting the batch being classified). */
+  queued: number;
+  /** Most frames seen waiting at once. */
+  maxQueued: number;
+  /** Frames classified (a result was sent). */
+  processed: number;
+  /** Frames that could not be classified (an error was reported). */
+  failed: number;
+  /** Frames dropped by the queue, all reasons. */
+  dropped: number;
+  droppedBy: Record<DropReason, number>;
+}
+
+/** msg.laneVision on every message the node settles: results, failed and dropped frames. */
+export interface LaneVisionInfo {
+  /** The classify node's id (lane-events sums the counters of each classifier it hears from). */
+  classifier: string;
+  /** Frames in the backbone call that classified this one. */
+  batchSize?: number;
+  /** Set on a frame that was not classified. */
+  dropped?: FrameDropReason;
+  queue: QueueCounters;
 }

@@ -70,6 +70,7 @@ export = function (RED: NodeAPI) {
         models: () => datasetNode!.models(),
         backbone,
         fit: backboneNode!.fit,
+        retrain: (options) => backboneNode!.retrain(options),
         onActivity: () => showState(),
       });
       consoles.set(settings.path, node);

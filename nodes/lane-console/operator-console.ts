@@ -13,7 +13,15 @@ import type { Backbone } from '../../src/engine/index.js';
 import { embedImages } from '../../src/features/index.js';
 import { readImageSource, type FitPolicy, type ImageInput } from '../../src/image/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
-import { isRetraining, MIN_IMAGES_PER_LABEL, retrain, type RetrainMetrics, type RetrainProgress } from '../../src/retrain/index.js';
+import {
+  isRetraining,
+  MIN_IMAGES_PER_LABEL,
+  retrain,
+  type RetrainMetrics,
+  type RetrainOptions,
+  type RetrainProgress,
+  type RetrainResult,
+} from '../../src/retrain/index.js';
 import type { HeadMetrics } from '../../src/training/index.js';
 import { errorText } from '../shared/status.js';
 import { EventHub } from './event-stream.js';
@@ -43,6 +51,8 @@ export interface OperatorConsoleOptions {
   /** The shared backbone, acquired by the node; training and "similar" wait for it. */
   backbone: Promise<Backbone>;
   fit: FitPolicy;
+  /** Runs a retrain (the backbone node's, off the main thread). Default: `retrain` on this thread. */
+  retrain?: (options: RetrainOptions) => Promise<RetrainResult>;
   /** Called when something the node status shows changed (viewers, training). */
   onActivity?: () => void;
 }
@@ -476,7 +486,8 @@ export class OperatorConsole {
         this.train = { ...this.train, ...p, history };
         this.hub.send('train-progress', p);
       };
-      const result = await retrain({ dataset, backbone, store, activate: false, fit: this.options.fit, signal, onProgress });
+      const train = this.options.retrain ?? retrain;
+      const result = await train({ dataset, backbone, store, activate: false, fit: this.options.fit, signal, onProgress });
       const candidate: ModelReport = {
         version: result.version,
         createdAt: new Date().toISOString(),

@@ -11,6 +11,7 @@ import {
   buildTrainingEvent,
   commandArgument,
   modelInputFromSummary,
+  type FrameCounters,
   resultInputFromClassification,
   type LaneCommand,
   type LaneStation,
@@ -29,6 +30,24 @@ interface LaneEventsDef extends NodeDef {
 
 interface LaneEventsInput extends NodeMessageInFlow {
   classification?: unknown;
+  /** A lane-classify node's counters (msg.laneVision.queue), for the state's `frames`. */
+  laneVision?: unknown;
+}
+
+/**
+ * The classify node's id and frame counters from msg.laneVision, or undefined when the
+ * message has none (a result from elsewhere): the state then keeps what it had.
+ */
+function frameCountersOf(info: unknown): { source: string; counters: FrameCounters } | undefined {
+  if (info === null || typeof info !== 'object') return undefined;
+  const { classifier, queue } = info as { classifier?: unknown; queue?: Record<string, unknown> };
+  if (queue === null || typeof queue !== 'object') return undefined;
+  const count = (value: unknown) => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : undefined);
+  const queued = count(queue.queued);
+  const dropped = count(queue.dropped);
+  const processed = count(queue.processed);
+  if (queued === undefined || dropped === undefined || processed === undefined) return undefined;
+  return { source: typeof classifier === 'string' && classifier !== '' ? classifier : 'classify', counters: { queued, dropped, processed } };
 }
 
 /** The message a command becomes: topic = command name, payload = its argument. */
@@ -90,6 +109,9 @@ export = function (RED: NodeAPI) {
         const event = buildResultEvent(station.context, input);
         // The state topic says which backend and model decide; republished only on change.
         broker!.reportEngine({ backend: input.backend, modelVersion: input.modelVersion });
+        // ... and how many frames were classified, dropped and are waiting (throttled by the station).
+        const frames = frameCountersOf(msg.laneVision);
+        if (frames) station.reportFrames(frames.source, frames.counters);
         return { outcome: await station.publishEvent('result', event, qos), what: station.topics.result };
       }
       throw new LaneVisionError('EVENT_INVALID', RED._('lane-events.errors.unknown-input', { topic: String(msg.topic ?? '') }));

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
 import type { Backbone } from '../../src/engine/index.js';
-import { retrain, type RetrainProgress, type RetrainResult } from '../../src/retrain/index.js';
+import type { RetrainProgress, RetrainResult } from '../../src/retrain/index.js';
 import { registerWriteAction } from '../shared/admin-routes.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { errorText, showStatus } from '../shared/status.js';
@@ -102,7 +102,8 @@ export = function (RED: NodeAPI) {
             progress({ phase: 'progress', stage: 'saving', progress: FEATURES_SHARE + TRAINING_SHARE });
           }
         };
-        const result = await retrain({
+        // Through the backbone node: in its training worker, so the lane keeps classifying.
+        const result = await backboneNode!.retrain({
           dataset,
           backbone,
           store,

@@ -7,6 +7,7 @@ import type { Backbone, BackendPreference } from '../../src/engine/index.js';
 import type { Dataset } from '../../src/dataset/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
+import type { RetrainOptions, RetrainResult } from '../../src/retrain/index.js';
 
 export interface BackboneConfigNode extends Node {
   readonly source: string;
@@ -19,6 +20,12 @@ export interface BackboneConfigNode extends Node {
   acquire(user: Node): Promise<Backbone>;
   /** Deregisters `user`; the backbone is released after the last user. */
   release(user: Node): void;
+  /**
+   * `retrain()` for a user holding this backbone (`options.backbone`): in the node's training
+   * worker thread (started on the first training, kept warm, ended with the backbone), or on
+   * the main thread when LANE_VISION_TRAIN_THREAD=main.
+   */
+  retrain(options: RetrainOptions): Promise<RetrainResult>;
 }
 
 export interface DatasetConfigNode extends Node {

@@ -11,7 +11,7 @@ import { isLaneVisionError, LaneVisionError } from '../errors.js';
 import { encodeForStorage } from '../image/index.js';
 import type { ImageInput, StorableImage } from '../image/types.js';
 import { readImageSize } from './image-size.js';
-import { removeStaleTemps, syncFolder, writeFileAtomic } from './atomic-write.js';
+import { removeStaleTemps, syncFolder, writeFileAtomic } from '../fs/atomic.js';
 import { MANIFEST_FILE_NAME, validateLabel } from './labels.js';
 import { type DiskFile, type FolderScan, scanFolders } from './scan.js';
 import { type ManifestEntry, readManifest, writeManifest } from './manifest.js';
@@ -25,14 +25,8 @@ const HASH_CONCURRENCY = 4;
 const FINGERPRINT_HEADER = 'lane-vision-dataset-fingerprint/v1\n';
 
 /** One image as the store tracks it; hash and size fields are filled lazily for files found on disk. */
-interface ImageRecord {
+interface ImageRecord extends DiskFile {
   id: string;
-  label: string;
-  /** Folder name on disk; equals `label` except for folders not in NFC (e.g. made on macOS). */
-  dir: string;
-  file: string;
-  size: number;
-  mtimeMs: number;
   addedAt: string;
   source?: string;
   author?: string;

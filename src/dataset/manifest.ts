@@ -5,25 +5,16 @@
  */
 import * as fs from 'node:fs';
 import { LaneVisionError } from '../errors.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../fs/atomic.js';
+import type { DatasetEntry } from './types.js';
 
 export const MANIFEST_FORMAT = 'lane-vision-dataset';
 export const MANIFEST_VERSION = 1;
 
-export interface ManifestEntry {
-  id: string;
-  label: string;
-  file: string;
-  sha256: string;
+/** A dataset entry as the manifest stores it: without the absolute path, which moves with the folder. */
+export interface ManifestEntry extends Omit<DatasetEntry, 'path'> {
   /** sha256 the image stage gave the source when it differs from the file's (raw pixels stored as PNG). */
   sourceSha256?: string;
-  width: number;
-  height: number;
-  size: number;
-  addedAt: string;
-  source?: string;
-  author?: string;
-  problem?: string;
 }
 
 interface ManifestFile {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
-import { isTempName } from './atomic-write.js';
+import { isTempName } from '../fs/atomic.js';
 import { labelOfFolder } from './labels.js';
 
 const debug = createDebug('lane-vision:dataset');
@@ -15,6 +15,7 @@ const IMAGE_FILE = /\.(jpe?g|png|webp)$/i;
 
 export interface DiskFile {
   label: string;
+  /** Folder name on disk; equals `label` except for folders not in NFC (e.g. made on macOS). */
   dir: string;
   file: string;
   size: number;

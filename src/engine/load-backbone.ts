@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import type { FitPolicy } from '../image/types.js';
 import { type BackendPreference, initBackend } from './backend.js';
+import { formatBackboneId } from './backbone-id.js';
 import { type DownloadOptions, defaultCacheDir, downloadModel, findCachedModel } from './download-cache.js';
 import { imagenetLabelsFor } from './imagenet.js';
 import { type ModelFiles, readModelFolder } from './model-files.js';
@@ -17,7 +18,16 @@ import { resolveEnginePreference, resolveOnnxThreads } from './onnx/engine-prefe
 import { type BackbonePreset, presetNames } from './presets.js';
 import { DEFAULT_MAX_BATCH, TfjsInferenceEngine } from './tfjs-engine.js';
 import { type BuiltModel, buildModel } from './tfjs-models.js';
-import type { Backbone, BackboneSpec, EngineBackendInfo, EnginePreference, InferenceEngine, InputRange, ModelFormat } from './types.js';
+import {
+  INPUT_RANGES,
+  type Backbone,
+  type BackboneSpec,
+  type EngineBackendInfo,
+  type EnginePreference,
+  type InferenceEngine,
+  type InputRange,
+  type ModelFormat,
+} from './types.js';
 
 const debug = createDebug('lane-vision:engine');
 
@@ -37,7 +47,6 @@ export interface LoadBackboneOptions extends DownloadOptions {
   maxBatch?: number;
 }
 
-const INPUT_RANGES: readonly InputRange[] = ['[-1,1]', '[0,1]', '[0,255]'];
 const CLASSIFIER_OUTPUTS = ['probabilities', 'logits', 'none'] as const;
 const MAX_INPUT_SIDE = 2048;
 const RECOMMENDED_FIT: FitPolicy = { kind: 'cover' };
@@ -163,7 +172,7 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
       debug('preset %s gave %d features, documented %d', preset.name, engine.featureSize, preset.featureSize);
     }
     const classLabels = loaded.hasClassifier ? chooseLabels(spec, files, engine.outputSize) : undefined;
-    const id = [origin, loaded.featureLayer, `${inputSize.width}x${inputSize.height}`, inputRange, files.fingerprint.slice(0, 16)].join('|');
+    const id = formatBackboneId({ origin, featureLayer: loaded.featureLayer, inputSize, inputRange, weights: files.fingerprint });
     const timings = { fetchMs: fetched - started, buildMs: loaded.buildMs, warmupMs: loaded.warmupMs };
     const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, loaded.featureLayer, engine, inputRange, classLabels, timings, loaded.backend);
     debug('loaded backbone %s from %s in %o ms (%s on %s, %d features)', id, files.dir, timings, engine.name, loaded.backend.name, engine.featureSize);

@@ -67,11 +67,17 @@ function bytesPerElement(entry: io.WeightsManifestEntry): number | undefined {
 export function expectedGroupBytes(group: io.WeightsManifestConfig[number]): number | undefined {
   let total = 0;
   for (const entry of group.weights) {
-    const perElement = bytesPerElement(entry);
-    if (perElement === undefined) return undefined;
-    total += entry.shape.reduce((a: number, b: number) => a * b, 1) * perElement;
+    const bytes = weightEntryBytes(entry);
+    if (bytes === undefined) return undefined;
+    total += bytes;
   }
   return total;
+}
+
+/** Bytes one weight takes in the shards, or undefined when it cannot be known (strings). */
+export function weightEntryBytes(entry: io.WeightsManifestEntry): number | undefined {
+  const perElement = bytesPerElement(entry);
+  return perElement === undefined ? undefined : entry.shape.reduce((a: number, b: number) => a * b, 1) * perElement;
 }
 
 /** Parses and sanity-checks model.json text; `where` names it in error messages. */

@@ -22,6 +22,7 @@ export interface EngineBackendInfo extends Omit<BackendInfo, 'skipped'> {
 
 /** Pixel scaling a backbone expects, applied to RGB bytes 0..255. */
 export type InputRange = '[-1,1]' | '[0,1]' | '[0,255]';
+export const INPUT_RANGES: readonly InputRange[] = ['[-1,1]', '[0,1]', '[0,255]'];
 
 /**
  * The one small interface every inference runtime implements (tfjs today; ONNX Runtime

@@ -82,5 +82,5 @@ export {
   type QoS,
 } from './connection.js';
 export { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
-export { LaneStation, type EngineInfo, type LaneStationOptions } from './station.js';
+export { DEFAULT_FRAME_STATE_INTERVAL_MS, LaneStation, type EngineInfo, type LaneStationOptions } from './station.js';
 export { TrainingEventMapper, formatModelVersion, modelInputFromSummary, resultInputFromClassification } from './inputs.js';

@@ -8,6 +8,7 @@
  * while the embedded broker is still coming up) cannot leave a connection or port behind.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
@@ -21,7 +22,7 @@ import {
   type PublishOutcome,
   type QoS,
 } from './connection.js';
-import type { LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
+import type { FrameCounters, LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
 import type { LaneTopics } from './topics.js';
 
 const log = createDebug('lane-vision:events');
@@ -33,7 +34,11 @@ export interface LaneStationOptions extends Omit<LaneMqttConnectionOptions, 'url
   embedded?: EmbeddedBrokerOptions;
   /** Longest wait at stop() for the offline state and in-flight acknowledgements. Default 5000 ms. */
   closeTimeoutMs?: number;
+  /** Frame counters change with every frame: the retained state is republished for them at most this often. Default 1000 ms. */
+  frameStateIntervalMs?: number;
 }
+
+export const DEFAULT_FRAME_STATE_INTERVAL_MS = 1000;
 
 export interface EngineInfo {
   backend?: string | null;
@@ -74,6 +79,10 @@ export class LaneStation extends EventEmitter {
   private commandsWanted = false;
   private subscribedConnection: LaneMqttConnection | undefined;
   private subscriptionAcknowledged = false;
+  /** Latest frame counters of each classifier reporting to this station; the state carries their sum. */
+  private readonly frameSources = new Map<string, FrameCounters>();
+  private framesPublishedAt = -Infinity;
+  private framesTimer: NodeJS.Timeout | undefined;
 
   /** Throws LaneVisionError (MQTT_CONFIG_INVALID, MQTT_URL_INVALID, TOPIC_*) for settings that can never work. */
   constructor(options: LaneStationOptions) {
@@ -184,7 +193,40 @@ export class LaneStation extends EventEmitter {
     return true;
   }
 
+  /**
+   * Records the frame counters a classifier reports (counted since it started; a classifier
+   * that restarts reports from 0 again under the same `source`). The state carries the sum
+   * over all sources and is republished at most every `frameStateIntervalMs`, the latest
+   * counts always landing.
+   */
+  reportFrames(source: string, counters: FrameCounters): void {
+    this.frameSources.set(source, { queued: counters.queued, dropped: counters.dropped, processed: counters.processed });
+    if (this.framesTimer) return;
+    const wait = this.framesPublishedAt + (this.options.frameStateIntervalMs ?? DEFAULT_FRAME_STATE_INTERVAL_MS) - performance.now();
+    if (wait <= 0) this.publishFrames();
+    else this.framesTimer = setTimeout(() => this.publishFrames(), wait);
+  }
+
+  /** Sum of the frame counters reported so far (undefined before any). */
+  get frames(): FrameCounters | undefined {
+    if (this.frameSources.size === 0) return undefined;
+    const sum: FrameCounters = { queued: 0, dropped: 0, processed: 0 };
+    for (const counters of this.frameSources.values()) {
+      sum.queued += counters.queued;
+      sum.dropped += counters.dropped;
+      sum.processed += counters.processed;
+    }
+    return sum;
+  }
+
   // -------------------------------------------------------------------------
+
+  private publishFrames(): void {
+    this.framesTimer = undefined;
+    this.framesPublishedAt = performance.now();
+    const frames = this.frames;
+    if (frames && this.connection) void this.connection.updateState({ frames });
+  }
 
   private step(run: () => Promise<void>): Promise<void> {
     const next = this.lifecycle.then(run);
@@ -201,7 +243,7 @@ export class LaneStation extends EventEmitter {
   }
 
   private connectionOptions(url: string): LaneMqttConnectionOptions {
-    const { embedded: _embedded, closeTimeoutMs: _timeout, url: _url, ...rest } = this.options;
+    const { embedded: _embedded, closeTimeoutMs: _timeout, frameStateIntervalMs: _interval, url: _url, ...rest } = this.options;
     return { ...rest, url, backend: this.engine.backend ?? undefined, modelVersion: this.engine.modelVersion ?? undefined };
   }
 
@@ -215,6 +257,9 @@ export class LaneStation extends EventEmitter {
         url = loopbackUrl(this.broker);
       }
       const connection = new LaneMqttConnection(this.connectionOptions(url));
+      // Before connecting, so the birth and the last will carry the counts too.
+      const frames = this.frames;
+      if (frames) void connection.updateState({ frames });
       connection.on('status', (event) => this.emit('status', event));
       connection.on('command-rejected', (error) => this.emit('command-rejected', error));
       this.connection = connection;
@@ -233,6 +278,11 @@ export class LaneStation extends EventEmitter {
   }
 
   private async doStop(): Promise<void> {
+    if (this.framesTimer) {
+      // The counts held back by the interval go out now, and into the closing state.
+      clearTimeout(this.framesTimer);
+      this.publishFrames();
+    }
     const connection = this.connection;
     const broker = this.broker;
     this.connection = undefined;

@@ -7,7 +7,8 @@ import { promises as fs, type Dirent } from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
-import { checkSeed, createRandom, mixSeed, shuffled } from './random.js';
+import { createRandom, mixSeed, shuffled } from '../random.js';
+import { checkSeed } from './seed.js';
 import type { LaneFrame, LaneSource } from './types.js';
 
 const debug = createDebug('lane-vision:lane-source');

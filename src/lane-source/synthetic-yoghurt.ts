@@ -7,7 +7,8 @@
 import sharp from 'sharp';
 import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
-import { between, checkSeed, createRandom, mixSeed, type Random } from './random.js';
+import { between, createRandom, mixSeed, type RandomSource } from '../random.js';
+import { checkSeed } from './seed.js';
 import { CUP_SHAPE, drawYoghurtScene, sceneExtent, type YoghurtScene } from './yoghurt-scene.js';
 import { isYoghurtFlavour, YOGHURT_FLAVOURS, type YoghurtFlavour } from './yoghurt-flavours.js';
 import type { LaneFrame, LaneSource } from './types.js';
@@ -88,7 +89,7 @@ function checkSide(value: unknown, name: string): number {
 }
 
 /** Where the cup stands and how it is lit; keeps the whole cup inside the frame. */
-function pickScene(random: Random, flavour: YoghurtFlavour, width: number, height: number): YoghurtScene {
+function pickScene(random: RandomSource, flavour: YoghurtFlavour, width: number, height: number): YoghurtScene {
   const view = sceneExtent(width, height);
   const cupRadius = 110 * between(random, 0.82, 1.15);
   const viewAspect = between(random, 0.5, 0.72);
@@ -122,7 +123,7 @@ function pickScene(random: Random, flavour: YoghurtFlavour, width: number, heigh
   };
 }
 
-function pickCamera(random: Random): CameraEffects {
+function pickCamera(random: RandomSource): CameraEffects {
   return {
     exposure: between(random, 0.72, 1.2),
     warmth: between(random, -1, 1),
@@ -140,7 +141,7 @@ function clamp(value: number, low: number, high: number): number {
  * pass over the pixels (sharp has no seedable noise): part of the noise is shared by the
  * three channels of a pixel (luminance), part is per channel (colour noise).
  */
-function exposeWithNoise(pixels: Buffer, camera: CameraEffects, random: Random): void {
+function exposeWithNoise(pixels: Buffer, camera: CameraEffects, random: RandomSource): void {
   const gainRed = camera.exposure * (1 + 0.09 * camera.warmth);
   const gainGreen = camera.exposure * (1 + 0.01 * camera.warmth);
   const gainBlue = camera.exposure * (1 - 0.12 * camera.warmth);

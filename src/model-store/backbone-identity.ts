@@ -3,13 +3,12 @@
  * another network, another layer, another frame size or another pixel scaling, so a
  * classifier asks this before it uses a model version.
  *
- * The engine names a loaded backbone `origin|featureLayer|WxH|range|weights`, where
- * weights is the first 16 hex digits of sha256(model.json + shards) (src/engine/load-backbone.ts).
- * Equal ids mean the same features. The same network can also arrive another way: the
- * same files from another folder or URL, the preset an import recognised, or the same
- * weight bytes under another model.json; those fit too, when the features come from the
- * same layer.
+ * Equal engine ids (src/engine/backbone-id.ts) mean the same features. The same network
+ * can also arrive another way: the same files from another folder or URL, the preset an
+ * import recognised, or the same weight bytes under another model.json (`fingerprintWeights`);
+ * those fit too, when the features come from the same layer.
  */
+import { parseBackboneId } from '../engine/backbone-id.js';
 import type { InputRange } from '../engine/types.js';
 import type { BackboneDescriptor } from './types.js';
 
@@ -20,7 +19,7 @@ export interface LoadedBackboneIdentity {
   inputSize: { width: number; height: number };
   inputRange: InputRange;
   preset?: string;
-  /** sha256 (hex) over its weight shards, model.json excluded, when the engine reports it. */
+  /** `fingerprintWeights` of its weights, when known (the engine does not report it yet). */
   weightsFingerprint?: string;
 }
 
@@ -31,46 +30,6 @@ export interface BackboneCompatibility {
   exact: boolean;
   /** Why it fits without being exact, or why it does not fit. */
   reason?: string;
-}
-
-/** The parts of an engine backbone id. */
-export interface BackboneIdParts {
-  /** `preset:<name>`, `folder:<folder name>` or the model.json URL. */
-  origin: string;
-  featureLayer: string;
-  inputSize: { width: number; height: number };
-  inputRange: InputRange;
-  /** First 16 hex digits of sha256(model.json + weight shards). */
-  weights: string;
-}
-
-const INPUT_RANGES: readonly string[] = ['[-1,1]', '[0,1]', '[0,255]'];
-
-/**
- * Mirrors the id built in src/engine/load-backbone.ts (the engine does not export its
- * builder); the TM import uses it to predict the id of the export folder loaded as a
- * backbone, and a test loads that folder to keep the two in step.
- */
-export function formatBackboneId(parts: BackboneIdParts): string {
-  const { origin, featureLayer, inputSize, inputRange, weights } = parts;
-  return [origin, featureLayer, `${inputSize.width}x${inputSize.height}`, inputRange, weights.slice(0, 16)].join('|');
-}
-
-/** The parts of an engine id, or undefined for an id the engine did not make. Parsed from the right: a URL origin may hold "|". */
-export function parseBackboneId(id: string): BackboneIdParts | undefined {
-  const parts = id.split('|');
-  if (parts.length < 5) return undefined;
-  const [featureLayer, size, inputRange, weights] = parts.slice(-4);
-  const origin = parts.slice(0, -4).join('|');
-  const sizeMatch = /^(\d+)x(\d+)$/.exec(size);
-  if (!origin || !featureLayer || !sizeMatch || !INPUT_RANGES.includes(inputRange) || !/^[0-9a-f]{16}$/.test(weights)) return undefined;
-  return {
-    origin,
-    featureLayer,
-    inputSize: { width: Number(sizeMatch[1]), height: Number(sizeMatch[2]) },
-    inputRange: inputRange as InputRange,
-    weights,
-  };
 }
 
 /**

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import createDebug from 'debug';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
-import { removeDirAtomic, removeStaleTemps, syncDir, tempName, writeFileAtomic, writeFileDurable } from './atomic-fs.js';
+import { listTemps, publishFolderAtomic, removeFolderAtomic, removeStaleTemps, writeFileAtomic, writeFileDurable } from '../fs/atomic.js';
 import { deserialiseHead, serialiseHead, type HeadJson } from '../training/serialise.js';
 import type { TrainedHead } from '../training/types.js';
 import { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, type LabelCodeRegistry } from './label-codes.js';
@@ -110,7 +110,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     const prepared = prepareSave(input);
     return this.exclusive(async () => {
       await fsp.mkdir(this.dir, { recursive: true });
-      await removeStaleTemps(this.dir);
+      await this.removeLeftovers();
       const registry = await this.currentRegistry();
       const { classes, registry: labelCodes, added } = assignLabelCodes(prepared.labels, registry.labelCodes);
       const version = registry.lastVersion + 1;
@@ -140,17 +140,13 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       // Registry first: if we crash after it, a version number and new codes are merely
       // skipped, never handed out twice.
       await this.writeRegistry({ formatVersion: MODEL_FORMAT_VERSION, lastVersion: version, labelCodes });
-      const temp = path.join(this.dir, tempName('tmp', name));
       const finalDir = path.join(this.dir, name);
       try {
-        await fsp.mkdir(temp);
-        await writeFileDurable(path.join(temp, HEAD_FILE), prepared.headData);
-        await writeFileDurable(path.join(temp, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
-        await syncDir(temp);
-        await fsp.rename(temp, finalDir);
-        await syncDir(this.dir);
+        await publishFolderAtomic(finalDir, async (temp) => {
+          await writeFileDurable(path.join(temp, HEAD_FILE), prepared.headData);
+          await writeFileDurable(path.join(temp, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
+        });
       } catch (err) {
-        await fsp.rm(temp, { recursive: true, force: true });
         throw new LaneVisionError('MODEL_STORE_WRITE_FAILED', `Could not write model ${name} to ${this.dir}: ${(err as Error).message}`, {
           cause: err,
         });
@@ -331,7 +327,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       const removed: number[] = [];
       for (const version of versions) {
         if (kept.has(version)) continue;
-        await removeDirAtomic(path.join(this.dir, versionFolderName(version)));
+        await removeFolderAtomic(path.join(this.dir, versionFolderName(version)));
         removed.push(version);
       }
       if (removed.length) {
@@ -398,7 +394,13 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
 
   /** Removes leftovers of crashed writes. Runs on open and before each save. */
   cleanUp(): Promise<string[]> {
-    return this.exclusive(() => removeStaleTemps(this.dir));
+    return this.exclusive(() => this.removeLeftovers());
+  }
+
+  /** Call inside `exclusive`: then none of this store's own temps is in flight. */
+  private async removeLeftovers(): Promise<string[]> {
+    const removed = await removeStaleTemps(await listTemps(this.dir));
+    return removed.map((temp) => path.basename(temp));
   }
 
   private exclusive<T>(task: () => Promise<T>): Promise<T> {

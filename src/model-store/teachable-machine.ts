@@ -17,16 +17,15 @@
  * - `weightsFingerprint`: sha256 of the backbone's own weight bytes, equal for the
  *   backbone saved on its own under another model.json.
  */
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { initBackend, tf } from '../engine/backend.js';
-import { MODEL_JSON, TM_METADATA_JSON, readModelFolder, type ModelFiles } from '../engine/model-files.js';
+import { fingerprintWeights, formatBackboneId } from '../engine/backbone-id.js';
+import { MODEL_JSON, TM_METADATA_JSON, readModelFolder, weightEntryBytes, type ModelFiles } from '../engine/model-files.js';
 import { findPreset } from '../engine/presets.js';
 import { LaneVisionError } from '../errors.js';
 import type { DenseLayerWeights, TrainedHead } from '../training/types.js';
-import { formatBackboneId } from './backbone-identity.js';
 import type { ModelStore } from './store.js';
 import type { BackboneDescriptor, ModelMetadata, VersionSummary } from './types.js';
 
@@ -125,7 +124,7 @@ export async function parseTeachableMachineExport(files: {
   let tensors: tf.NamedTensorMap;
   try {
     specs = tf.io.getWeightSpecs(model.weightsManifest as tf.io.WeightsManifestConfig);
-    const needed = specs.reduce((sum, s) => sum + byteSize(s), 0);
+    const needed = specs.reduce((sum, s) => sum + (weightEntryBytes(s) ?? 0), 0);
     const have = (Array.isArray(weightData) ? weightData : [weightData]).reduce((sum, b) => sum + b.byteLength, 0);
     if (have < needed) invalid(`weight files hold ${have} bytes, the manifest needs ${needed}`);
     tensors = tf.io.decodeWeights(weightData, specs);
@@ -302,27 +301,6 @@ function sameFeatureLayers(backbone: LayerJson): string[] {
   return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
 }
 
-/**
- * sha256 over the stored bytes of the weights `keep` selects, in manifest order: for the
- * backbone alone, the same value as its weight file when it is saved on its own.
- */
-function fingerprintWeights(
-  specs: tf.io.WeightsManifestEntry[],
-  weightData: ArrayBuffer | ArrayBuffer[],
-  keep: (name: string) => boolean,
-): string {
-  const shards = Array.isArray(weightData) ? weightData : [weightData];
-  const all = shards.length === 1 ? new Uint8Array(shards[0]) : Buffer.concat(shards.map((b) => new Uint8Array(b)));
-  const hash = createHash('sha256');
-  let offset = 0;
-  for (const spec of specs) {
-    const size = byteSize(spec);
-    if (keep(spec.name)) hash.update(all.subarray(offset, offset + size));
-    offset += size;
-  }
-  return hash.digest('hex');
-}
-
 function findInputSide(layer: LayerJson): number | undefined {
   const shape = layer.config.batch_input_shape;
   if (Array.isArray(shape) && typeof shape[1] === 'number') return shape[1];
@@ -331,12 +309,6 @@ function findInputSide(layer: LayerJson): number | undefined {
     if (found) return found;
   }
   return undefined;
-}
-
-function byteSize(spec: tf.io.WeightsManifestEntry): number {
-  const count = spec.shape.reduce((a, b) => a * b, 1);
-  const bytes = spec.quantization ? { uint8: 1, uint16: 2, float16: 2 }[spec.quantization.dtype] : spec.dtype === 'bool' ? 1 : 4;
-  return count * bytes;
 }
 
 async function readJsonFile(file: string): Promise<unknown> {

@@ -1,1 +1,25 @@
-export { retrain, isRetraining, MIN_IMAGES_PER_LABEL, type RetrainOptions, type RetrainResult, type RetrainMetrics, type RetrainProgress } from './retrain.js';
+export {
+  retrain,
+  isRetraining,
+  withRetrainLock,
+  MIN_IMAGES_PER_LABEL,
+  type RetrainOptions,
+  type RetrainResult,
+  type RetrainMetrics,
+  type RetrainProgress,
+  type RetrainDataset,
+  type RetrainStore,
+} from './retrain.js';
+export {
+  TrainingWorker,
+  trainThreadFrom,
+  enginePreferenceOf,
+  TRAIN_THREAD_ENV_VAR,
+  TRAIN_ONNX_THREADS_ENV_VAR,
+  DEFAULT_TRAIN_ONNX_THREADS,
+  type TrainThread,
+  type TrainingWorkerOptions,
+  type TrainingWorkerEvents,
+  type WorkerRetrainOptions,
+} from './training-worker.js';
+export type { LoadedInWorker } from './training-worker-protocol.js';

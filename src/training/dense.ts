@@ -11,7 +11,7 @@
  * are made once and reused every epoch.
  */
 import { tf } from '../engine/backend.js';
-import { createRandom, randomNormal } from './random.js';
+import { createRandom, randomNormal } from '../random.js';
 import type { DenseLayerWeights, TrainingProgress } from './types.js';
 import type { TrainingControl } from './control.js';
 
@@ -32,6 +32,8 @@ export interface DenseTrainingSettings {
   weightDecay: number;
   hiddenUnits: number;
   seed: number;
+  /** Weights to start from (same shapes) instead of the initial ones. */
+  startLayers?: readonly DenseLayerWeights[];
 }
 
 export interface DenseTrainingOutcome {
@@ -68,7 +70,8 @@ export async function trainDenseLayers(
     const rowWeights = keep(tf.tensor2d(input.exampleWeights, [count, 1]));
     const labelTensor = keep(tf.tensor1d(labels, 'int32'));
     // [kernel, bias, kernel, bias, ...]
-    const variables = initialWeights(shapes, settings.seed).flatMap(({ kernel, bias }, i) => [
+    const start = settings.startLayers ?? initialWeights(shapes, settings.seed);
+    const variables = start.flatMap(({ kernel, bias }, i) => [
       makeVariable(tf.tensor2d(kernel, [shapes[i].inputSize, shapes[i].outputSize])),
       makeVariable(tf.tensor1d(bias)),
     ]);

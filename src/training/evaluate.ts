@@ -6,7 +6,7 @@
  */
 import { LaneVisionError } from '../errors.js';
 import { predictHeadBatch } from './predict.js';
-import { createRandom, shuffleInPlace } from './random.js';
+import { createRandom, shuffleInPlace } from '../random.js';
 import { trainHead } from './train.js';
 import type { TrainedHead, TrainHeadParams, TrainingData } from './types.js';
 import { argMax } from './vectors.js';

@@ -34,5 +34,5 @@ export {
   type PrecisionThreshold,
   type SplitIndices,
 } from './evaluate.js';
-export { createRandom, randomNormal, shuffleInPlace, type RandomSource } from './random.js';
+export { createRandom, randomNormal, shuffleInPlace, type RandomSource } from '../random.js';
 export { normaliseFeature } from './vectors.js';

@@ -8,7 +8,7 @@ import { LaneVisionError } from '../errors.js';
 import { TrainingControl } from './control.js';
 import { trainDenseLayers } from './dense.js';
 import { trainNearestNeighbourHead, trainPrototypeHead, type SimilarityOutcome } from './similarity.js';
-import { HEAD_KINDS, type TrainHeadCallbacks, type TrainHeadParams, type TrainHeadResult, type TrainingData } from './types.js';
+import { HEAD_KINDS, type DenseLayerWeights, type TrainedHead, type TrainHeadCallbacks, type TrainHeadParams, type TrainHeadResult, type TrainingData } from './types.js';
 import { stackFeatures } from './vectors.js';
 
 const debug = createDebug('lane-vision:training');
@@ -73,7 +73,8 @@ export async function trainHead(
       break;
     case 'softmax':
     case 'mlp': {
-      const dense = await trainDenseLayers(input, { ...settings, kind: settings.kind }, control);
+      const startLayers = callbacks.startFrom ? startingLayers(callbacks.startFrom, settings, featureSize, classCount) : undefined;
+      const dense = await trainDenseLayers(input, { ...settings, kind: settings.kind, startLayers }, control);
       epochs = settings.epochs;
       outcome = {
         head: { kind: settings.kind, featureSize, classCount, normalise: true, layers: dense.layers },
@@ -97,6 +98,23 @@ export async function trainHead(
     outcome.trainAccuracy,
   );
   return { ...outcome, backend, ms, epochs };
+}
+
+/** The layers of a head to continue training from; TRAINING_PARAMS_INVALID when it does not fit. */
+function startingLayers(head: TrainedHead, settings: ResolvedTrainHeadParams, featureSize: number, classCount: number): DenseLayerWeights[] {
+  const kind = settings.kind;
+  const widths = kind === 'mlp' ? [featureSize, settings.hiddenUnits, classCount] : [featureSize, classCount];
+  const fits =
+    head.kind === kind &&
+    head.layers?.length === widths.length - 1 &&
+    head.layers.every((layer, i) => layer.inputSize === widths[i] && layer.outputSize === widths[i + 1]);
+  if (!fits || !head.layers) {
+    invalidParams(
+      `Cannot continue from a ${head.kind} head of ${head.featureSize} features x ${head.classCount} classes: ` +
+        `this training is a ${kind} head of ${featureSize} x ${classCount}`,
+    );
+  }
+  return head.layers;
 }
 
 /**

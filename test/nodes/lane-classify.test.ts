@@ -16,6 +16,8 @@ import type { Node, NodeAPI, NodeInitializer, NodeMessage } from 'node-red';
 import type * as Lib from '../../src/index.js';
 import type { Backbone, Dataset, FeatureCache, ModelStore } from '../../src/index.js';
 import type { LaneBackboneNode } from '../../nodes/lane-backbone/types.js';
+import type { LaneBrokerNode } from '../../nodes/lane-broker/types.js';
+import { startSorter, validateEvent } from '../lib/events/scenarios.js';
 import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../support/shared.js';
 import {
   TAB,
@@ -59,6 +61,7 @@ function withMessages(types: string[]): NodeInitializer[] {
   });
 }
 const nodes = withMessages(NODE_TYPES);
+const withEvents = withMessages([...NODE_TYPES, 'lane-broker', 'lane-events']);
 
 const CLASSES = ['Oatly-Oat-Milk', 'Bravo-Orange-Juice', 'Yoggi-Strawberry-Yoghurt'];
 const FEATURES_MODEL = modelDir('mobilenet-v2-0.35-features');
@@ -384,6 +387,249 @@ test('frames that queue up go through the backbone together, up to max batch, ea
   } finally {
     engine.features = features;
   }
+});
+
+// ---------------------------------------------------------------------------
+// Backpressure: frames sent faster than the node classifies them.
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** The flow with a complete node scoped to the classify node, into helper `completed`. */
+function withCompletion(flow: FlowItem[]): FlowItem[] {
+  return [
+    ...flow,
+    { id: 'cp', z: 'f1', type: 'complete', scope: ['c1'], uncaught: false, wires: [['completed']] },
+    { id: 'completed', z: 'f1', type: 'helper' },
+  ];
+}
+
+/** Sends `count` frames at once (val photos over and over), msg.seq = 0, 1, ...: far faster than they can be classified. */
+function flood(count: number, from = 0): void {
+  const frames = valFrames();
+  for (let seq = from; seq < from + count; seq++) send({ payload: frames[seq % frames.length].image, seq });
+}
+
+/** Every call of a Node method on one node (the helper spies on them). */
+function calls(id: string, method: 'warn' | 'log'): unknown[] {
+  const seen: unknown[] = [];
+  (helper.getNode(id) as unknown as NodeJS.EventEmitter).on(`call:${method}`, (call: { args: unknown[] }) => seen.push(call.args[0]));
+  return seen;
+}
+
+const ready = () => waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
+
+test('drop-oldest: a flood keeps the newest frames, counts every other one as dropped, completes each, warns once', async () => {
+  await helper.load(nodes, withCompletion(classifyFlow({ classify: { maxBatch: 4, queueLimit: 10, overflow: 'drop-oldest' } })));
+  const out = collect('o0');
+  const caught = collect('caught');
+  const completed = collect('completed');
+  const warnings = calls('c1', 'warn');
+  await ready();
+  flood(60);
+  await waitUntil(() => out.length === 11 && completed.length === 60, 'eleven results and sixty completions');
+  // The first frame found the backbone idle; of the 59 that came while it ran, the newest 10 waited.
+  assert.deepEqual(out.map((m) => m.seq), [0, ...range(50, 60)]);
+  assert.deepEqual(out.map((m) => m.laneVision.batchSize), [1, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2]);
+  const last = out.at(-1).laneVision;
+  assert.equal(last.classifier, 'c1');
+  assert.deepEqual(last.queue, { queued: 0, maxQueued: 10, processed: 11, failed: 0, dropped: 49, droppedBy: { queueFull: 49, safetyCap: 0 } });
+  assert.equal(last.queue.processed + last.queue.dropped, 60, 'sent = processed + dropped');
+  assert.deepEqual(out.map((m) => m.laneVision.queue.processed), range(1, 12), 'each result carries the counts up to itself');
+  assert.deepEqual(out.map((m) => m.laneVision.queue.queued), [10, 6, 6, 6, 6, 2, 2, 2, 2, 0, 0], 'frames waiting when each result went out');
+
+  const dropped = completed.filter((m) => m.laneVision?.dropped !== undefined);
+  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(1, 50), 'dropped frames complete too');
+  assert.ok(dropped.every((m) => m.laneVision.dropped === 'queueFull' && m.classification === undefined));
+  assert.equal(caught.length, 0, 'a dropped frame is no error');
+
+  for (const msg of out) {
+    const t = msg.classification.timings;
+    for (const key of ['queueMs', 'decodeMs', 'featuresMs', 'headMs', 'totalMs']) assert.ok(Number.isFinite(t[key]) && t[key] >= 0, `${key} = ${t[key]}`);
+    assert.ok(t.totalMs >= t.queueMs && t.totalMs >= t.decodeMs + t.featuresMs, 'total runs from arrival to result');
+  }
+  assert.ok(out[10].classification.timings.queueMs > out[0].classification.timings.queueMs, 'the last frame waited behind the others');
+
+  await waitUntil(() => /49 dropped/.test(lastStatus('c1').text ?? ''), 'the drop count on the status');
+  assert.equal(warnings.length, 1, 'one warning for the whole flood');
+  assert.match(String(warnings[0]), /Frames dropped: 1 so far \(queue limit 10 reached, policy drop-oldest\)/);
+});
+
+test('drop-newest: a flood keeps the first frames and drops the rest', async () => {
+  await helper.load(nodes, withCompletion(classifyFlow({ classify: { maxBatch: 4, queueLimit: 10, overflow: 'drop-newest' } })));
+  const out = collect('o0');
+  const completed = collect('completed');
+  await ready();
+  flood(60);
+  await waitUntil(() => out.length === 11 && completed.length === 60, 'eleven results and sixty completions');
+  assert.deepEqual(out.map((m) => m.seq), range(0, 11));
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 10, processed: 11, failed: 0, dropped: 49, droppedBy: { queueFull: 49, safetyCap: 0 } });
+  const dropped = completed.filter((m) => m.laneVision?.dropped === 'queueFull');
+  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(11, 60));
+});
+
+test('block: nothing is dropped, each frame completes only after its result; past the safety cap frames are refused with an error', async () => {
+  await helper.load(nodes, withCompletion(classifyFlow({ classify: { maxBatch: 4, queueLimit: 2, overflow: 'block' } })));
+  const out = collect('o0');
+  const caught = collect('caught');
+  const completed: any[] = [];
+  const completedBeforeResult: number[] = [];
+  helper.getNode('completed').on('input', (msg: any) => {
+    completed.push(msg);
+    if (!out.some((sent) => sent.seq === msg.seq)) completedBeforeResult.push(msg.seq);
+  });
+  await ready();
+
+  // Six times the queue limit, under the cap (10 x 2): all held, all classified.
+  flood(12);
+  assert.equal(completed.length, 0);
+  await waitUntil(() => out.length === 12 && completed.length === 12, 'every frame classified and completed');
+  assert.deepEqual(out.map((m) => m.seq), range(0, 12));
+  assert.deepEqual(completed.map((m) => m.seq), range(0, 12), 'completions in order');
+  assert.deepEqual(completedBeforeResult, [], 'no frame completed before its result was sent');
+  assert.ok(completed.every((m) => m.classification !== undefined));
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 11, processed: 12, failed: 0, dropped: 0, droppedBy: { queueFull: 0, safetyCap: 0 } });
+  assert.equal(caught.length, 0);
+
+  // 30 at once: one runs, 20 are held (the cap), 9 are refused with a clear error.
+  flood(30, 100);
+  await waitUntil(() => out.length === 12 + 21 && caught.length === 9, '21 results and 9 refusals');
+  assert.deepEqual(out.slice(12).map((m) => m.seq), range(100, 121));
+  assert.deepEqual(caught.map((m) => m.seq), range(121, 130));
+  assert.ok(caught.every((m) => caughtCode(m) === 'CLASSIFY_OVERLOADED' && m.laneVision.dropped === 'safetyCap'));
+  assert.match(caught[0].error.message, /More than 20 frames are waiting \(10 × queue limit 2, policy block\)/);
+  await waitUntil(() => completed.length === 33, 'the classified frames completed');
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 20, processed: 33, failed: 0, dropped: 9, droppedBy: { queueFull: 0, safetyCap: 9 } });
+});
+
+test('max wait: two frames sent a few ms apart share one batch; with max wait 0 the first does not wait', async () => {
+  const [a, b] = valFrames().slice(0, 2);
+  const pair = async (maxWaitMs: number) => {
+    await helper.load(nodes, classifyFlow({ classify: { maxBatch: 8, maxWaitMs } }));
+    const out = collect('o0');
+    await ready();
+    send({ payload: a.image, seq: 0 });
+    await sleep(20);
+    send({ payload: b.image, seq: 1 });
+    await waitUntil(() => out.length === 2, 'both frames');
+    const sizes = out.map((m) => m.laneVision.batchSize);
+    const waits = out.map((m) => m.classification.timings.queueMs);
+    await helper.unload();
+    return { sizes, waits };
+  };
+  const waited = await pair(1000);
+  assert.deepEqual(waited.sizes, [2, 2], 'one backbone call for both');
+  assert.ok(waited.waits[0] >= 20, 'the first frame waited for the second (queueMs counts from its arrival)');
+  const quiet = await pair(0);
+  assert.deepEqual(quiet.sizes, [1, 1], 'max wait 0: the first frame ran alone at once');
+});
+
+test('settings out of range are refused with a clear error', async () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ overflow: 'drop-some' }, /overflow must be one of drop-oldest, drop-newest, block, got "drop-some"/],
+    [{ queueLimit: 0 }, /queueLimit must be a number from 1 to 10000, got "0"/],
+    [{ maxWaitMs: -5 }, /maxWaitMs must be a number from 0 to 10000, got "-5"/],
+  ];
+  for (const [settings, message] of cases) {
+    await helper.load(nodes, classifyFlow({ classify: settings }));
+    const caught = collect('caught');
+    await waitUntil(() => lastStatus('c1').fill === 'red', 'the error status');
+    send({ payload: valFrames()[0].image });
+    await waitUntil(() => caught.length === 1, 'the frame refused');
+    assert.match(caught[0].error.message, message);
+    assert.equal(caughtCode(caught[0]), 'CLASSIFY_BAD_SETTING');
+    await helper.unload();
+  }
+});
+
+test('the counters reach the retained MQTT state through lane-events, over the embedded broker', async () => {
+  const flow = classifyFlow({ classify: { maxBatch: 4, queueLimit: 10 } });
+  flow.find((n) => n.id === 'c1')!.wires = [['o0', 'e1']];
+  flow.push(
+    {
+      id: 'b1',
+      type: 'lane-broker',
+      name: '',
+      url: '',
+      embedded: true,
+      embeddedHost: '',
+      embeddedPort: 0,
+      clientId: '',
+      keepalive: 30,
+      cleanSession: true,
+      tlsVerify: true,
+      line: 'line-1',
+      station: 'cam-1',
+      topicTemplate: 'lane-vision/{line}/{station}/{event}',
+      offlineQueueLimit: 1000,
+    },
+    { id: 'e1', z: 'f1', type: 'lane-events', name: '', broker: 'b1', qos: '1', commands: false, wires: [] },
+  );
+  flow.find((n) => n.id === 'cc')!.scope = ['c1', 'e1'];
+  await helper.load(withEvents, flow);
+  const out = collect('o0');
+  const caught = collect('caught');
+  const station = (helper.getNode('b1') as unknown as LaneBrokerNode).station!;
+  await waitUntil(() => station.status === 'connected', 'the station connected');
+  const sorter = await startSorter(station.embeddedBroker!.url, ['lane-vision/line-1/cam-1/state', 'lane-vision/line-1/cam-1/result']);
+  try {
+    await ready();
+    flood(60);
+    await waitUntil(() => out.length === 11, 'eleven results');
+    const counts = out.at(-1).laneVision.queue;
+    assert.deepEqual([counts.processed, counts.dropped, counts.queued], [11, 49, 0]);
+    await sorter.waitFor(
+      (received) => received.some((r) => r.topic.endsWith('/state') && r.json.frames?.processed === 11),
+      10_000,
+      'the state with the final counts',
+    );
+    const final = sorter.received.filter((r) => r.topic.endsWith('/state') && r.json.frames).at(-1)!.json;
+    assert.deepEqual(final.frames, { queued: 0, dropped: 49, processed: 11 });
+    assert.ok(validateEvent.state(final), JSON.stringify(validateEvent.state.errors));
+    await sorter.waitFor((received) => received.filter((r) => r.topic.endsWith('/result')).length === 11, 10_000, 'eleven result events');
+    assert.equal(caught.length, 0);
+  } finally {
+    await sorter.client.endAsync();
+  }
+});
+
+test('redeploying with frames queued: nothing crashes, every queued frame is done once, the new node classifies', async () => {
+  const flow = classifyFlow({ classify: { maxBatch: 2, queueLimit: 100 } });
+  await helper.load(nodes, flow);
+  const out = collect('o0');
+  const caught = collect('caught');
+  const logs = calls('c1', 'log');
+  // Every done() of the old node, seen where Node-RED receives it (a complete node in the
+  // flow is restarted by the deploy too, so it would miss the batch finishing meanwhile).
+  const old = helper.getNode('c1') as unknown as { _complete(msg: any, err?: Error): void };
+  const settled: { seq: number; dropped?: string; error?: Error }[] = [];
+  const complete = old._complete;
+  old._complete = function (msg, err) {
+    settled.push({ seq: msg.seq, dropped: msg.laneVision?.dropped, error: err });
+    return complete.call(this, msg, err);
+  };
+  await ready();
+  flood(40);
+  await sleep(50); // a batch or two under way, most frames waiting
+  await helper.setFlows(
+    flow.map((n) => (n.id === 'c1' ? { ...n, threshold: 0.55 } : n)),
+    'nodes',
+  );
+  await waitUntil(() => settled.length === 40, 'all forty frames done');
+  assert.deepEqual(settled.map((s) => s.seq).sort((a, b) => a - b), range(0, 40), 'each frame done exactly once');
+  assert.ok(settled.every((s) => s.error === undefined), 'no frame failed');
+  const stopped = settled.filter((s) => s.dropped === 'stopped');
+  assert.ok(stopped.length > 0, 'frames were still waiting at the redeploy');
+  assert.equal(out.length + stopped.length, 40, 'each frame either classified or done as stopped');
+  assert.equal(caught.length, 0);
+  assert.ok(logs.some((line) => String(line).startsWith(`${stopped.length} waiting frames were not classified`)), String(logs));
+
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'the new node ready');
+  assert.notEqual(helper.getNode('c1'), old, 'a new node');
+  const before = out.length;
+  send({ payload: valFrames()[0].image, seq: 99 });
+  await waitUntil(() => out.length === before + 1, 'a frame classified by the new node');
+  assert.equal(out.at(-1).classification.threshold, 0.55);
+  assert.equal(out.at(-1).laneVision.queue.processed, 1, 'the new node counts from 0');
 });
 
 test('backbone mode gives the ImageNet classes of a classifier backbone, used as it is', async () => {

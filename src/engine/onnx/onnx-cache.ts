@@ -5,11 +5,12 @@
  * the settings that shape the graph. Only conversions checked against tfjs are stored.
  * Writing is best effort: a read-only cache only costs converting again at the next start.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import type { InputRange } from '../types.js';
+import { writeFileAtomic } from '../../fs/atomic.js';
 
 const debug = createDebug('lane-vision:engine');
 
@@ -67,21 +68,10 @@ export async function writeCachedOnnx(entry: OnnxCacheEntry, bytes: Uint8Array, 
   const full: OnnxCacheMeta = { ...meta, onnxSha256: createHash('sha256').update(bytes).digest('hex'), createdAt: new Date().toISOString() };
   try {
     await fs.mkdir(path.dirname(entry.onnxPath), { recursive: true });
-    await writeAtomically(entry.onnxPath, bytes);
-    await writeAtomically(entry.metaPath, JSON.stringify(full, null, 2));
+    await writeFileAtomic(entry.onnxPath, bytes);
+    await writeFileAtomic(entry.metaPath, JSON.stringify(full, null, 2));
     debug('cached ONNX conversion in %s', entry.onnxPath);
   } catch (err) {
     debug('could not cache ONNX conversion in %s: %s', entry.onnxPath, err instanceof Error ? err.message : err);
-  }
-}
-
-async function writeAtomically(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await fs.writeFile(tmp, data);
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
   }
 }

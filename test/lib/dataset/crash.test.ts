@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MANIFEST_FILE_NAME, openDataset } from '../../../src/dataset/index.js';
-import { TEMP_PREFIX } from '../../../src/dataset/atomic-write.js';
+import { TEMP_PREFIX } from '../../../src/fs/atomic.js';
 import { listTree, readManifestJson, realPhotos } from './support.js';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');

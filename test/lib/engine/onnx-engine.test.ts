@@ -169,6 +169,14 @@ test('bad frames, a missing classifier and a released engine give clear errors',
   await assert.rejects(engine.features(photos.slice(0, 1)), (err) => isLaneVisionError(err, 'ENGINE_DISPOSED'));
 });
 
+/** Collects, then lets finalisers of external (native) buffers run, a few times over. */
+async function settleGarbage(gc: () => void): Promise<void> {
+  for (let round = 0; round < 3; round++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 test('memory stays flat over 200 calls', async () => {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -176,18 +184,19 @@ test('memory stays flat over 200 calls', async () => {
   try {
     const call = (i: number) => backbone.engine.features(i % 2 ? [photos[i % 8]] : photos.slice(0, 4));
     for (let i = 0; i < 40; i++) await call(i);
-    gc();
+    await settleGarbage(gc);
     const start = process.memoryUsage();
     const tensors = tf.memory().numTensors;
     for (let i = 0; i < 200; i++) await call(i);
-    gc();
+    await settleGarbage(gc);
     const end = process.memoryUsage();
     const mb = (n: number) => n / 2 ** 20;
     const rss = mb(end.rss - start.rss);
     const buffers = mb(end.arrayBuffers - start.arrayBuffers);
-    // One leaked input batch per call would be 30 MB or more, one leaked output 1 MB.
-    assert.ok(rss < 16, `rss grew ${rss.toFixed(1)} MB over 200 calls`);
-    assert.ok(buffers < 0.5, `array buffers grew ${buffers.toFixed(2)} MB over 200 calls`);
+    // One leaked input batch (4 x 224 x 224 x 3 floats, 2.4 MB) per call would add
+    // hundreds of MB; the margin allows for buffers the collector has not finalised yet.
+    assert.ok(rss < 32, `rss grew ${rss.toFixed(1)} MB over 200 calls`);
+    assert.ok(buffers < 8, `array buffers grew ${buffers.toFixed(2)} MB over 200 calls`);
     assert.equal(tf.memory().numTensors, tensors);
   } finally {
     backbone.release();

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createRandom, randomNormal } from '../../../src/training/random.js';
+import { createRandom, randomNormal } from '../../../src/random.js';
 import type { HeadKind, TrainedHead } from '../../../src/training/types.js';
 import type { BackboneDescriptor } from '../../../src/model-store/index.js';
 

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { isLaneVisionError } from '../../../src/errors.js';
+import { TEMP_PREFIX } from '../../../src/fs/atomic.js';
 import {
   ACTIVE_FILE,
   REGISTRY_FILE,
@@ -217,10 +218,10 @@ test('a crash leftover is ignored, then cleaned; concurrent saves are serialised
   // What a writer killed mid-save leaves behind: a half-written temp version folder and
   // a temp pointer file, named with a pid that no longer runs.
   const deadPid = 2 ** 22 + 12345; // above Linux's pid_max
-  const leftover = path.join(dir, `.tmp-${deadPid}-0badf00d-v0002`);
+  const leftover = path.join(dir, `${TEMP_PREFIX}${deadPid}-0badf00d-v0002`);
   fs.mkdirSync(leftover);
   fs.writeFileSync(path.join(leftover, 'metadata.json'), '{"formatVersion":1,"vers');
-  fs.writeFileSync(path.join(dir, `.tmp-${deadPid}-0badf00e-active.json`), '{');
+  fs.writeFileSync(path.join(dir, `${TEMP_PREFIX}${deadPid}-0badf00e-active.json`), '{');
   assert.deepEqual((await first.listVersions()).map((v) => v.name), ['v0001'], 'temp folder is not a version');
   assert.equal((await first.loadModel('latest')).version, 1);
 

@@ -2,7 +2,7 @@
  * Seeded synthetic feature vectors for the training tests: Gaussian clusters around
  * random class centres, so separability is set by `spread` and every run repeats.
  */
-import { createRandom, randomNormal, type RandomSource } from '../../../src/training/random.js';
+import { createRandom, randomNormal, type RandomSource } from '../../../src/random.js';
 
 export interface LabelledFeatures {
   features: Float32Array[];

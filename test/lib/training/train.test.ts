@@ -103,6 +103,28 @@ describe('trainHead on synthetic clusters', () => {
     }
   });
 
+  for (const kind of ['softmax', 'mlp'] as const) {
+    it(`${kind}: continuing from a head (startFrom) starts at its loss and reaches the from-scratch loss in a third of the epochs`, async () => {
+      const full = await trainHead(overlapping.train, { kind, seed: 5 });
+      const short = await trainHead(overlapping.train, { kind, seed: 5, epochs: Math.ceil(full.epochs / 3) });
+      const resumed = await trainHead(overlapping.train, { kind, seed: 5, epochs: Math.ceil(full.epochs / 3) }, { startFrom: short.head });
+      assert.ok(short.finalLoss > full.finalLoss, `a third of the epochs from scratch (${short.finalLoss}) should not yet reach ${full.finalLoss}`);
+      assert.ok(resumed.finalLoss < short.finalLoss, `continuing (${resumed.finalLoss}) should improve on its start (${short.finalLoss})`);
+      // One epoch from the finished head changes little: it really started from those weights.
+      const oneMore = await trainHead(overlapping.train, { kind, seed: 5, epochs: 1 }, { startFrom: full.head });
+      assert.ok(Math.abs(oneMore.finalLoss - full.finalLoss) < 0.25 * full.finalLoss + 0.05, `${oneMore.finalLoss} vs ${full.finalLoss}`);
+    });
+  }
+
+  it('refuses to continue from a head of another kind or shape', async () => {
+    const softmax = await trainHead(separated.train, { kind: 'softmax', epochs: 5 });
+    const mlp = await trainHead(separated.train, { kind: 'mlp', epochs: 5, hiddenUnits: 16 });
+    await assert.rejects(trainHead(separated.train, { kind: 'mlp', epochs: 5 }, { startFrom: softmax.head }), rejectsWith('TRAINING_PARAMS_INVALID'));
+    await assert.rejects(trainHead(separated.train, { kind: 'mlp', epochs: 5, hiddenUnits: 32 }, { startFrom: mlp.head }), rejectsWith('TRAINING_PARAMS_INVALID'));
+    const fewerClasses = sampleClusters(makeCentres(3, 64, 7), 10, 0.2, 9);
+    await assert.rejects(trainHead(fewerClasses, { kind: 'softmax', epochs: 5 }, { startFrom: softmax.head }), rejectsWith('TRAINING_PARAMS_INVALID'));
+  });
+
   it('reports progress: first and last epoch always, throttled in between', async () => {
     const every: TrainingProgress[] = [];
     await trainHead(overlapping.train, { kind: 'softmax', epochs: 30 }, { onProgress: (p) => every.push(p), progressIntervalMs: 0 });

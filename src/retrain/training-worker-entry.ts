@@ -1,0 +1,167 @@
+/**
+ * The training worker thread: its own tfjs, ONNX Runtime session and copy of the backbone,
+ * its own feature cache kept across retrains. It runs `retrain` as the main thread would,
+ * but reads the dataset and saves the new version through the main thread (see
+ * training-worker.ts), so the store keeps one writer and classifiers hear the switch.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Backbone } from '../engine/index.js';
+import { loadBackbone } from '../engine/index.js';
+import { FeatureCache } from '../features/index.js';
+import type { FitPolicy } from '../image/index.js';
+import type { DatasetEntry } from '../dataset/index.js';
+import type { BackboneDescriptor } from '../model-store/index.js';
+import { retrain, type RetrainDataset, type RetrainStore } from './retrain.js';
+import {
+  deserialiseError,
+  serialiseError,
+  type EmbeddedInWorker,
+  type FromWorker,
+  type MainThreadCall,
+  type ToWorker,
+  type TrainingWorkerData,
+} from './training-worker-protocol.js';
+
+if (!parentPort) throw new Error('training-worker-entry runs as a worker thread (see TrainingWorker)');
+const port = parentPort;
+const data = workerData as TrainingWorkerData;
+/** The worker's feature cache, which also notes what it computed for the job under way. */
+class WorkerFeatureCache extends FeatureCache {
+  private embedded = new Map<string, Float32Array>();
+
+  override set(key: string, features: Float32Array): void {
+    super.set(key, features);
+    this.embedded.set(key, features);
+  }
+
+  /** Stores a vector the main thread had: not noted, it needs no sending back. */
+  adopt(key: string, features: Float32Array): void {
+    super.set(key, features);
+  }
+
+  /** Vectors set since the last call. */
+  takeEmbedded(): EmbeddedInWorker {
+    const taken = this.embedded;
+    this.embedded = new Map();
+    return { keys: [...taken.keys()], vectors: [...taken.values()] };
+  }
+}
+
+const cache = new WorkerFeatureCache(data.featureCacheBytes);
+const jobs = new Map<number, { controller: AbortController; finished: Promise<void> }>();
+const calls = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+let nextCallId = 1;
+let backbone: Backbone | undefined;
+let stopping = false;
+
+const post = (message: FromWorker): void => port.postMessage(message);
+
+/** Asks the main thread to run a dataset or store method for job `jobId`. */
+function callMain<T>(jobId: number, call: MainThreadCall): Promise<T> {
+  const callId = nextCallId++;
+  return new Promise<T>((resolve, reject) => {
+    calls.set(callId, { resolve: resolve as (value: unknown) => void, reject });
+    post({ type: 'call', jobId, callId, ...call });
+  });
+}
+
+/** The descriptor fields of the loaded backbone: what the store records, minus the engine. */
+function descriptorOf(b: BackboneDescriptor): BackboneDescriptor {
+  const { id, source, preset, featureLayer, featureLayerAliases, weightsFingerprint, featureSize, inputSize, inputRange, fit } = b;
+  return JSON.parse(JSON.stringify({ id, source, preset, featureLayer, featureLayerAliases, weightsFingerprint, featureSize, inputSize, inputRange, fit })) as BackboneDescriptor;
+}
+
+function startJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: Backbone): void {
+  const controller = new AbortController();
+  const finished = runJob(message, loaded, controller.signal).finally(() => jobs.delete(message.jobId));
+  jobs.set(message.jobId, { controller, finished });
+}
+
+async function runJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: Backbone, signal: AbortSignal): Promise<void> {
+  const { jobId } = message;
+  const dataset: RetrainDataset = {
+    entries: async () => {
+      const entries = await callMain<DatasetEntry[]>(jobId, { method: 'entries', args: [] });
+      await takeCachedFeatures(jobId, entries, message.options.fit ?? loaded.fit, loaded);
+      return entries;
+    },
+    fingerprint: (...args) => callMain(jobId, { method: 'fingerprint', args }),
+  };
+  const store: RetrainStore = {
+    dir: message.storeDir,
+    saveModel: (input) => callMain(jobId, { method: 'saveModel', args: [{ ...input, backbone: descriptorOf(input.backbone) }] }),
+  };
+  try {
+    const result = await retrain({
+      ...message.options,
+      dataset,
+      store,
+      backbone: loaded,
+      cache,
+      signal,
+      onProgress: (progress) => post({ type: 'progress', jobId, progress }),
+    });
+    // Back to the main thread's cache, where an in-process retrain would have left them (similar-frame search reads it).
+    post({ type: 'done', jobId, result, embedded: cache.takeEmbedded() });
+  } catch (err) {
+    cache.takeEmbedded(); // they stay in this cache; only a finished job's go back
+    post({ type: 'failed', jobId, error: serialiseError(err) });
+  }
+}
+
+/** Copies into this cache the vectors the main thread already has for the dataset's frames. */
+async function takeCachedFeatures(jobId: number, entries: DatasetEntry[], fit: FitPolicy, loaded: Backbone): Promise<void> {
+  const missing = entries
+    .filter((entry) => !entry.problem)
+    .map((entry) => FeatureCache.key(loaded.id, fit, entry.sha256))
+    .filter((key) => cache.get(key) === undefined);
+  if (missing.length === 0) return;
+  const found = await callMain<(Float32Array | null)[]>(jobId, { method: 'cachedFeatures', args: [missing] });
+  found.forEach((vector, i) => {
+    if (vector) cache.adopt(missing[i], vector);
+  });
+}
+
+/** Cancels what runs, lets it stop (the engine must outlive its last call), then frees the backbone; the thread then ends. */
+async function stop(): Promise<void> {
+  stopping = true;
+  const running = [...jobs.values()];
+  for (const job of running) job.controller.abort(new Error('The training worker is stopping'));
+  await Promise.all(running.map((job) => job.finished));
+  backbone?.release();
+  backbone = undefined;
+  port.close();
+}
+
+const loading = loadBackbone(data.spec, data.load);
+loading.then(
+  (loaded) => {
+    if (stopping) return loaded.release();
+    backbone = loaded;
+    post({ type: 'ready', backbone: { id: loaded.id, engine: loaded.engine.name, backend: loaded.backend.name, featureSize: loaded.featureSize } });
+  },
+  (err: unknown) => post({ type: 'load-failed', error: serialiseError(err) }),
+);
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'retrain':
+      // The main thread sends jobs only after 'ready'.
+      if (backbone) startJob(message, backbone);
+      else post({ type: 'failed', jobId: message.jobId, error: { name: 'Error', message: 'The training worker has no backbone loaded' } });
+      break;
+    case 'abort':
+      jobs.get(message.jobId)?.controller.abort(deserialiseError(message.reason));
+      break;
+    case 'reply': {
+      const pending = calls.get(message.callId);
+      calls.delete(message.callId);
+      if (message.error) pending?.reject(deserialiseError(message.error));
+      else pending?.resolve(message.value);
+      break;
+    }
+    case 'dispose':
+      void stop();
+      break;
+  }
+});
