@@ -5,6 +5,7 @@
 import { LaneVisionError } from '../errors.js';
 import { type BackendInfo, tf } from './backend.js';
 import type { InferenceEngine, InputRange } from './types.js';
+import { checkFrameSizes } from './frame-check.js';
 
 /**
  * A loaded tfjs model reduced to the two things the engine asks of it. Results may be
@@ -115,7 +116,7 @@ export class TfjsInferenceEngine implements InferenceEngine {
   private async run(frames: readonly { data: Uint8Array }[], what: 'features' | 'output'): Promise<Float32Array[]> {
     if (this.disposed) throw new LaneVisionError('ENGINE_DISPOSED', 'This backbone was released; acquire it again');
     if (!Array.isArray(frames)) throw new LaneVisionError('FRAME_INVALID', 'Expected an array of prepared frames');
-    this.checkFrames(frames);
+    checkFrameSizes(frames, this.inputSize);
     const results: Float32Array[] = [];
     for (let start = 0; start < frames.length; start += this.maxBatch) {
       const chunk = frames.slice(start, start + this.maxBatch);
@@ -144,20 +145,6 @@ export class TfjsInferenceEngine implements InferenceEngine {
       }
     }
     return results;
-  }
-
-  private checkFrames(frames: readonly { data: Uint8Array }[]): void {
-    const expected = this.inputSize.width * this.inputSize.height * 3;
-    frames.forEach((frame, i) => {
-      const data = frame?.data;
-      if (!(data instanceof Uint8Array) || data.length !== expected) {
-        throw new LaneVisionError(
-          'FRAME_SIZE_MISMATCH',
-          `Frame ${i} has ${data instanceof Uint8Array ? `${data.length} bytes` : 'no pixel data'}; this backbone needs ` +
-            `${this.inputSize.width}x${this.inputSize.height} RGB (${expected} bytes): prepare frames at the backbone's input size`,
-        );
-      }
-    });
   }
 
   /** One float tensor for the whole chunk, already scaled (one pass in JS, no extra tensors). */

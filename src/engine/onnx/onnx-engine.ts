@@ -7,6 +7,7 @@ import { LaneVisionError } from '../../errors.js';
 import type { EngineBackendInfo, InferenceEngine } from '../types.js';
 import { ONNX_FEATURES, ONNX_INPUT, ONNX_OUTPUT } from './convert.js';
 import type { OrtModule, OrtSession, OrtTensor } from './runtime.js';
+import { checkFrameSizes } from '../frame-check.js';
 
 export const ONNX_ENGINE_NAME = 'onnxruntime';
 
@@ -80,7 +81,7 @@ export class OnnxInferenceEngine implements InferenceEngine {
   private async run(frames: readonly { data: Uint8Array }[], what: string): Promise<Record<string, Float32Array[]>> {
     if (this.disposed) throw new LaneVisionError('ENGINE_DISPOSED', 'This backbone was released; acquire it again');
     if (!Array.isArray(frames)) throw new LaneVisionError('FRAME_INVALID', 'Expected an array of prepared frames');
-    this.checkFrames(frames);
+    checkFrameSizes(frames, this.inputSize);
     return this.runSession(frames, [what]);
   }
 
@@ -118,19 +119,5 @@ export class OnnxInferenceEngine implements InferenceEngine {
       }
     }
     return out;
-  }
-
-  private checkFrames(frames: readonly { data: Uint8Array }[]): void {
-    const expected = this.inputSize.width * this.inputSize.height * 3;
-    frames.forEach((frame, i) => {
-      const data = frame?.data;
-      if (!(data instanceof Uint8Array) || data.length !== expected) {
-        throw new LaneVisionError(
-          'FRAME_SIZE_MISMATCH',
-          `Frame ${i} has ${data instanceof Uint8Array ? `${data.length} bytes` : 'no pixel data'}; this backbone needs ` +
-            `${this.inputSize.width}x${this.inputSize.height} RGB (${expected} bytes): prepare frames at the backbone's input size`,
-        );
-      }
-    });
   }
 }
