@@ -9,10 +9,13 @@
  *   2. decode only (sharp), so the split is visible;
  *   3. cold and warm retrain, demo-sized and the whole train/ split, against targets;
  *   4. accuracy on val/ of heads trained on train/ (20 classes; 6 yoghurt kinds);
- *   5. tfjs tensor count and process memory before and after.
+ *   5. tfjs tensor count and process memory before and after;
+ *   6. (bench/flow.ts) the lane through a real Node-RED flow: frames/s and latency at 10
+ *      and 30 fps and at saturation, during a full retrain, a soak, and tfjs cpu beside it.
  *
- * Options: --quick (fewer frames), --json [FILE] (also write every figure as JSON),
- * --help. LANE_VISION_SHARED points at the shared models and datasets.
+ * Options: --quick (fewer frames), --only flow|library, --soak N (frames of the flow
+ * soak), --json [FILE] (also write every figure as JSON), --help. LANE_VISION_SHARED
+ * points at the shared models and datasets.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +30,7 @@ import { retrain, type RetrainResult } from '../src/retrain/index.js';
 import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js';
 import { table } from '../src/cli/output.js';
 import { classImages, classNames, groceryDir, groceryTrainDir, groceryValDir, modelDir, sharedDir, YOGHURT_CLASSES } from '../test/support/shared.js';
+import { DEFAULT_SOAK_FRAMES, QUICK_SOAK_FRAMES, runFlowBench } from './flow.js';
 import { runOnnxBench } from './onnx.js';
 import { distribution, fixed, megabytes, ratio, timed, type Distribution } from './stats.js';
 
@@ -51,11 +55,14 @@ const PLANS: Record<'full' | 'quick', { fast: Plan; pureJs: Plan; decodeFrames: 
   quick: { fast: { latencyFrames: 30, throughputFrames: 32 }, pureJs: { latencyFrames: 8, throughputFrames: 16 }, decodeFrames: 60 },
 };
 
-const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--json [FILE]]
+const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library] [--soak N] [--json [FILE]]
 
-  --quick        fewer frames (about a minute instead of a few)
-  --json [FILE]  also write every figure as JSON to FILE (default lane-vision-bench-<time>.json)
-  -h, --help     this help
+  --quick          fewer frames and a 3,000-frame soak (a few minutes instead of about twenty)
+  --only flow      only the Node-RED flow section (lane-classify / lane-train in a real runtime)
+  --only library   everything but the flow section
+  --soak N         frames in the flow section's soak (default ${DEFAULT_SOAK_FRAMES}, ${QUICK_SOAK_FRAMES} with --quick)
+  --json [FILE]    also write every figure as JSON to FILE (default lane-vision-bench-<time>.json)
+  -h, --help       this help
 
 LANE_VISION_SHARED overrides the folder holding models/ and datasets/.`;
 
@@ -68,24 +75,41 @@ function heading(text: string): void {
   say(`== ${text}`);
 }
 
-function parseOptions(argv: string[]): { quick: boolean; jsonFile?: string } {
+interface Options {
+  quick: boolean;
+  only?: 'flow' | 'library';
+  soak?: number;
+  jsonFile?: string;
+}
+
+function parseOptions(argv: string[]): Options {
   const args = [...argv];
   const json = args.indexOf('--json');
   if (json >= 0 && (json === args.length - 1 || args[json + 1].startsWith('-'))) {
     args.splice(json + 1, 0, `lane-vision-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   }
-  let values: { quick?: boolean; json?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({ args, options: { quick: { type: 'boolean' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message.split('\n')[0]} (see --help)\n`);
+  const usage = (message: string): never => {
+    process.stderr.write(`bench: ${message} (see --help)\n`);
     process.exit(2);
+  };
+  let values: { quick?: boolean; json?: string; only?: string; soak?: string; help?: boolean } = {};
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { quick: { type: 'boolean' }, json: { type: 'string' }, only: { type: 'string' }, soak: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    usage((err as Error).message.split('\n')[0]);
   }
   if (values.help) {
     say(HELP);
     process.exit(0);
   }
-  return { quick: values.quick === true, jsonFile: values.json && path.resolve(values.json) };
+  if (values.only !== undefined && values.only !== 'flow' && values.only !== 'library') usage(`--only takes flow or library, not "${values.only}"`);
+  const soak = values.soak === undefined ? undefined : Number(values.soak);
+  if (soak !== undefined && !(Number.isSafeInteger(soak) && soak >= 1)) usage(`--soak takes a whole number of frames, not "${values.soak}"`);
+  return { quick: values.quick === true, only: values.only as Options['only'], soak, jsonFile: values.json && path.resolve(values.json) };
 }
 
 // ------------------------------------------------------------------ memory
@@ -295,6 +319,148 @@ async function measureAccuracy(task: string, backbone: Backbone, classes: readon
   return { task, trainImages: train.features.length, valImages: val.features.length, classes: classes.length, byHead };
 }
 
+// ------------------------------------------------------------------ sections 1-5
+
+/** Frame -> features, ONNX Runtime threads, decode, retrain, accuracy, memory; their summary. */
+async function runLibrarySections(
+  options: Options,
+  plan: (typeof PLANS)['full'],
+  inUse: Awaited<ReturnType<typeof initBackend>>,
+  before: MemorySnapshot,
+  scratch: string,
+  cacheDir: string,
+  report: Record<string, unknown>,
+): Promise<void> {
+  // 1. frame -> features
+  heading('frame -> features (hash + decode + resize + backbone), each backend loaded on its own');
+  const frames = loadFrames(Math.max(plan.fast.latencyFrames, plan.fast.throughputFrames, plan.decodeFrames));
+  const runners: Runner[] = [
+    { request: {}, plan: plan.fast }, // whatever auto picks (engine and backend)
+    { request: { engine: 'tfjs', backend: inUse.name }, plan: inUse.name === 'cpu' ? plan.pureJs : plan.fast },
+    { request: { engine: 'tfjs', backend: 'cpu' }, plan: plan.pureJs },
+  ];
+  const speed: RunnerResult[] = [];
+  for (const runner of runners) {
+    const same = speed.find((s) => s.engine === runner.request.engine && s.backend === runner.request.backend);
+    if (same) {
+      say(`-- ${same.label}: measured above (what auto picks)`);
+      continue;
+    }
+    speed.push(await measureRunner(runner, frames.buffers, cacheDir));
+  }
+  const pureJs = speed.find((s) => s.engine === 'tfjs' && s.backend === 'cpu');
+  say();
+  for (const line of table(
+    ['engine backend', 'load ms', 'b1 p50 ms', 'b1 p99 ms', 'backbone p50', ...BATCH_SIZES.map((b) => `fps@${b}`), 'best fps', 'vs tfjs cpu'],
+    speed.map((s) => [
+      s.label,
+      fixed(s.loadMs, 0),
+      fixed(s.latency.p50),
+      fixed(s.latency.p99),
+      fixed(s.modelLatency.p50),
+      ...BATCH_SIZES.map((b) => fixed(s.framesPerSecond[b])),
+      `${fixed(s.best.framesPerSecond)} (b${s.best.batch})`,
+      pureJs ? ratio(s.best.framesPerSecond, pureJs.best.framesPerSecond) : '-',
+    ]),
+    [false, true, true, true, true, ...BATCH_SIZES.map(() => true), true, true],
+  )) say(line);
+  report.featureSpeed = speed;
+
+  // 1b. ONNX Runtime threads against tfjs wasm, backbone alone and with decode (bench/onnx.ts)
+  heading('backbone alone and with decode: onnxruntime 1 and 2 threads against tfjs wasm');
+  try {
+    report.onnx = await runOnnxBench({ quick: options.quick, say });
+  } catch (err) {
+    say(`skipped: ${err instanceof Error ? err.message : String(err)}`);
+    report.onnx = { skipped: err instanceof Error ? err.message : String(err) };
+  }
+  // The cpu and wasm runs switched tfjs over; heads train on the backend in use again.
+  await initBackend(inUse.name as BackendName);
+
+  // 2. decode only
+  heading('decode only (sharp: JPEG -> 224x224 RGB, centre crop)');
+  const decode = await measureDecode(frames.buffers.slice(0, plan.decodeFrames), { width: 224, height: 224 });
+  say(`one at a time: p50 ${fixed(decode.sequential.p50, 2)} ms, p99 ${fixed(decode.sequential.p99, 2)} ms over ${decode.sequential.n} frames; ` +
+    `8 at a time: ${fixed(decode.parallelFramesPerSecond, 0)} frames/s`);
+  for (const s of speed) {
+    say(`share of a batch-1 frame spent decoding on ${s.label}: ${fixed((100 * s.decodeLatency.p50) / s.latency.p50, 0)}% (decode p50 ${fixed(s.decodeLatency.p50, 1)} of ${fixed(s.latency.p50, 1)} ms)`);
+  }
+  report.decode = decode;
+
+  // 3. retrain, on what a lane uses (auto)
+  heading('retrain: features + heads (hold-out and final) + save; cold = new dataset handle and empty feature cache');
+  const backbone = await loadBackbone(modelDir(BACKBONE), { cacheDir });
+  let accuracy: AccuracyFigures[] = [];
+  let retrains: RetrainFigures[] = [];
+  try {
+    say(`backbone on ${backbone.engine.name} ${backbone.backend.name}; heads train on tfjs ${inUse.name}`);
+    const demoDir = path.join(scratch, 'demo-dataset');
+    const demoCounts = writeDemoDataset(demoDir);
+    say(`demo job: ${Object.entries(demoCounts).map(([label, n]) => `${label} ${n}`).join(', ')}`);
+    const demo = await measureRetrain('demo (7 classes)', () => openDataset(demoDir, { readOnly: true }), backbone, path.join(scratch, 'demo-store'), new FeatureCache());
+    const wholeCache = new FeatureCache();
+    const whole = await measureRetrain('whole train/ split', () => openDataset(groceryTrainDir, { readOnly: true }), backbone, path.join(scratch, 'whole-store'), wholeCache);
+    retrains = [demo, whole];
+    say();
+    for (const line of table(
+      ['job', 'images', 'labels', 'cold s', 'cold features s', 'warm ms', 'warm heads ms', 'hold-out acc'],
+      retrains.map((r) => [r.job, r.images, r.labels, fixed(r.cold.wallMs / 1000, 2), fixed(r.cold.featuresMs / 1000, 2), fixed(r.warm.wallMs, 0), fixed(r.warm.trainMs, 0), `${fixed(r.holdoutAccuracy * 100)}%`]),
+      [false, true, true, true, true, true, true, true],
+    )) say(line);
+    report.retrain = retrains;
+
+    // 4. accuracy on val/, features of train/ from the whole-split cache
+    heading('accuracy on val/ (photos never trained on) of heads trained on all of train/');
+    const valClasses = classNames(groceryValDir);
+    accuracy = [
+      await measureAccuracy(`${valClasses.length} classes of val/`, backbone, valClasses, wholeCache),
+      await measureAccuracy(`${YOGHURT_CLASSES.length} yoghurt kinds`, backbone, YOGHURT_CLASSES, wholeCache),
+    ];
+    say();
+    for (const line of table(
+      ['task', 'train', 'val', ...HEAD_KINDS.map((k) => `${k}`), 'best'],
+      accuracy.map((a) => {
+        const best = HEAD_KINDS.reduce((b, k) => (a.byHead[k].accuracy > a.byHead[b].accuracy ? k : b), HEAD_KINDS[0]);
+        return [a.task, a.trainImages, a.valImages, ...HEAD_KINDS.map((k) => `${fixed(a.byHead[k].accuracy * 100)}% (${a.byHead[k].correct}/${a.valImages})`), best];
+      }),
+      [false, true, true, ...HEAD_KINDS.map(() => true), false],
+    )) say(line);
+    say(`head training time (20 classes): ${HEAD_KINDS.map((k) => `${k} ${fixed(accuracy[0].byHead[k].trainMs, 0)} ms`).join(', ')}`);
+    say('(chance: 5% for 20 classes, 25% for the 4 yoghurt kinds val/ holds)');
+    report.accuracy = accuracy;
+  } finally {
+    backbone.release();
+  }
+
+  // 5. memory after
+  const after = memory();
+  report.memoryAfter = after;
+  report.peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  report.loadAverageAtEnd = os.loadavg();
+
+  heading('summary');
+  const [demo, whole] = retrains;
+  const coldOk = demo.cold.wallMs <= TARGETS.coldDemoMs;
+  const warmOk = whole.warm.wallMs <= TARGETS.warmWholeSplitMs;
+  const tensorsFlat = after.numTensors === before.numTensors;
+  const inUseSpeed = speed[0];
+  const lines: (string | number)[][] = [
+    ['frame -> features, batch 1', `p50 ${fixed(inUseSpeed.latency.p50)} ms, p99 ${fixed(inUseSpeed.latency.p99)} ms on ${inUseSpeed.label}`, pureJs ? `tfjs cpu p50 ${fixed(pureJs.latency.p50)} ms: ${ratio(pureJs.latency.p50, inUseSpeed.latency.p50)} faster` : ''],
+    ...speed.map((s) => ['best throughput', `${fixed(s.best.framesPerSecond)} frames/s on ${s.label} (batch ${s.best.batch})`, pureJs && s !== pureJs ? `${ratio(s.best.framesPerSecond, pureJs.best.framesPerSecond)} tfjs cpu` : '']),
+    ['decode only', `p50 ${fixed(decode.sequential.p50, 2)} ms/frame, ${fixed(decode.parallelFramesPerSecond, 0)} frames/s 8-wide`, ''],
+    ['cold retrain, demo', `${fixed(demo.cold.wallMs / 1000, 2)} s for ${demo.images} images`, `${coldOk ? 'PASS' : 'MISS'} (target <= ${TARGETS.coldDemoMs / 1000} s)`],
+    ['warm retrain, demo', `${fixed(demo.warm.wallMs, 0)} ms`, ''],
+    ['cold retrain, whole train/', `${fixed(whole.cold.wallMs / 1000, 2)} s for ${whole.images} images`, ''],
+    ['warm retrain, whole train/', `${fixed(whole.warm.wallMs, 0)} ms`, `${warmOk ? 'PASS' : 'MISS'} (target <= ${TARGETS.warmWholeSplitMs / 1000} s)`],
+    ...accuracy.map((a) => [`val accuracy, ${a.task}`, HEAD_KINDS.map((k) => `${k} ${fixed(a.byHead[k].accuracy * 100)}%`).join(', '), '']),
+    ['tf tensors', `${before.numTensors} before, ${after.numTensors} after`, tensorsFlat ? 'PASS (flat)' : 'MISS (leak)'],
+    ['load average', `${loadAverage()} at the end`, ''],
+    ['RSS', `${megabytes(before.rssBytes)} before, ${megabytes(after.rssBytes)} after, peak ${megabytes(process.resourceUsage().maxRSS * 1024)}`, ''],
+  ];
+  for (const line of table(['figure', 'value', 'against'], lines)) say(line);
+  report.targets = { ...TARGETS, coldDemoPass: coldOk, warmWholeSplitPass: warmOk, tensorsFlat };
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -319,134 +485,11 @@ async function main(): Promise<void> {
     report.backendInUse = inUse;
     report.memoryBefore = before;
 
-    // 1. frame -> features
-    heading('frame -> features (hash + decode + resize + backbone), each backend loaded on its own');
-    const frames = loadFrames(Math.max(plan.fast.latencyFrames, plan.fast.throughputFrames, plan.decodeFrames));
-    const runners: Runner[] = [
-      { request: {}, plan: plan.fast }, // whatever auto picks (engine and backend)
-      { request: { engine: 'tfjs', backend: inUse.name }, plan: inUse.name === 'cpu' ? plan.pureJs : plan.fast },
-      { request: { engine: 'tfjs', backend: 'cpu' }, plan: plan.pureJs },
-    ];
-    const speed: RunnerResult[] = [];
-    for (const runner of runners) {
-      const same = speed.find((s) => s.engine === runner.request.engine && s.backend === runner.request.backend);
-      if (same) {
-        say(`-- ${same.label}: measured above (what auto picks)`);
-        continue;
-      }
-      speed.push(await measureRunner(runner, frames.buffers, cacheDir));
+    if (options.only !== 'flow') await runLibrarySections(options, plan, inUse, before, scratch, cacheDir, report);
+    if (options.only !== 'library') {
+      heading('lane flow in a real Node-RED runtime: lane-classify and lane-train on the engine auto picks, then on tfjs cpu');
+      report.flow = await runFlowBench({ quick: options.quick, soakFrames: options.soak, scratch, repoRoot: path.resolve(__dirname, '..'), say });
     }
-    const pureJs = speed.find((s) => s.engine === 'tfjs' && s.backend === 'cpu');
-    say();
-    for (const line of table(
-      ['engine backend', 'load ms', 'b1 p50 ms', 'b1 p99 ms', 'backbone p50', ...BATCH_SIZES.map((b) => `fps@${b}`), 'best fps', 'vs tfjs cpu'],
-      speed.map((s) => [
-        s.label,
-        fixed(s.loadMs, 0),
-        fixed(s.latency.p50),
-        fixed(s.latency.p99),
-        fixed(s.modelLatency.p50),
-        ...BATCH_SIZES.map((b) => fixed(s.framesPerSecond[b])),
-        `${fixed(s.best.framesPerSecond)} (b${s.best.batch})`,
-        pureJs ? ratio(s.best.framesPerSecond, pureJs.best.framesPerSecond) : '-',
-      ]),
-      [false, true, true, true, true, ...BATCH_SIZES.map(() => true), true, true],
-    )) say(line);
-    report.featureSpeed = speed;
-
-    // 1b. ONNX Runtime threads against tfjs wasm, backbone alone and with decode (bench/onnx.ts)
-    heading('backbone alone and with decode: onnxruntime 1 and 2 threads against tfjs wasm');
-    try {
-      report.onnx = await runOnnxBench({ quick: options.quick, say });
-    } catch (err) {
-      say(`skipped: ${err instanceof Error ? err.message : String(err)}`);
-      report.onnx = { skipped: err instanceof Error ? err.message : String(err) };
-    }
-    // The cpu and wasm runs switched tfjs over; heads train on the backend in use again.
-    await initBackend(inUse.name as BackendName);
-
-    // 2. decode only
-    heading('decode only (sharp: JPEG -> 224x224 RGB, centre crop)');
-    const decode = await measureDecode(frames.buffers.slice(0, plan.decodeFrames), { width: 224, height: 224 });
-    say(`one at a time: p50 ${fixed(decode.sequential.p50, 2)} ms, p99 ${fixed(decode.sequential.p99, 2)} ms over ${decode.sequential.n} frames; ` +
-      `8 at a time: ${fixed(decode.parallelFramesPerSecond, 0)} frames/s`);
-    for (const s of speed) {
-      say(`share of a batch-1 frame spent decoding on ${s.label}: ${fixed((100 * s.decodeLatency.p50) / s.latency.p50, 0)}% (decode p50 ${fixed(s.decodeLatency.p50, 1)} of ${fixed(s.latency.p50, 1)} ms)`);
-    }
-    report.decode = decode;
-
-    // 3. retrain, on what a lane uses (auto)
-    heading('retrain: features + heads (hold-out and final) + save; cold = new dataset handle and empty feature cache');
-    const backbone = await loadBackbone(modelDir(BACKBONE), { cacheDir });
-    let accuracy: AccuracyFigures[] = [];
-    let retrains: RetrainFigures[] = [];
-    try {
-      say(`backbone on ${backbone.engine.name} ${backbone.backend.name}; heads train on tfjs ${inUse.name}`);
-      const demoDir = path.join(scratch, 'demo-dataset');
-      const demoCounts = writeDemoDataset(demoDir);
-      say(`demo job: ${Object.entries(demoCounts).map(([label, n]) => `${label} ${n}`).join(', ')}`);
-      const demo = await measureRetrain('demo (7 classes)', () => openDataset(demoDir, { readOnly: true }), backbone, path.join(scratch, 'demo-store'), new FeatureCache());
-      const wholeCache = new FeatureCache();
-      const whole = await measureRetrain('whole train/ split', () => openDataset(groceryTrainDir, { readOnly: true }), backbone, path.join(scratch, 'whole-store'), wholeCache);
-      retrains = [demo, whole];
-      say();
-      for (const line of table(
-        ['job', 'images', 'labels', 'cold s', 'cold features s', 'warm ms', 'warm heads ms', 'hold-out acc'],
-        retrains.map((r) => [r.job, r.images, r.labels, fixed(r.cold.wallMs / 1000, 2), fixed(r.cold.featuresMs / 1000, 2), fixed(r.warm.wallMs, 0), fixed(r.warm.trainMs, 0), `${fixed(r.holdoutAccuracy * 100)}%`]),
-        [false, true, true, true, true, true, true, true],
-      )) say(line);
-      report.retrain = retrains;
-
-      // 4. accuracy on val/, features of train/ from the whole-split cache
-      heading('accuracy on val/ (photos never trained on) of heads trained on all of train/');
-      const valClasses = classNames(groceryValDir);
-      accuracy = [
-        await measureAccuracy(`${valClasses.length} classes of val/`, backbone, valClasses, wholeCache),
-        await measureAccuracy(`${YOGHURT_CLASSES.length} yoghurt kinds`, backbone, YOGHURT_CLASSES, wholeCache),
-      ];
-      say();
-      for (const line of table(
-        ['task', 'train', 'val', ...HEAD_KINDS.map((k) => `${k}`), 'best'],
-        accuracy.map((a) => {
-          const best = HEAD_KINDS.reduce((b, k) => (a.byHead[k].accuracy > a.byHead[b].accuracy ? k : b), HEAD_KINDS[0]);
-          return [a.task, a.trainImages, a.valImages, ...HEAD_KINDS.map((k) => `${fixed(a.byHead[k].accuracy * 100)}% (${a.byHead[k].correct}/${a.valImages})`), best];
-        }),
-        [false, true, true, ...HEAD_KINDS.map(() => true), false],
-      )) say(line);
-      say(`head training time (20 classes): ${HEAD_KINDS.map((k) => `${k} ${fixed(accuracy[0].byHead[k].trainMs, 0)} ms`).join(', ')}`);
-      say('(chance: 5% for 20 classes, 25% for the 4 yoghurt kinds val/ holds)');
-      report.accuracy = accuracy;
-    } finally {
-      backbone.release();
-    }
-
-    // 5. memory after
-    const after = memory();
-    report.memoryAfter = after;
-    report.peakRssBytes = process.resourceUsage().maxRSS * 1024;
-    report.loadAverageAtEnd = os.loadavg();
-
-    heading('summary');
-    const [demo, whole] = retrains;
-    const coldOk = demo.cold.wallMs <= TARGETS.coldDemoMs;
-    const warmOk = whole.warm.wallMs <= TARGETS.warmWholeSplitMs;
-    const tensorsFlat = after.numTensors === before.numTensors;
-    const inUseSpeed = speed[0];
-    const lines: (string | number)[][] = [
-      ['frame -> features, batch 1', `p50 ${fixed(inUseSpeed.latency.p50)} ms, p99 ${fixed(inUseSpeed.latency.p99)} ms on ${inUseSpeed.label}`, pureJs ? `tfjs cpu p50 ${fixed(pureJs.latency.p50)} ms: ${ratio(pureJs.latency.p50, inUseSpeed.latency.p50)} faster` : ''],
-      ...speed.map((s) => ['best throughput', `${fixed(s.best.framesPerSecond)} frames/s on ${s.label} (batch ${s.best.batch})`, pureJs && s !== pureJs ? `${ratio(s.best.framesPerSecond, pureJs.best.framesPerSecond)} tfjs cpu` : '']),
-      ['decode only', `p50 ${fixed(decode.sequential.p50, 2)} ms/frame, ${fixed(decode.parallelFramesPerSecond, 0)} frames/s 8-wide`, ''],
-      ['cold retrain, demo', `${fixed(demo.cold.wallMs / 1000, 2)} s for ${demo.images} images`, `${coldOk ? 'PASS' : 'MISS'} (target <= ${TARGETS.coldDemoMs / 1000} s)`],
-      ['warm retrain, demo', `${fixed(demo.warm.wallMs, 0)} ms`, ''],
-      ['cold retrain, whole train/', `${fixed(whole.cold.wallMs / 1000, 2)} s for ${whole.images} images`, ''],
-      ['warm retrain, whole train/', `${fixed(whole.warm.wallMs, 0)} ms`, `${warmOk ? 'PASS' : 'MISS'} (target <= ${TARGETS.warmWholeSplitMs / 1000} s)`],
-      ...accuracy.map((a) => [`val accuracy, ${a.task}`, HEAD_KINDS.map((k) => `${k} ${fixed(a.byHead[k].accuracy * 100)}%`).join(', '), '']),
-      ['tf tensors', `${before.numTensors} before, ${after.numTensors} after`, tensorsFlat ? 'PASS (flat)' : 'MISS (leak)'],
-      ['load average', `${loadAverage()} at the end`, ''],
-      ['RSS', `${megabytes(before.rssBytes)} before, ${megabytes(after.rssBytes)} after, peak ${megabytes(process.resourceUsage().maxRSS * 1024)}`, ''],
-    ];
-    for (const line of table(['figure', 'value', 'against'], lines)) say(line);
-    report.targets = { ...TARGETS, coldDemoPass: coldOk, warmWholeSplitPass: warmOk, tensorsFlat };
     report.finishedAt = new Date().toISOString();
     if (options.jsonFile) {
       fs.writeFileSync(options.jsonFile, JSON.stringify(report, null, 2) + '\n');
