@@ -8,13 +8,13 @@
  */
 import type { Node, NodeAPI } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
-import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
+import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference, type EnginePreference } from '../../src/engine/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import { TrainingWorker, enginePreferenceOf, retrain, trainThreadFrom, type RetrainOptions, type RetrainResult } from '../../src/retrain/index.js';
 import { READ_PERMISSION } from '../shared/admin-routes.js';
 import { errorText, showStatus, type StatusState } from '../shared/status.js';
 import { userDirOf } from '../lane-dataset/settings.js';
-import { backboneSpecFrom, backendPreferenceFrom, fitPolicyFrom, runtimeName, type LaneBackboneDef } from './settings.js';
+import { backboneSpecFrom, backendPreferenceFrom, enginePreferenceFrom, fitPolicyFrom, runtimeName, type LaneBackboneDef } from './settings.js';
 import type { LaneBackboneNode } from './types.js';
 
 /** How long close() waits for users still stopping (a training being cancelled) before releasing anyway. */
@@ -51,6 +51,7 @@ export = function (RED: NodeAPI) {
     const spec: BackboneSpec = settle(() => backboneSpecFrom(config, userDirOf(RED.settings)), { source: String(config.source ?? '') });
     const fit: FitPolicy = settle(() => fitPolicyFrom(config), { kind: 'cover' });
     const backendPreference: BackendPreference = settle(() => backendPreferenceFrom(config), 'auto');
+    const enginePreference: EnginePreference = settle(() => enginePreferenceFrom(config), 'auto');
     if (problem) node.error(RED._('lane-backbone.errors.invalid-config', { message: errorText(problem) }));
 
     function show(state: StatusState, text: string): void {
@@ -84,7 +85,10 @@ export = function (RED: NodeAPI) {
       held.promise = (async () => {
         if (problem) throw problem;
         // 'auto' leaves the choice (and the LANE_VISION_BACKEND override) to the engine.
-        const backbone = await acquireBackbone(spec, { backend: backendPreference === 'auto' ? undefined : backendPreference });
+        const backbone = await acquireBackbone(spec, {
+          backend: backendPreference === 'auto' ? undefined : backendPreference,
+          engine: enginePreference === 'auto' ? undefined : enginePreference,
+        });
         if (held.dropped) {
           backbone.release();
           throw new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped'));

@@ -6,7 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NodeDef } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
-import { findPreset, parseBackendPreference, type Backbone, type BackboneSpec, type BackendPreference } from '../../src/engine/index.js';
+import {
+  findPreset,
+  parseBackendPreference,
+  parseEnginePreference,
+  type Backbone,
+  type BackboneSpec,
+  type BackendPreference,
+  type EnginePreference,
+} from '../../src/engine/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import { resolveInUserDir } from '../lane-dataset/settings.js';
 
@@ -21,6 +29,7 @@ export interface LaneBackboneDef extends NodeDef {
   roiWidth: string | number;
   roiHeight: string | number;
   backend: string;
+  engine?: string;
 }
 
 /**
@@ -43,6 +52,11 @@ export function backboneSpecFrom(def: Partial<LaneBackboneDef>, userDir: string)
 
 export function backendPreferenceFrom(def: Partial<LaneBackboneDef>): BackendPreference {
   return parseBackendPreference(def.backend);
+}
+
+/** Flows saved before the setting existed have none: auto. */
+export function enginePreferenceFrom(def: Partial<LaneBackboneDef>): EnginePreference {
+  return parseEnginePreference(def.engine === undefined || def.engine === '' ? 'auto' : def.engine);
 }
 
 /** The fit policy; throws BACKBONE_FIT_INVALID naming the field when a region number is unusable. */

@@ -319,10 +319,17 @@ function chooseLabels(spec: BackboneSpec, files: ModelFiles, outputSize: number)
 const registry = new Map<string, Promise<SharedBackbone>>();
 const byId = new Map<string, SharedBackbone>();
 
-function registryKey(spec: BackboneSpec): string {
+/** A copy is shared by spec and by the engine asked for: a user forcing tfjs gets its own copy beside an ONNX one. */
+function registryKey(spec: BackboneSpec, options: LoadBackboneOptions): string {
   const resolved = resolveSource(spec.source);
   const where = resolved.kind === 'folder' ? `folder:${resolved.path}` : resolved.preset ? `preset:${resolved.preset.name}` : resolved.modelJsonUrls.join(' ');
-  return JSON.stringify([where, spec.featureLayer, spec.inputRange, spec.inputSize, spec.classifierOutput, spec.labels]);
+  const engine = resolveEnginePreference(options.engine);
+  return JSON.stringify([where, spec.featureLayer, spec.inputRange, spec.inputSize, spec.classifierOutput, spec.labels, engine]);
+}
+
+/** Loaded copies are the same when the network and the engine running it are. */
+function copyKey(backbone: SharedBackbone): string {
+  return `${backbone.id} ${backbone.engine.name}`;
 }
 
 /**
@@ -332,7 +339,7 @@ function registryKey(spec: BackboneSpec): string {
  */
 export async function acquireBackbone(spec: BackboneSpec | string, options: LoadBackboneOptions = {}): Promise<Backbone> {
   const normal = normaliseBackboneSpec(spec);
-  const key = registryKey(normal);
+  const key = registryKey(normal, options);
   for (;;) {
     const pending = registry.get(key);
     if (!pending) {
@@ -352,16 +359,16 @@ export async function acquireBackbone(spec: BackboneSpec | string, options: Load
 
 /** Registers a freshly loaded backbone, or hands back an equal one already live. */
 function adopt(loaded: SharedBackbone, key: string): SharedBackbone {
-  const existing = byId.get(loaded.id);
+  const existing = byId.get(copyKey(loaded));
   if (existing && existing.retain()) {
     loaded.release();
     existing.registryKeys.add(key);
     return existing;
   }
-  byId.set(loaded.id, loaded);
+  byId.set(copyKey(loaded), loaded);
   loaded.registryKeys.add(key);
   loaded.onDisposed = (gone) => {
-    if (byId.get(gone.id) === gone) byId.delete(gone.id);
+    if (byId.get(copyKey(gone)) === gone) byId.delete(copyKey(gone));
     for (const k of gone.registryKeys) registry.delete(k);
   };
   return loaded;

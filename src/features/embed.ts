@@ -20,6 +20,12 @@ export interface EmbedOptions {
   maxInputBytes?: number;
   /** Stop between batches (training cancellation). */
   signal?: AbortSignal;
+  /**
+   * Frames decoded at once. Default: the whole batch. Decoding runs on the process-wide
+   * libuv pool (4 threads), shared with every worker thread, so a background job (a
+   * training worker) decoding one at a time leaves the pool to the lane's frames.
+   */
+  decodeConcurrency?: number;
 }
 
 export interface EmbeddedImage {
@@ -55,6 +61,7 @@ export async function embedImagesSettled(
   const fit = options.fit ?? backbone.fit;
   const cache = options.cache === undefined ? sharedFeatureCache : options.cache;
   const batchSize = Math.max(1, options.batchSize ?? 8);
+  const decodeConcurrency = Math.max(1, Math.floor(options.decodeConcurrency ?? batchSize));
   const limits = { maxInputPixels: options.maxInputPixels, maxInputBytes: options.maxInputBytes };
   const results: (EmbeddedImage | { error: Error })[] = new Array(inputs.length);
   let decodeMs = 0;
@@ -66,8 +73,10 @@ export async function embedImagesSettled(
     const indices = Array.from({ length: Math.min(batchSize, inputs.length - start) }, (_, i) => start + i);
     const decodeStart = performance.now();
     // Decoding runs on sharp's thread pool, so the batch's frames decode in parallel.
-    const prepared = await Promise.all(
-      indices.map(async (index) => {
+    const prepared = await mapLimited(
+      indices,
+      decodeConcurrency,
+      async (index) => {
         let source: ImageSource;
         try {
           source = await readImageSource(inputs[index], limits);
@@ -89,7 +98,7 @@ export async function embedImagesSettled(
           results[index] = { error: error as Error };
           return undefined;
         }
-      }),
+      },
     );
     decodeMs += performance.now() - decodeStart;
     const todo = prepared.filter((p): p is NonNullable<typeof p> => p !== undefined);
@@ -103,4 +112,19 @@ export async function embedImagesSettled(
     });
   }
   return { results, decodeMs, featuresMs, cacheHits };
+}
+
+/** `items.map(work)` with at most `limit` calls in flight; results keep the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  if (limit >= items.length) return Promise.all(items.map(work));
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, lane));
+  return results;
 }

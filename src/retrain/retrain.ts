@@ -48,6 +48,8 @@ export interface RetrainOptions {
   cache?: FeatureCache | null;
   signal?: AbortSignal;
   onProgress?: (progress: RetrainProgress) => void;
+  /** Frames decoded at once while embedding (see EmbedOptions.decodeConcurrency). */
+  decodeConcurrency?: number;
   modelName?: string;
 }
 
@@ -122,7 +124,12 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   for (let start = 0; start < total; start += chunk) {
     signal?.throwIfAborted();
     const part = entries.slice(start, start + chunk);
-    const report = await embedImagesSettled(backbone, part.map((e) => e.path), { fit: options.fit, cache: options.cache, signal });
+    const report = await embedImagesSettled(backbone, part.map((e) => e.path), {
+      fit: options.fit,
+      cache: options.cache,
+      signal,
+      decodeConcurrency: options.decodeConcurrency,
+    });
     cachedFeatures += report.cacheHits;
     report.results.forEach((result, i) => {
       if ('error' in result) skippedImages.push({ path: part[i].path, reason: result.error.message });

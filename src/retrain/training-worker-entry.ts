@@ -99,6 +99,8 @@ async function runJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: B
       backbone: loaded,
       cache,
       signal,
+      // One decode at a time: the libuv pool is shared with the main thread's classify decodes.
+      decodeConcurrency: 1,
       onProgress: (progress) => post({ type: 'progress', jobId, progress }),
     });
     // Back to the main thread's cache, where an in-process retrain would have left them (similar-frame search reads it).

@@ -198,3 +198,30 @@ test('deploying and stopping 20 times keeps tf.memory().numTensors flat and rele
   // afterEach unloads again: load something cheap so it has a flow to stop.
   await helper.load(nodes, [TAB]);
 });
+
+test('the engine setting picks what runs the backbone: tfjs and auto load side by side; an unknown engine is refused', async () => {
+  await helper.load(nodes, [
+    TAB,
+    backboneConfig('bb-tfjs', MODEL, { engine: 'tfjs' }),
+    backboneConfig('bb-auto', MODEL, { engine: 'auto' }),
+    datasetConfig('ds', path.join(work, 'dataset'), path.join(work, 'models')),
+    { id: 'cap1', z: 'f1', type: 'lane-capture', name: '', dataset: 'ds', backbone: 'bb-tfjs', label: '', wires: [[]] },
+    { id: 'cap2', z: 'f1', type: 'lane-capture', name: '', dataset: 'ds', backbone: 'bb-auto', label: '', wires: [[]] },
+  ]);
+  await waitForStatus(helper.getNode('cap1'), isReady, 'ready');
+  await waitForStatus(helper.getNode('cap2'), isReady, 'ready');
+  const forced = (helper.getNode('bb-tfjs') as LaneBackboneNode).current()!;
+  const automatic = (helper.getNode('bb-auto') as LaneBackboneNode).current()!;
+  assert.equal(forced.engine.name, 'tfjs');
+  assert.equal(String(statuses(helper.getNode('cap1')).at(-1)?.text).includes(`· ${forced.backend.name} ·`), true);
+  if (automatic.engine.name !== 'tfjs') {
+    // ONNX Runtime is installed here: two copies, one per engine, not one shared by both.
+    assert.notEqual(forced, automatic);
+    assert.equal(engine.sharedBackbones().length, 2);
+  }
+  await helper.unload();
+
+  await helper.load(nodes, flow(MODEL, { engine: 'cuda' }));
+  const refused = await waitForStatus(helper.getNode('cap1'), (s) => s.fill === 'red', 'error');
+  assert.match(String(refused.text), /cuda/);
+});
