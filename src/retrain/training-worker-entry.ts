@@ -5,6 +5,7 @@
  * training-worker.ts), so the store keeps one writer and classifiers hear the switch.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import * as os from 'node:os';
 import type { Backbone } from '../engine/index.js';
 import { loadBackbone } from '../engine/index.js';
 import { FeatureCache } from '../features/index.js';
@@ -21,6 +22,16 @@ import {
   type ToWorker,
   type TrainingWorkerData,
 } from './training-worker-protocol.js';
+
+/** Like `nice -n 10`: lower than the lane, not starved. */
+const TRAINING_THREAD_NICENESS = 10;
+// On Linux, setpriority(0) renices only the calling thread (and threads it starts, such as
+// ONNX Runtime's), so training yields the CPU to the lane's thread when both want it.
+try {
+  os.setPriority(TRAINING_THREAD_NICENESS);
+} catch {
+  // not permitted or not supported here: training just competes as an equal
+}
 
 if (!parentPort) throw new Error('training-worker-entry runs as a worker thread (see TrainingWorker)');
 const port = parentPort;
