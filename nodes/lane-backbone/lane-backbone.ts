@@ -13,7 +13,7 @@ import type { FitPolicy } from '../../src/image/index.js';
 import { TrainingWorker, enginePreferenceOf, retrain, trainThreadFrom, type RetrainOptions, type RetrainResult } from '../../src/retrain/index.js';
 import { READ_PERMISSION } from '../shared/admin-routes.js';
 import { errorText, showStatus, type StatusState } from '../shared/status.js';
-import { userDirOf } from '../lane-dataset/settings.js';
+import { userDirOf } from '../shared/paths.js';
 import { backboneSpecFrom, backendPreferenceFrom, enginePreferenceFrom, fitPolicyFrom, runtimeName, type LaneBackboneDef } from './settings.js';
 import type { LaneBackboneNode } from './types.js';
 

@@ -16,7 +16,7 @@ import {
   type EnginePreference,
 } from '../../src/engine/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
-import { resolveInUserDir } from '../lane-dataset/settings.js';
+import { resolveInUserDir } from '../shared/paths.js';
 
 export const DEFAULT_BACKBONE_SOURCE = 'mobilenet-v2-0.35';
 

@@ -24,7 +24,7 @@ import type { ImageInput } from '../../src/image/index.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { registerReadAction } from '../shared/admin-routes.js';
 import { errorText, showStatus } from '../shared/status.js';
-import { createStatusThrottle } from './status-throttle.js';
+import { createStatusThrottle } from '../shared/status-throttle.js';
 import type { ClassifyMode, FrameDropReason, LaneClassifyDef, LaneClassifyNode, LaneVisionInfo, QueueCounters } from './types.js';
 
 /** A frame or a command waiting its turn. */

@@ -14,7 +14,7 @@ import type { Backbone } from '../../src/engine/index.js';
 import type { ImageInput } from '../../src/image/index.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { errorText, showStatus } from '../shared/status.js';
-import { createStatusThrottle } from '../lane-classify/status-throttle.js';
+import { createStatusThrottle } from '../shared/status-throttle.js';
 import { adminRootOf, NODE_TYPE, registerConsoleRoutes, type RoutedConsole } from './http-routes.js';
 import { OperatorConsole } from './operator-console.js';
 import { consoleSettingsFrom, DEFAULT_PATH } from './settings.js';

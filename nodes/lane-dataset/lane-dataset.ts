@@ -10,7 +10,8 @@ import { openDataset, type Dataset, type DatasetOptions } from '../../src/datase
 import { openModelStore, type ModelStore } from '../../src/model-store/index.js';
 import { registerReadAction } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
-import { datasetFoldersFrom, datasetOptionsFrom, userDirOf, type LaneDatasetDef } from './settings.js';
+import { userDirOf } from '../shared/paths.js';
+import { datasetFoldersFrom, datasetOptionsFrom, type LaneDatasetDef } from './settings.js';
 import type { DatasetSummary, LaneDatasetNode } from './types.js';
 
 /** Opens once; a failed open is forgotten so the next use tries again (e.g. after fixing permissions). */

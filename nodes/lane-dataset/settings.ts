@@ -2,8 +2,7 @@
  * Editor settings of a lane-dataset node -> folders and dataset options. Pure, so the
  * rules (defaults, relative folders, what "0" means) are in one place.
  */
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { resolveInUserDir } from '../shared/paths.js';
 import type { NodeDef } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
 import type { DatasetOptions, LabelCapPolicy } from '../../src/dataset/index.js';
@@ -17,16 +16,6 @@ export interface LaneDatasetDef extends NodeDef {
   /** 0 or blank: no cap. */
   maxPerLabel: string | number;
   whenFull: LabelCapPolicy;
-}
-
-/** Node-RED's user directory; the runtime always sets it, embedded runtimes may not (then Node-RED's default). */
-export function userDirOf(settings: { userDir?: string } | undefined): string {
-  return settings?.userDir || path.join(os.homedir(), '.node-red');
-}
-
-/** A folder setting as an absolute path: relative ones live in the user directory, next to the flows. */
-export function resolveInUserDir(userDir: string, folder: string): string {
-  return path.resolve(userDir, folder);
 }
 
 export function datasetFoldersFrom(def: Partial<LaneDatasetDef>, userDir: string): { folder: string; modelsFolder: string } {

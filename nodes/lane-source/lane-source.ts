@@ -20,8 +20,8 @@ import {
 import { LaneVisionError } from '../../src/errors.js';
 import { registerWriteAction } from '../shared/admin-routes.js';
 import { errorText, showStatus } from '../shared/status.js';
-import { createStatusThrottle } from '../lane-classify/status-throttle.js';
-import { resolveInUserDir, userDirOf } from '../lane-dataset/settings.js';
+import { createStatusThrottle } from '../shared/status-throttle.js';
+import { resolveInUserDir, userDirOf } from '../shared/paths.js';
 import type { LaneSourceDef, LaneSourceNode, SourceCommand, SourceMode } from './types.js';
 
 const COMMANDS: readonly SourceCommand[] = ['start', 'stop', 'next'];

@@ -4,7 +4,7 @@
  * interval late. (Node-RED has no throttle of its own for status.)
  */
 import type { Node } from 'node-red';
-import { showStatus, type StatusState } from '../shared/status.js';
+import { showStatus, type StatusState } from './status.js';
 
 export interface StatusThrottle {
   /** Shown now if the last update is older than the interval, else when it has passed. */
