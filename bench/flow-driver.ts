@@ -10,7 +10,7 @@
  *     back-pressure: as fast as the node sustains, nothing dropped by construction).
  */
 import * as os from 'node:os';
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, performance, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import type { Node, NodeMessage } from 'node-red';
 import { distribution, type Distribution } from './stats.js';
 
@@ -75,6 +75,20 @@ export interface PhaseFigures {
   processCores: number;
   /** 1-minute load average at the end of the phase: other work on the machine. */
   loadAverage: number;
+  /** Full (mark-compact) collections of the main thread's heap during the phase: each pauses the lane's thread. */
+  majorGc: { count: number; maxMs: number };
+}
+
+/** Major GCs of this (the main) thread's heap, for the whole run: each Phase reads its own window. */
+const majorGcs: { start: number; duration: number }[] = [];
+let gcObserver: PerformanceObserver | undefined;
+function observeMajorGcs(): void {
+  gcObserver ??= new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (((entry as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs.push({ start: entry.startTime, duration: entry.duration });
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
 }
 
 export class Phase {
@@ -105,6 +119,7 @@ export class Phase {
     readonly offeredFps?: number,
   ) {
     this.loopDelay.enable();
+    observeMajorGcs();
   }
 
   settle(): void {
@@ -160,6 +175,10 @@ export class Phase {
           : undefined,
       processCores: (cpu.user + cpu.system) / 1000 / (performance.now() - this.startedAt),
       loadAverage: os.loadavg()[0],
+      majorGc: (() => {
+        const during = majorGcs.filter((gc) => gc.start >= this.startedAt);
+        return { count: during.length, maxMs: during.reduce((max, gc) => Math.max(max, gc.duration), 0) };
+      })(),
     };
   }
 }

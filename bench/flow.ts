@@ -20,9 +20,11 @@
  * at 400 fps: what the node's queue does); 30 fps while the whole split retrains (in
  * lane-train's worker thread, and again on the main thread for comparison); a soak of
  * N frames at saturation with back-pressure (memory and tensors at start, every chunk and
- * end). Then the same flow on tfjs's pure-JS cpu backend (engine tfjs, backend cpu: how
- * a tfjs-in-process Node-RED node runs) at 10 fps offered and at saturation, a few dozen
- * frames, and the ratios.
+ * end). Lane frames are decoded and embedded in the backbone node's inference worker
+ * thread; the same flow with LANE_VISION_INFERENCE_THREAD=main (frames on Node-RED's own
+ * thread) is measured at 30 fps and at saturation for comparison. Then the same flow on
+ * tfjs's pure-JS cpu backend (engine tfjs, backend cpu: how a tfjs-in-process Node-RED
+ * node runs) at 10 fps offered and at saturation, a few dozen frames, and the ratios.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -112,6 +114,8 @@ export interface FlowBenchReport {
   backbone: string;
   /** Where lane-train ran the retrain: "worker" (its own thread) or "main". */
   trainThread: string;
+  /** Where lane-classify's frames were decoded and embedded: "worker" (the inference thread) or "main". */
+  inferenceThread: string;
   photos: number;
   soakFrames: number;
   /** The flow on the engine auto picks (ONNX Runtime where installed). */
@@ -123,6 +127,8 @@ export interface FlowBenchReport {
     /** The same retrain on the main thread, when lane-train defaults to its worker. */
     mainThreadRetrain?: TrainingFigures;
     soak: { phase: PhaseFigures; memory: MemoryPoint[] };
+    /** 30 fps and saturation with the frames on the main thread, when they default to the inference worker. */
+    framesOnMainThread?: Record<string, PhaseFigures>;
   };
   /** The same flow on tfjs's pure-JS cpu backend. */
   pureJs: { runtime: string; phases: Record<string, PhaseFigures> };
@@ -335,7 +341,7 @@ function phaseRows(phases: PhaseFigures[]): string[] {
 /** Where the time went, per phase: the node's own split, what lies outside it, and what else ran. */
 function profileRows(phases: PhaseFigures[]): string[] {
   return table(
-    ['phase', 'queue', 'decode', 'backbone', 'head', 'outside', 'p99 tail: queue/decode/backbone/outside', 'batch p50/max', 'loop p99/max', 'send lag p99', 'node dropped', 'cores used', 'load avg'],
+    ['phase', 'queue', 'decode', 'backbone', 'head', 'outside', 'p99 tail: queue/decode/backbone/outside', 'batch p50/max', 'loop p99/max', 'major GC n/max', 'send lag p99', 'node dropped', 'cores used', 'load avg'],
     phases.map((p) => [
       p.name,
       fixed(p.node.queueMs),
@@ -346,12 +352,13 @@ function profileRows(phases: PhaseFigures[]): string[] {
       [p.tail.queueMs, p.tail.decodeMs, p.tail.featuresMs, p.tail.outside].map((v) => fixed(v)).join('/'),
       p.batchSize ? `${p.batchSize.p50}/${p.batchSize.max}` : '-',
       `${fixed(p.eventLoopDelay.p99)}/${fixed(p.eventLoopDelay.max)}`,
+      `${p.majorGc.count}/${fixed(p.majorGc.maxMs)}`,
       fixed(p.sendLag.p99),
       p.nodeCounters ? p.nodeCounters.dropped : '-',
       fixed(p.processCores, 2),
       fixed(p.loadAverage, 2),
     ]),
-    [false, ...Array(12).fill(true)],
+    [false, ...Array(13).fill(true)],
   );
 }
 
@@ -364,20 +371,29 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
   const seedPhotos = linkDataset(groceryValDir, folders.seed);
   const wholePhotos = linkDataset(groceryTrainDir, folders.whole);
   const photos = loadPhotos();
-  const savedEnv = { engine: process.env.LANE_VISION_ENGINE, cache: process.env.LANE_VISION_CACHE, trainThread: process.env.LANE_VISION_TRAIN_THREAD };
+  const savedEnv = {
+    engine: process.env.LANE_VISION_ENGINE,
+    cache: process.env.LANE_VISION_CACHE,
+    trainThread: process.env.LANE_VISION_TRAIN_THREAD,
+    inferenceThread: process.env.LANE_VISION_INFERENCE_THREAD,
+  };
   // Converted models go to the scratch folder, not the user's cache.
   process.env.LANE_VISION_CACHE = path.join(options.scratch, 'model-cache');
   const tensorsBefore = tf.memory().numTensors;
   const trainThread = trainingThread(options.repoRoot);
+  const inferenceThread = framesThread(options.repoRoot);
   const nodeRed = await startNodeRed(options.repoRoot, path.join(root, 'node-red'));
   say(`Node-RED ${nodeRed.version} embedded; ${photos.length} photos in memory (${megabytes(photos.reduce((n, p) => n + p.length, 0))}); ` +
-    `seed dataset ${seedPhotos} photos (val/), whole split ${wholePhotos} photos (train/), both symlinked under ${os.tmpdir()}; lane-train trains on the ${trainThread} thread`);
+    `seed dataset ${seedPhotos} photos (val/), whole split ${wholePhotos} photos (train/), both symlinked under ${os.tmpdir()}; lane-train trains on the ${trainThread} thread, lane-classify's frames are embedded on the ${inferenceThread} thread`);
   if (os.loadavg()[0] > os.cpus().length) say(`note: load average ${fixed(os.loadavg()[0], 2)} on ${os.cpus().length} CPUs: other work competes for the cores, latency tails below are pessimistic`);
   try {
     // ---------------------------------------------------------------- fast engine (auto)
     process.env.LANE_VISION_ENGINE = 'auto';
     await nodeRed.deploy(laneFlow({ backend: 'auto', engine: 'auto', folders, withTraining: true }));
-    const fastDriver = new LaneDriver(nodeRed.node(IDS.source), nodeRed.node(IDS.results), nodeRed.node(IDS.caught), IDS.classify, photos, 'auto', nodeRed.onComplete);
+    let fastDriver = new LaneDriver(nodeRed.node(IDS.source), nodeRed.node(IDS.results), nodeRed.node(IDS.caught), IDS.classify, photos, 'auto', nodeRed.onComplete);
+    /** From drivers already disposed. */
+    const otherErrors: string[] = [];
+    let unmatched = 0;
     const seed = await trainThroughFlow(nodeRed, fastDriver, IDS.seedIn, 300_000);
     const seedTraining = await seed.done;
     say(`seed model v${seedTraining.version}: ${seedTraining.images} photos, ${seedTraining.labels} classes, trained through lane-train in ${fixed(seedTraining.wallMs / 1000, 1)} s`);
@@ -395,7 +411,36 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
     show(phases.saturation);
     phases.overload = await openLoopPhase(fastDriver, `overload ${plan.overloadFps} fps`, plan.overloadFps, plan.overloadFps * plan.overloadSeconds, 30_000);
     show(phases.overload);
+    // The same lane with its frames on Node-RED's own thread (LANE_VISION_INFERENCE_THREAD=main), to show what the
+    // inference worker buys: measured here, while the main heap is in the state the phases above saw; then the lane
+    // with its training nodes is deployed again.
+    let framesOnMainThread: Record<string, PhaseFigures> | undefined;
+    if (inferenceThread === 'worker') {
+      fastDriver.dispose();
+      otherErrors.push(...fastDriver.otherErrors);
+      unmatched += fastDriver.unmatched;
+      process.env.LANE_VISION_INFERENCE_THREAD = 'main';
+      try {
+        await nodeRed.deploy(laneFlow({ backend: 'auto', engine: 'auto', folders, withTraining: false }));
+        const mainDriver = new LaneDriver(nodeRed.node(IDS.source), nodeRed.node(IDS.results), nodeRed.node(IDS.caught), IDS.classify, photos, 'main', nodeRed.onComplete);
+        await warmUp(mainDriver, 'frames on the main thread', MAX_BATCH, 64, seedTraining.version ?? 1, 60_000);
+        framesOnMainThread = {
+          thirtyFps: await openLoopPhase(mainDriver, '30 fps, frames on main thread', 30, 30 * plan.thirtyFpsSeconds, 30_000),
+          saturation: await closedLoopPhase(mainDriver, 'saturation, frames on main thread', SATURATION_IN_FLIGHT, plan.saturationFrames, 30_000),
+        };
+        Object.values(framesOnMainThread).forEach(show);
+        mainDriver.dispose();
+        otherErrors.push(...mainDriver.otherErrors);
+        unmatched += mainDriver.unmatched;
+      } finally {
+        restoreEnv('LANE_VISION_INFERENCE_THREAD', savedEnv.inferenceThread);
+      }
+      await nodeRed.deploy(laneFlow({ backend: 'auto', engine: 'auto', folders, withTraining: true }));
+      fastDriver = new LaneDriver(nodeRed.node(IDS.source), nodeRed.node(IDS.results), nodeRed.node(IDS.caught), IDS.classify, photos, 'auto', nodeRed.onComplete);
+      await warmUp(fastDriver, 'auto again', MAX_BATCH, 64, seedTraining.version ?? 1, 60_000);
+    }
     await pause(1000);
+
 
     // 30 fps while the whole train/ split retrains (cold: none of its photos were embedded yet).
     const retrainWhileClassifying = async (name: string): Promise<{ figures: PhaseFigures; training: TrainingFigures }> => {
@@ -465,14 +510,16 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
 
     // ---------------------------------------------------------------- report
     say();
-    const all = [...Object.values(phases), ...Object.values(cpuPhases)];
+    const all = [...Object.values(phases), ...Object.values(framesOnMainThread ?? {}), ...Object.values(cpuPhases)];
     for (const line of phaseRows(all)) say(line);
     say('(latency: from the time a frame was due (open loop) or sent (closed loop) to its result at the collector; dropped: let go by the node\'s queue)');
     say();
     for (const line of profileRows(all)) say(line);
-    say('(p50 ms per frame as the node reports it: queue wait, decode and backbone (its share of the batch), head; outside: p50 latency minus the node\'s own total,');
-    say(' i.e. Node-RED delivery both ways and event-loop waits; p99 tail: the same split, mean over the frames at or above p99; loop: event-loop delay, ms;');
-    say(' cores used: CPU time of this process per wall second; ONNX Runtime\'s Node binding runs a batch on the main thread, so a batch blocks the event loop)');
+    say('(p50 ms per frame as the node reports it: queue wait, decode and backbone (its share of the batch, timed where they ran), head; outside: p50 latency');
+    say(' minus the node\'s own total, i.e. Node-RED delivery both ways, the hop to the inference thread and event-loop waits; p99 tail: the same split, mean over');
+    say(' the frames at or above p99; loop: event-loop delay of Node-RED\'s thread, ms (10 ms resolution); major GC: full collections of the main heap, count and');
+    say(' longest pause, ms; cores used: CPU time of this process per wall second. ONNX Runtime\'s Node binding runs a batch synchronously: on the main thread it');
+    say(' blocks the event loop, in the inference worker it does not)');
 
     const first = memory[1] ?? memory[0];
     const last = memory[memory.length - 1];
@@ -504,6 +551,13 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
     const ratios: Record<string, number> = {
       retrainP99: retrainRatio,
       ...(phases.retrainMainThread ? { retrainMainThreadP99: phases.retrainMainThread.latency.p99 / phases.thirtyFps.latency.p99 } : {}),
+      ...(framesOnMainThread
+        ? {
+            framesOnMainP99At30Fps: framesOnMainThread.thirtyFps.latency.p99 / phases.thirtyFps.latency.p99,
+            framesOnMainLoopP99AtSaturation: framesOnMainThread.saturation.eventLoopDelay.p99 / phases.saturation.eventLoopDelay.p99,
+            framesOnMainSaturationFps: framesOnMainThread.saturation.achievedFps / phases.saturation.achievedFps,
+          }
+        : {}),
       saturationFps: phases.saturation.achievedFps / cpuPhases.saturation.achievedFps,
       tenFpsAchieved: phases.tenFps.achievedFps / cpuPhases.tenFps.achievedFps,
       tenFpsP50: cpuPhases.tenFps.latency.p50 / phases.tenFps.latency.p50,
@@ -516,6 +570,13 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
       const lostOnMain = onMain.dropped + onMain.failed + onMain.lost;
       rows.push(['retrain on the main thread', `p99 ${fixed(onMain.latency.p99)} ms = ${fixed(onMain.latency.p99 / phases.thirtyFps.latency.p99, 2)}x quiet, ${lostOnMain} lost`, 'for comparison', '']);
     }
+    if (framesOnMainThread) {
+      const [m30, mSat] = [framesOnMainThread.thirtyFps, framesOnMainThread.saturation];
+      rows.push(
+        ['frames on the main thread: 30 fps p99', `${fixed(m30.latency.p99)} vs ${fixed(phases.thirtyFps.latency.p99)} ms in the worker, ${m30.majorGc.count} vs ${phases.thirtyFps.majorGc.count} major GCs`, 'for comparison', ratio(m30.latency.p99, phases.thirtyFps.latency.p99)],
+        ['frames on the main thread: saturation', `${fixed(mSat.achievedFps)} vs ${fixed(phases.saturation.achievedFps)} frames/s, event loop p99 ${fixed(mSat.eventLoopDelay.p99)} vs ${fixed(phases.saturation.eventLoopDelay.p99)} ms`, 'for comparison', ratio(mSat.eventLoopDelay.p99, phases.saturation.eventLoopDelay.p99)],
+      );
+    }
     rows.push(
       ['vs tfjs cpu: saturation', `${fixed(phases.saturation.achievedFps)} vs ${fixed(cpuPhases.saturation.achievedFps)} frames/s`, '', ratio(phases.saturation.achievedFps, cpuPhases.saturation.achievedFps)],
       ['vs tfjs cpu: 10 fps offered', `${fixed(phases.tenFps.achievedFps)} vs ${fixed(cpuPhases.tenFps.achievedFps)} frames/s achieved`, '', ratio(phases.tenFps.achievedFps, cpuPhases.tenFps.achievedFps)],
@@ -524,20 +585,21 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
     );
     for (const line of table(['flow figure', 'value', 'target', 'verdict'], rows)) say(line);
     const nodeRedLog = nodeRed.takeLog();
-    const otherErrors = [...fastDriver.otherErrors, ...cpuDriver.otherErrors];
+    otherErrors.push(...fastDriver.otherErrors, ...cpuDriver.otherErrors);
     if (otherErrors.length) say(`errors from other nodes: ${otherErrors.slice(0, 5).join('; ')}`);
     say(`Node-RED logged ${nodeRedLog.errors} errors, ${nodeRedLog.warnings} warnings${nodeRedLog.distinct.length ? `, e.g. ${nodeRedLog.distinct.join(' | ')}` : ''}`);
     return {
       nodeRed: nodeRed.version,
       backbone: BACKBONE,
       trainThread,
+      inferenceThread,
       photos: photos.length,
       soakFrames,
-      fast: { runtime, seedTraining, phases, retrain, mainThreadRetrain, soak: { phase: soakFigures, memory } },
+      fast: { runtime, seedTraining, phases, retrain, mainThreadRetrain, soak: { phase: soakFigures, memory }, framesOnMainThread },
       pureJs: { runtime: cpuRuntime, phases: cpuPhases },
       targets,
       ratios,
-      unmatchedMessages: fastDriver.unmatched + cpuDriver.unmatched,
+      unmatchedMessages: unmatched + fastDriver.unmatched + cpuDriver.unmatched,
       otherErrors,
       nodeRedLog,
       tensors: { before: tensorsBefore, after: tensorsAfter },
@@ -546,6 +608,7 @@ export async function runFlowBench(options: FlowBenchOptions): Promise<FlowBench
     await nodeRed.stop().catch(() => undefined);
     restoreEnv('LANE_VISION_ENGINE', savedEnv.engine);
     restoreEnv('LANE_VISION_CACHE', savedEnv.cache);
+    restoreEnv('LANE_VISION_INFERENCE_THREAD', savedEnv.inferenceThread);
   }
 }
 
@@ -557,6 +620,12 @@ function compiledFeatureCache(repoRoot: string): { clear(): void } {
 function restoreEnv(name: string, value: string | undefined): void {
   if (value === undefined) delete process.env[name];
   else process.env[name] = value;
+}
+
+/** Where the compiled nodes embed lane frames (src/features inferenceThreadFrom, LANE_VISION_INFERENCE_THREAD); "main" before they had a thread for it. */
+function framesThread(repoRoot: string): string {
+  const features = require(path.join(repoRoot, 'dist', 'src', 'features', 'index.js')) as { inferenceThreadFrom?: () => string };
+  return features.inferenceThreadFrom?.() ?? 'main';
 }
 
 /** Where the compiled nodes train (src/retrain trainThreadFrom, LANE_VISION_TRAIN_THREAD); "main" before training had a thread of its own. */

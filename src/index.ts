@@ -10,6 +10,7 @@ export * from './dataset/index.js';
 export * from './training/index.js';
 export * from './model-store/index.js';
 export * from './retrain/index.js';
+export { LaneActivity, type ThreadChoice } from './threads/index.js';
 export * from './classify/index.js';
 export * from './events/index.js';
 export * from './lane-source/index.js';

@@ -3,12 +3,16 @@
  * acquireBackbone), shared by every node that uses it, as the core mqtt-broker node owns
  * its connection: the first acquire() loads it, every user mirrors loading / ready /
  * error on its status, and it is released after the last user and on close. It also owns
- * the training worker that retrains for its users off the main thread (src/retrain
- * TrainingWorker): started on the first training, ended with the backbone.
+ * the two threads that keep work off Node-RED's event loop, both ended with the backbone:
+ * the training worker (src/retrain TrainingWorker), started on the first training, and
+ * the inference worker that decodes and embeds classifiers' frames (src/features
+ * FrameEmbedder), started when the first classifier asks for it.
  */
 import type { Node, NodeAPI } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
 import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference, type EnginePreference } from '../../src/engine/index.js';
+import { FrameEmbedder, type Embedder } from '../../src/features/index.js';
+import { LaneActivity } from '../../src/threads/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import { TrainingWorker, enginePreferenceOf, retrain, trainThreadFrom, type RetrainOptions, type RetrainResult } from '../../src/retrain/index.js';
 import { READ_PERMISSION } from '../shared/admin-routes.js';
@@ -35,6 +39,9 @@ export = function (RED: NodeAPI) {
     let shown: { state: StatusState; text: string } = { state: 'idle', text: '' };
     let holding: Holding | undefined;
     let trainer: TrainingWorker | undefined;
+    let frames: FrameEmbedder | undefined;
+    // The classifiers' frames in flight: the training worker steps aside for them.
+    const laneActivity = new LaneActivity();
     let closed = false;
     let finishClose: (() => void) | undefined;
 
@@ -112,10 +119,11 @@ export = function (RED: NodeAPI) {
       return held;
     }
 
-    /** Releases the backbone and ends the training worker; resolves when its thread is gone. */
+    /** Releases the backbone and ends the training and inference workers; resolves when their threads are gone. */
     function drop(): Promise<void> {
-      const ending = trainer?.dispose().catch((err: unknown) => node.warn(errorText(err)));
+      const ending = Promise.all([trainer?.dispose(), frames?.dispose()]).catch((err: unknown) => node.warn(errorText(err)));
       trainer = undefined;
+      frames = undefined;
       const held = holding;
       holding = undefined;
       shown = { state: 'idle', text: '' };
@@ -124,7 +132,7 @@ export = function (RED: NodeAPI) {
         held.backbone?.release();
         held.backbone = undefined;
       }
-      return Promise.resolve(ending);
+      return ending.then(() => undefined);
     }
 
     async function train(options: RetrainOptions): Promise<RetrainResult> {
@@ -136,6 +144,7 @@ export = function (RED: NodeAPI) {
           spec,
           backend: backendPreference === 'auto' ? undefined : backendPreference,
           engine: enginePreferenceOf(options.backbone),
+          laneActivity,
         });
         trainer.on('ready', (info) => {
           const backend = runtimeName({ engine: { name: info.engine }, backend: { name: info.backend } });
@@ -143,6 +152,30 @@ export = function (RED: NodeAPI) {
         });
       }
       return trainer.retrain(options);
+    }
+
+    function startFrameEmbedder(backbone: Backbone): FrameEmbedder {
+      return new FrameEmbedder(backbone, {
+        spec,
+        backend: backendPreference === 'auto' ? undefined : backendPreference,
+        onWorkerReady: (info) => {
+          const backend = runtimeName({ engine: { name: info.engine }, backend: { name: info.backend } });
+          node.log(RED._('lane-backbone.log.inference-worker', { thread: info.threadId, backend }));
+        },
+        onMainThread: (reason) => node.warn(RED._('lane-backbone.log.inference-main', { message: errorText(reason) })),
+        activity: laneActivity,
+      });
+    }
+
+    function embedder(): Embedder {
+      const current = holding?.backbone;
+      if (current && !closed) frames ??= startFrameEmbedder(current);
+      return (inputs, options) => {
+        const backbone = holding?.backbone;
+        if (closed || !backbone) return Promise.reject(new LaneVisionError('BACKBONE_STOPPED', RED._('lane-backbone.errors.stopped')));
+        frames ??= startFrameEmbedder(backbone);
+        return frames.embed(inputs, options);
+      };
     }
 
     Object.assign(node, {
@@ -164,6 +197,7 @@ export = function (RED: NodeAPI) {
         else void drop();
       },
       retrain: train,
+      embedder,
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {

@@ -5,6 +5,7 @@
 import type { Node } from 'node-red';
 import type { Backbone, BackendPreference } from '../../src/engine/index.js';
 import type { Dataset } from '../../src/dataset/index.js';
+import type { Embedder } from '../../src/features/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import type { RetrainOptions, RetrainResult } from '../../src/retrain/index.js';
@@ -26,6 +27,12 @@ export interface BackboneConfigNode extends Node {
    * the main thread when LANE_VISION_TRAIN_THREAD=main.
    */
   retrain(options: RetrainOptions): Promise<RetrainResult>;
+  /**
+   * Decodes and embeds a classifier's frames with the backbone this user holds: in the
+   * node's inference worker thread (started by this call, ended with the backbone), or on
+   * the main thread when LANE_VISION_INFERENCE_THREAD=main or the thread cannot load it.
+   */
+  embedder(): Embedder;
 }
 
 export interface DatasetConfigNode extends Node {

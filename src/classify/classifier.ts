@@ -9,7 +9,7 @@ import { LaneVisionError } from '../errors.js';
 import type { Backbone } from '../engine/types.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
-import { embedImagesSettled, type FeatureCache } from '../features/index.js';
+import { embedImagesSettled, type Embedder, type FeatureCache } from '../features/index.js';
 import { prepareImage } from '../image/index.js';
 import { predictHead } from '../training/index.js';
 import { backboneCompatibility, type LoadedModel, type ModelStore } from '../model-store/index.js';
@@ -27,6 +27,12 @@ export interface ClassifierOptions {
   fit?: FitPolicy;
   /** Lane frames are all new, so caching their features is off unless a cache is given. */
   cache?: FeatureCache | null;
+  /**
+   * Decodes and embeds frames for a trained head, e.g. a FrameEmbedder's (in a worker
+   * thread). Default: embedImagesSettled on this thread, with `cache`. The backbone's own
+   * classifier (useBackboneClassifier) always runs on this thread.
+   */
+  embed?: Embedder;
   maxInputPixels?: number;
 }
 
@@ -43,6 +49,7 @@ export class LaneClassifier {
   private readonly fit: FitPolicy;
   private readonly cache: FeatureCache | null;
   private readonly maxInputPixels: number | undefined;
+  private readonly embed: Embedder;
 
   constructor(options: ClassifierOptions) {
     this.backbone = options.backbone;
@@ -51,6 +58,9 @@ export class LaneClassifier {
     this.fit = options.fit ?? options.backbone.fit;
     this.cache = options.cache ?? null;
     this.maxInputPixels = options.maxInputPixels;
+    this.embed =
+      options.embed ??
+      ((inputs, embedOptions) => embedImagesSettled(this.backbone, inputs, { ...embedOptions, cache: this.cache, batchSize: Math.max(1, inputs.length) }));
   }
 
   get threshold(): number {
@@ -139,12 +149,7 @@ export class LaneClassifier {
     const threshold = this.thresholdValue;
     if (model.kind === 'backbone') return this.classifyWithBackbone(model, inputs, queueMs, threshold, started);
 
-    const embedded = await embedImagesSettled(this.backbone, inputs, {
-      fit: this.fit,
-      cache: this.cache,
-      batchSize: inputs.length,
-      maxInputPixels: this.maxInputPixels,
-    });
+    const embedded = await this.embed(inputs, { fit: this.fit, maxInputPixels: this.maxInputPixels });
     const share = inputs.length || 1;
     return embedded.results.map((item, i) => {
       if ('error' in item) return item;

@@ -26,6 +26,11 @@ export interface EmbedOptions {
    * training worker) decoding one at a time leaves the pool to the lane's frames.
    */
   decodeConcurrency?: number;
+  /**
+   * Awaited before each frame's decode (cache hits skip it) and each backbone call: lets a
+   * background job (a training) step aside while the lane has frames in flight (see LaneActivity).
+   */
+  beforeStep?: () => Promise<unknown>;
 }
 
 export interface EmbeddedImage {
@@ -91,6 +96,7 @@ export async function embedImagesSettled(
           results[index] = { features: hit, hash: source.hash, cached: true };
           return undefined;
         }
+        await options.beforeStep?.();
         try {
           const frame = await prepareSource(source, { ...backbone.inputSize, fit, ...limits });
           return { index, key, frame };
@@ -103,6 +109,7 @@ export async function embedImagesSettled(
     decodeMs += performance.now() - decodeStart;
     const todo = prepared.filter((p): p is NonNullable<typeof p> => p !== undefined);
     if (todo.length === 0) continue;
+    await options.beforeStep?.();
     const featuresStart = performance.now();
     const vectors = await backbone.engine.features(todo.map((t) => t.frame));
     featuresMs += performance.now() - featuresStart;

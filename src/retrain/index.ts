@@ -22,4 +22,4 @@ export {
   type TrainingWorkerEvents,
   type WorkerRetrainOptions,
 } from './training-worker.js';
-export type { LoadedInWorker } from './training-worker-protocol.js';
+export type { LoadedInWorker } from '../threads/backbone-thread.js';

@@ -50,6 +50,8 @@ export interface RetrainOptions {
   onProgress?: (progress: RetrainProgress) => void;
   /** Frames decoded at once while embedding (see EmbedOptions.decodeConcurrency). */
   decodeConcurrency?: number;
+  /** Awaited before each embedding step (see EmbedOptions.beforeStep). */
+  beforeStep?: () => Promise<unknown>;
   modelName?: string;
 }
 
@@ -129,6 +131,7 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
       cache: options.cache,
       signal,
       decodeConcurrency: options.decodeConcurrency,
+      beforeStep: options.beforeStep,
     });
     cachedFeatures += report.cacheHits;
     report.results.forEach((result, i) => {

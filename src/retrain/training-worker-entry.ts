@@ -7,15 +7,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as os from 'node:os';
 import type { Backbone } from '../engine/index.js';
-import { loadBackbone } from '../engine/index.js';
+import { BackboneInThread } from '../threads/backbone-in-thread.js';
+import { LaneActivity } from '../threads/lane-activity.js';
 import { FeatureCache } from '../features/index.js';
 import type { FitPolicy } from '../image/index.js';
 import type { DatasetEntry } from '../dataset/index.js';
 import type { BackboneDescriptor } from '../model-store/index.js';
 import { retrain, type RetrainDataset, type RetrainStore } from './retrain.js';
+import { deserialiseError, serialiseError } from '../threads/serialised-error.js';
 import {
-  deserialiseError,
-  serialiseError,
   type EmbeddedInWorker,
   type FromWorker,
   type MainThreadCall,
@@ -23,6 +23,8 @@ import {
   type TrainingWorkerData,
 } from './training-worker-protocol.js';
 
+/** Longest a training step waits for the lane to be idle. */
+const MAX_YIELD_MS = 20;
 /** Like `nice -n 10`: lower than the lane, not starved. */
 const TRAINING_THREAD_NICENESS = 10;
 // On Linux, setpriority(0) renices only the calling thread (and threads it starts, such as
@@ -62,8 +64,8 @@ const cache = new WorkerFeatureCache(data.featureCacheBytes);
 const jobs = new Map<number, { controller: AbortController; finished: Promise<void> }>();
 const calls = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
 let nextCallId = 1;
-let backbone: Backbone | undefined;
-let stopping = false;
+const held = new BackboneInThread(data, port);
+const lane = data.laneActivity ? new LaneActivity(data.laneActivity) : undefined;
 
 const post = (message: FromWorker): void => port.postMessage(message);
 
@@ -110,8 +112,10 @@ async function runJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: B
       backbone: loaded,
       cache,
       signal,
-      // One decode at a time: the libuv pool is shared with the main thread's classify decodes.
+      // One decode at a time: the libuv pool is shared with the lane's decodes.
       decodeConcurrency: 1,
+      // And none while the lane has frames in flight (at most MAX_YIELD_MS per step, so a saturated lane slows training, not stops it).
+      beforeStep: lane ? () => lane.idle(MAX_YIELD_MS) : undefined,
       onProgress: (progress) => post({ type: 'progress', jobId, progress }),
     });
     // Back to the main thread's cache, where an in-process retrain would have left them (similar-frame search reads it).
@@ -136,31 +140,17 @@ async function takeCachedFeatures(jobId: number, entries: DatasetEntry[], fit: F
 }
 
 /** Cancels what runs, lets it stop (the engine must outlive its last call), then frees the backbone; the thread then ends. */
-async function stop(): Promise<void> {
-  stopping = true;
+function stop(): Promise<void> {
   const running = [...jobs.values()];
   for (const job of running) job.controller.abort(new Error('The training worker is stopping'));
-  await Promise.all(running.map((job) => job.finished));
-  backbone?.release();
-  backbone = undefined;
-  port.close();
+  return held.stop(Promise.all(running.map((job) => job.finished)));
 }
-
-const loading = loadBackbone(data.spec, data.load);
-loading.then(
-  (loaded) => {
-    if (stopping) return loaded.release();
-    backbone = loaded;
-    post({ type: 'ready', backbone: { id: loaded.id, engine: loaded.engine.name, backend: loaded.backend.name, featureSize: loaded.featureSize } });
-  },
-  (err: unknown) => post({ type: 'load-failed', error: serialiseError(err) }),
-);
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'retrain':
       // The main thread sends jobs only after 'ready'.
-      if (backbone) startJob(message, backbone);
+      if (held.backbone) startJob(message, held.backbone);
       else post({ type: 'failed', jobId: message.jobId, error: { name: 'Error', message: 'The training worker has no backbone loaded' } });
       break;
     case 'abort':

@@ -2,20 +2,20 @@
  * Messages between a TrainingWorker (main thread) and its worker thread. Everything here
  * crosses `postMessage`, so it is plain data: no class instances, no functions.
  */
-import { LaneVisionError } from '../errors.js';
-import type { BackboneSpec, BackendPreference, EngineBackendInfo, EngineName, EnginePreference } from '../engine/index.js';
+import type { SerialisedError } from '../threads/serialised-error.js';
+import type { BackboneLoadInWorker, StopMessage } from '../threads/backbone-thread.js';
 import type { SaveModelInput } from '../model-store/index.js';
 import type { RetrainDataset, RetrainOptions, RetrainProgress, RetrainResult } from './retrain.js';
 
 /** What the worker thread starts with (`workerData`). */
-export interface TrainingWorkerData {
-  spec: BackboneSpec;
-  load: { backend?: BackendPreference; engine?: EnginePreference; onnxThreads: number; cacheDir?: string };
+export interface TrainingWorkerData extends BackboneLoadInWorker {
   featureCacheBytes?: number;
+  /** The lane's LaneActivity counter: training steps aside while it has frames in flight. */
+  laneActivity?: SharedArrayBuffer;
 }
 
 /** The retrain settings that travel as they are; dataset, store, signal and progress are bridged. */
-export type PlainRetrainOptions = Omit<RetrainOptions, 'dataset' | 'backbone' | 'store' | 'cache' | 'signal' | 'onProgress'>;
+export type PlainRetrainOptions = Omit<RetrainOptions, 'dataset' | 'backbone' | 'store' | 'cache' | 'signal' | 'onProgress' | 'beforeStep'>;
 
 /**
  * Calls a worker job makes on the main thread: its dataset and store, and its feature
@@ -27,22 +27,14 @@ export type MainThreadCall =
   | { method: 'fingerprint'; args: Parameters<RetrainDataset['fingerprint']> }
   | { method: 'saveModel'; args: [SaveModelInput] };
 
-export interface SerialisedError {
-  name: string;
-  message: string;
-  code?: string;
-  stack?: string;
-}
-
 export type ToWorker =
   | { type: 'retrain'; jobId: number; options: PlainRetrainOptions; storeDir: string }
   | { type: 'abort'; jobId: number; reason: SerialisedError }
   | { type: 'reply'; callId: number; value?: unknown; error?: SerialisedError }
-  | { type: 'dispose' };
+  | StopMessage;
 
+/** Besides the LoadMessage every backbone thread sends (handled by BackboneThread). */
 export type FromWorker =
-  | { type: 'ready'; backbone: LoadedInWorker }
-  | { type: 'load-failed'; error: SerialisedError }
   | { type: 'progress'; jobId: number; progress: RetrainProgress }
   | ({ type: 'call'; jobId: number; callId: number } & MainThreadCall)
   | { type: 'done'; jobId: number; result: RetrainResult; embedded: EmbeddedInWorker }
@@ -54,32 +46,3 @@ export interface EmbeddedInWorker {
   vectors: Float32Array[];
 }
 
-/** The worker's own copy of the backbone, as the main thread sees it. */
-export interface LoadedInWorker {
-  id: string;
-  engine: EngineName;
-  /** The engine's backend: the tfjs backend, or ONNX Runtime's execution provider. */
-  backend: EngineBackendInfo['name'];
-  featureSize: number;
-}
-
-export function serialiseError(err: unknown): SerialisedError {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, message: err.message, code: typeof code === 'string' ? code : undefined, stack: err.stack };
-  }
-  return { name: 'Error', message: String(err) };
-}
-
-/** The error again, a LaneVisionError if it was one; its stack says which thread threw it. */
-export function deserialiseError(data: SerialisedError): Error {
-  let err: Error;
-  if (data.name === 'LaneVisionError' && data.code) err = new LaneVisionError(data.code, data.message);
-  else {
-    err = new Error(data.message);
-    err.name = data.name;
-    if (data.code) Object.assign(err, { code: data.code });
-  }
-  if (data.stack) err.stack = data.stack;
-  return err;
-}

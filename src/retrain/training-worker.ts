@@ -11,12 +11,7 @@
  * each other.
  */
 import { EventEmitter } from 'node:events';
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
-// Loaded by the main thread before any worker: a worker that is the last to hold libvips
-// would unload it when it exits and crash the process on glibc (lovell/sharp#2263).
-import 'sharp';
 import { LaneVisionError } from '../errors.js';
 import {
   normaliseBackboneSpec,
@@ -28,11 +23,12 @@ import {
 import { resolveOnnxThreads } from '../engine/onnx/engine-preference.js';
 import { sharedFeatureCache, type FeatureCache } from '../features/index.js';
 import { withRetrainLock, type RetrainOptions, type RetrainResult } from './retrain.js';
+import { deserialiseError, serialiseError } from '../threads/serialised-error.js';
+import { BackboneThread, enginePreferenceOf, type LoadedInWorker } from '../threads/backbone-thread.js';
+import { threadChoiceFrom, type ThreadChoice } from '../threads/thread-choice.js';
+import type { LaneActivity } from '../threads/lane-activity.js';
 import {
-  deserialiseError,
-  serialiseError,
   type FromWorker,
-  type LoadedInWorker,
   type MainThreadCall,
   type ToWorker,
   type TrainingWorkerData,
@@ -49,19 +45,12 @@ export const DEFAULT_TRAIN_ONNX_THREADS = 1;
 /** How long dispose() lets the thread finish what it runs before terminating it. */
 const DISPOSE_GRACE_MS = 5_000;
 
-export type TrainThread = 'worker' | 'main';
+export { enginePreferenceOf };
+export type TrainThread = ThreadChoice;
 
 /** Where trainings run: the value given, else LANE_VISION_TRAIN_THREAD, else `worker`. */
 export function trainThreadFrom(value: unknown = process.env[TRAIN_THREAD_ENV_VAR]): TrainThread {
-  const text = value === undefined || value === null ? '' : String(value).trim().toLowerCase();
-  if (text === '' || text === 'worker') return 'worker';
-  if (text === 'main') return 'main';
-  throw new LaneVisionError('TRAIN_THREAD_UNKNOWN', `${TRAIN_THREAD_ENV_VAR} must be "worker" or "main", got "${String(value)}".`);
-}
-
-/** The engine preference that makes a worker run the backbone on the same engine as `backbone`. */
-export function enginePreferenceOf(backbone: Pick<Backbone, 'engine'>): EnginePreference {
-  return backbone.engine.name === 'onnxruntime' ? 'onnx' : 'tfjs';
+  return threadChoiceFrom(TRAIN_THREAD_ENV_VAR, 'TRAIN_THREAD_UNKNOWN', value);
 }
 
 export interface TrainingWorkerOptions {
@@ -77,6 +66,8 @@ export interface TrainingWorkerOptions {
   cacheDir?: string;
   /** Size of the worker's feature cache. Default: the library's (256 MB). */
   featureCacheBytes?: number;
+  /** The lane's frames in flight (its FrameEmbedder's): the training steps aside for them between its own frames. */
+  laneActivity?: LaneActivity;
 }
 
 /**
@@ -100,22 +91,16 @@ interface Job {
   failure?: Error;
 }
 
-/** One worker thread, from start to exit. */
+/** One worker thread and the trainings sent to it. */
 interface Thread {
-  worker: Worker;
-  /** `worker.threadId`, which reads -1 once the thread has exited. */
-  threadId: number;
-  ready: Promise<LoadedInWorker>;
+  host: BackboneThread<FromWorker>;
   jobs: Map<number, Job>;
-  exited: Promise<void>;
-  /** Why it cannot be used any more; every job still in it fails with this. */
-  broken?: Error;
 }
 
 function workerFailed(message: string, cause?: unknown): LaneVisionError {
   return new LaneVisionError(
     'TRAINING_WORKER_FAILED',
-    `${message}. The next training starts a fresh worker; ${TRAIN_THREAD_ENV_VAR}=main trains on the main thread instead.`,
+    `The training worker failed. ${message}. The next training starts a fresh worker; ${TRAIN_THREAD_ENV_VAR}=main trains on the main thread instead.`,
     { cause },
   );
 }
@@ -144,6 +129,7 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
         cacheDir: options.cacheDir,
       },
       featureCacheBytes: options.featureCacheBytes,
+      laneActivity: options.laneActivity?.buffer,
     };
   }
 
@@ -174,23 +160,23 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
     job.catch(() => undefined); // it may fail (worker crash) before it is awaited
     const onAbort = () => {
       if (!thread.jobs.has(jobId)) return;
-      thread.worker.postMessage({ type: 'abort', jobId, reason: serialiseError(signal!.reason) } satisfies ToWorker);
+      thread.host.worker.postMessage({ type: 'abort', jobId, reason: serialiseError(signal!.reason) } satisfies ToWorker);
     };
     this.updateRef(thread);
     try {
       // Cancelled while the worker loads: nothing has started, stop waiting at once.
-      const loaded = await abortable(thread.ready, signal);
+      const loaded = await abortable(thread.host.ready, signal);
       if (options.backbone && options.backbone.id !== loaded.id) {
         throw new LaneVisionError(
           'TRAINING_WORKER_BACKBONE_MISMATCH',
           `The training worker loaded backbone ${loaded.id}, but the lane uses ${options.backbone.id}; were the model files changed? Redeploy to reload both.`,
         );
       }
-      if (thread.broken) throw thread.broken;
+      if (thread.host.broken) throw thread.host.broken;
       signal?.throwIfAborted();
       signal?.addEventListener('abort', onAbort, { once: true });
-      const { dataset: _dataset, store, backbone: _backbone, cache: _cache, signal: _signal, onProgress: _onProgress, ...plain } = options;
-      thread.worker.postMessage({ type: 'retrain', jobId, options: plain, storeDir: store.dir } satisfies ToWorker);
+      const { dataset: _dataset, store, backbone: _backbone, cache: _cache, signal: _signal, onProgress: _onProgress, beforeStep: _beforeStep, ...plain } = options;
+      thread.host.worker.postMessage({ type: 'retrain', jobId, options: plain, storeDir: store.dir } satisfies ToWorker);
       return await job;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -209,73 +195,39 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
     const thread = this.thread;
     if (!thread) return;
     this.thread = undefined;
-    this.breakThread(thread, new LaneVisionError('TRAINING_WORKER_DISPOSED', 'The training worker was stopped before the training finished.'));
-    thread.worker.postMessage({ type: 'dispose' } satisfies ToWorker);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), DISPOSE_GRACE_MS);
-    });
-    if ((await Promise.race([thread.exited, late])) === 'late') {
-      debug('worker %d did not stop within %d ms: terminating it', thread.threadId, DISPOSE_GRACE_MS);
-      await thread.worker.terminate();
-    }
-    clearTimeout(timer);
+    const outcome = await thread.host.stop(new LaneVisionError('TRAINING_WORKER_DISPOSED', 'The training worker was stopped before the training finished.'), DISPOSE_GRACE_MS);
+    if (outcome === 'terminated') debug('worker %d did not stop within %d ms: terminated it', thread.host.threadId, DISPOSE_GRACE_MS);
   }
 
   private start(): Thread {
-    let worker: Worker;
-    try {
-      worker = createWorker(this.data);
-    } catch (err) {
-      throw workerFailed(`The training worker could not start: ${(err as Error).message}`, err);
-    }
-    const threadId = worker.threadId;
-    let settleReady!: { resolve: (info: LoadedInWorker) => void; reject: (err: Error) => void };
-    const ready = new Promise<LoadedInWorker>((resolve, reject) => {
-      settleReady = { resolve, reject };
+    const jobs = new Map<number, Job>();
+    const host: BackboneThread<FromWorker> = new BackboneThread<FromWorker>({
+      callerFile: __filename,
+      entryName: 'training-worker-entry',
+      data: this.data,
+      failure: workerFailed,
+      onMessage: (message) => this.onMessage(thread, message),
+      onBroken: (err) => {
+        if (this.thread === thread) this.thread = undefined;
+        debug('worker %d out of use (%d trainings failed): %s', host.threadId, jobs.size, err.message);
+        for (const job of jobs.values()) job.reject(err);
+        jobs.clear();
+      },
+      onExit: (code) => this.emit('exit', { threadId: host.threadId, code }),
     });
-    ready.catch(() => undefined); // a job awaiting it reports the error
-    let exitedResolve!: () => void;
-    const exited = new Promise<void>((resolve) => {
-      exitedResolve = resolve;
-    });
-    const thread: Thread = { worker, threadId, ready, jobs: new Map(), exited };
+    const thread: Thread = { host, jobs };
     this.thread = thread;
-    debug('started worker %d for %s', threadId, this.data.spec.source);
-
-    const fail = (err: Error) => {
-      settleReady.reject(err);
-      this.breakThread(thread, err);
-    };
-    worker.on('message', (message: FromWorker) => this.onMessage(thread, message, settleReady, fail));
-    worker.on('error', (err) => fail(workerFailed(`The training worker crashed: ${err.message}`, err)));
-    worker.on('exit', (code) => {
-      fail(workerFailed(`The training worker stopped (exit code ${code})`));
-      exitedResolve();
-      this.emit('exit', { threadId, code });
-    });
+    debug('started worker %d for %s', host.threadId, this.data.spec.source);
+    host.ready.then((backbone) => {
+      debug('worker %d loaded %s (%s on %s)', host.threadId, backbone.id, backbone.engine, backbone.backend);
+      this.emit('ready', { ...backbone, threadId: host.threadId });
+    }, () => undefined);
     this.updateRef(thread);
     return thread;
   }
 
-  private onMessage(
-    thread: Thread,
-    message: FromWorker,
-    ready: { resolve: (info: LoadedInWorker) => void },
-    fail: (err: Error) => void,
-  ): void {
+  private onMessage(thread: Thread, message: FromWorker): void {
     switch (message.type) {
-      case 'ready':
-        debug('worker %d loaded %s (%s on %s)', thread.threadId, message.backbone.id, message.backbone.engine, message.backbone.backend);
-        ready.resolve(message.backbone);
-        this.emit('ready', { ...message.backbone, threadId: thread.threadId });
-        break;
-      case 'load-failed': {
-        const cause = deserialiseError(message.error);
-        fail(workerFailed(`The training worker could not load the backbone ${this.data.spec.source}: ${cause.message}`, cause));
-        void thread.worker.terminate();
-        break;
-      }
       case 'progress': {
         const job = thread.jobs.get(message.jobId);
         if (!job || job.failure) break;
@@ -284,7 +236,7 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
         } catch (err) {
           // As in retrain(): a throwing progress callback ends the training with its error.
           job.failure = err as Error;
-          thread.worker.postMessage({ type: 'abort', jobId: message.jobId, reason: serialiseError(err) } satisfies ToWorker);
+          thread.host.worker.postMessage({ type: 'abort', jobId: message.jobId, reason: serialiseError(err) } satisfies ToWorker);
         }
         break;
       }
@@ -321,23 +273,12 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
       reply = { type: 'reply', callId: message.callId, error: serialiseError(err) };
     }
     // Also after dispose: the refusal lets the worker's job end, and the thread with it.
-    thread.worker.postMessage(reply);
-  }
-
-  /** Marks the thread unusable, fails its jobs and lets the next retrain start a fresh one. */
-  private breakThread(thread: Thread, err: Error): void {
-    if (thread.broken) return;
-    thread.broken = err;
-    if (this.thread === thread) this.thread = undefined;
-    debug('worker %d out of use (%d trainings failed): %s', thread.threadId, thread.jobs.size, err.message);
-    for (const job of thread.jobs.values()) job.reject(err);
-    thread.jobs.clear();
+    thread.host.worker.postMessage(reply);
   }
 
   /** Holds the process open only while a training waits for the worker. */
   private updateRef(thread: Thread): void {
-    if (thread.jobs.size > 0) thread.worker.ref();
-    else thread.worker.unref();
+    thread.host.holdProcess(thread.jobs.size > 0);
   }
 }
 
@@ -383,17 +324,4 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-/**
- * The worker thread, from dist/ as compiled JavaScript, or from src/ under tsx (tests):
- * Node 20 does not apply `--import tsx` to a worker's .ts entry, so it gets tsx's
- * require hook first.
- */
-function createWorker(data: TrainingWorkerData): Worker {
-  const extension = path.extname(__filename);
-  const entry = path.join(__dirname, `training-worker-entry${extension}`);
-  if (extension === '.js') return new Worker(entry, { workerData: data });
-  const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(entry)});`;
-  return new Worker(bootstrap, { eval: true, workerData: data });
 }

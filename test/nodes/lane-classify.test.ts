@@ -15,7 +15,6 @@ import * as path from 'node:path';
 import type { Node, NodeAPI, NodeInitializer, NodeMessage } from 'node-red';
 import type * as Lib from '../../src/index.js';
 import type { Backbone, Dataset, FeatureCache, ModelStore } from '../../src/index.js';
-import type { LaneBackboneNode } from '../../nodes/lane-backbone/types.js';
 import type { LaneBrokerNode } from '../../nodes/lane-broker/types.js';
 import { startSorter, validateEvent } from '../lib/events/scenarios.js';
 import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../support/shared.js';
@@ -369,23 +368,63 @@ test('frames that queue up go through the backbone together, up to max batch, ea
   await helper.load(nodes, classifyFlow({ classify: { maxBatch: 4 } }));
   const out = collect('o0');
   await waitUntil(() => /^v1/.test(lastStatus('c1').text ?? ''), 'ready');
-  const engine = (helper.getNode('bb') as unknown as LaneBackboneNode).current()!.engine;
-  const batches: number[] = [];
-  const features = engine.features;
-  engine.features = (frames) => {
-    batches.push(frames.length);
-    return features.call(engine, frames);
-  };
-  try {
-    const frames = valFrames().slice(0, 11);
+  const frames = valFrames().slice(0, 11);
+  frames.forEach((frame, seq) => send({ payload: frame.image, seq }));
+  await waitUntil(() => out.length === frames.length, 'every frame out');
+  assert.deepEqual(out.map((m) => m.seq), [...frames.keys()]);
+  // The first frame starts alone; the ten that arrived meanwhile go in batches of at most 4.
+  assert.deepEqual(out.map((m) => m.laneVision.batchSize), [1, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2]);
+  assert.ok(out[10].classification.timings.queueMs > out[0].classification.timings.queueMs, 'later frames waited');
+});
+
+/** What the backbone node logged since the flow was loaded (info and warnings), as text. */
+function backboneLogs(): string[] {
+  return helper
+    .log()
+    .args.map((args: unknown[]) => args[0] as { id?: string; msg?: unknown })
+    .filter((entry) => entry.id === 'bb')
+    .map((entry) => String(entry.msg));
+}
+
+test('frames are decoded and embedded in the backbone node\'s inference worker; LANE_VISION_INFERENCE_THREAD=main gives the same results on the main thread', async () => {
+  const frames = valFrames().slice(0, 4);
+  const workerStarts = () => backboneLogs().filter((text) => /^Inference worker thread \d+ ready: /.test(text));
+  const classifyAll = async () => {
+    await helper.load(nodes, classifyFlow());
+    const out = collect('o0');
+    await waitUntil(() => /^v1/.test(lastStatus('c1').text ?? ''), 'ready');
     frames.forEach((frame, seq) => send({ payload: frame.image, seq }));
     await waitUntil(() => out.length === frames.length, 'every frame out');
-    assert.deepEqual(out.map((m) => m.seq), [...frames.keys()]);
-    // The first frame starts alone; the ten that arrived meanwhile go in batches of at most 4.
-    assert.deepEqual(batches, [1, 4, 4, 2]);
-    assert.ok(out[10].classification.timings.queueMs > out[0].classification.timings.queueMs, 'later frames waited');
+    return out.map((m) => m.classification);
+  };
+  const inWorker = await classifyAll();
+  await waitUntil(() => workerStarts().length === 1, 'the inference worker logged its start');
+  await helper.unload();
+  process.env.LANE_VISION_INFERENCE_THREAD = 'main';
+  try {
+    const onMain = await classifyAll();
+    assert.deepEqual(workerStarts(), [], 'no worker was started');
+    onMain.forEach((result, i) => {
+      assert.equal(result.label, inWorker[i].label);
+      assert.ok(Math.abs(result.confidence - inWorker[i].confidence) < 1e-4, `frame ${i}: ${result.confidence} vs ${inWorker[i].confidence}`);
+    });
   } finally {
-    engine.features = features;
+    delete process.env.LANE_VISION_INFERENCE_THREAD;
+  }
+});
+
+test('an unknown LANE_VISION_INFERENCE_THREAD fails the node with a clear error', async () => {
+  process.env.LANE_VISION_INFERENCE_THREAD = 'gpu';
+  try {
+    await helper.load(nodes, classifyFlow());
+    const caught = collect('caught');
+    await waitUntil(() => lastStatus('c1').fill === 'red', 'error status');
+    assert.match(lastStatus('c1').text ?? '', /LANE_VISION_INFERENCE_THREAD/);
+    send({ payload: valFrames()[0].image });
+    await waitUntil(() => caught.length === 1, 'the frame failed');
+    assert.equal(caughtCode(caught[0]), 'INFERENCE_THREAD_UNKNOWN');
+  } finally {
+    delete process.env.LANE_VISION_INFERENCE_THREAD;
   }
 });
 

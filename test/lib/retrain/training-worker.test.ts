@@ -261,7 +261,7 @@ test('a worker thread that dies mid-training fails that training only; the next 
       onProgress: (p) => {
         if (p.phase !== 'training' || killed !== undefined) return;
         // As if the thread crashed: nothing in the worker gets to clean up.
-        const { worker } = (trainer as unknown as { thread: { worker: Worker } }).thread;
+        const { worker } = (trainer as unknown as { thread: { host: { worker: Worker } } }).thread.host;
         killed = worker.threadId;
         void worker.terminate();
       },

@@ -1,0 +1,58 @@
+/**
+ * The inference worker thread: its own copy of the backbone (ONNX Runtime session or
+ * tfjs), decoding and embedding the frames an EmbeddingWorker sends. Everything a frame
+ * allocates (decoded pixels, engine buffers) lives and is collected in this small heap.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Backbone } from '../engine/index.js';
+import { BackboneInThread } from '../threads/backbone-in-thread.js';
+import { serialiseError, type SerialisedError } from '../threads/serialised-error.js';
+import { embedImagesSettled } from './embed.js';
+import type { EmbeddingWorkerData, FromEmbeddingWorker, ToEmbeddingWorker } from './embedding-worker-protocol.js';
+
+if (!parentPort) throw new Error('embedding-worker-entry runs as a worker thread (see EmbeddingWorker)');
+const port = parentPort;
+const data = workerData as EmbeddingWorkerData;
+const held = new BackboneInThread(data, port);
+const running = new Set<Promise<void>>();
+
+async function embed(message: Extract<ToEmbeddingWorker, { type: 'embed' }>, loaded: Backbone): Promise<void> {
+  const { requestId, inputs, options } = message;
+  try {
+    const report = await embedImagesSettled(loaded, inputs, { ...options, cache: null, batchSize: Math.max(1, inputs.length) });
+    const size = loaded.featureSize;
+    const features = new Float32Array(inputs.length * size);
+    const hashes: (string | null)[] = [];
+    const errors: (SerialisedError | null)[] = [];
+    report.results.forEach((result, i) => {
+      if ('error' in result) {
+        hashes.push(null);
+        errors.push(serialiseError(result.error));
+      } else {
+        features.set(result.features, i * size);
+        hashes.push(result.hash);
+        errors.push(null);
+      }
+    });
+    const reply: FromEmbeddingWorker = { type: 'embedded', requestId, features, featureSize: size, hashes, errors, decodeMs: report.decodeMs, featuresMs: report.featuresMs };
+    port.postMessage(reply, [features.buffer]);
+  } catch (err) {
+    port.postMessage({ type: 'failed', requestId, error: serialiseError(err) } satisfies FromEmbeddingWorker);
+  }
+}
+
+port.on('message', (message: ToEmbeddingWorker) => {
+  if (message.type === 'dispose') {
+    void held.stop(Promise.all(running));
+    return;
+  }
+  const { backbone } = held;
+  // The main thread sends requests only after 'ready'.
+  if (!backbone || held.stopping) {
+    const error = serialiseError(new Error('The inference worker has no backbone loaded'));
+    port.postMessage({ type: 'failed', requestId: message.requestId, error } satisfies FromEmbeddingWorker);
+    return;
+  }
+  const job = embed(message, backbone).finally(() => running.delete(job));
+  running.add(job);
+});
