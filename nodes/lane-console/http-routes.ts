@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node, NodeAPI } from 'node-red';
 import type { NextFunction, Request, Response } from 'express';
-import { registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
+import { errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
 import type { ThumbnailSize } from './frame-store.js';
 import type { OperatorConsole } from './operator-console.js';
@@ -68,8 +68,8 @@ function answerError(res: Response, err: unknown): void {
     res.end();
     return;
   }
-  const status = err instanceof HttpError ? err.status : 500;
-  res.status(status).json({ error: errorText(err) });
+  const status = err instanceof HttpError ? err.status : httpStatusOf(err);
+  res.status(status).json(errorBody(err));
 }
 
 function sizeOf(req: Request): ThumbnailSize {

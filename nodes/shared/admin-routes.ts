@@ -1,7 +1,8 @@
 /**
  * Admin endpoints the editor calls (train button, dataset counts, ...), all under
  * `/lane-vision/<type>/:id/<action>` and guarded by Node-RED permissions, following the
- * core inject node: 404 when the node is not deployed, 500 on failure, 200 with JSON.
+ * core inject node: 404 when the node is not deployed, 200 with JSON, and on failure
+ * `{error, code}` with the status httpStatusOf gives.
  */
 import type { NodeAPI, Node } from 'node-red';
 import type { Request, Response } from 'express';
@@ -11,6 +12,28 @@ export const READ_PERMISSION = 'lane-vision.read';
 export const WRITE_PERMISSION = 'lane-vision.write';
 
 type Action<N extends Node> = (node: N, body: unknown) => Promise<unknown> | unknown;
+
+/**
+ * Codes a caller can act on: try again later (409), fix the request (400). 404 stays for
+ * "no such node deployed", which the editor dialogs test for.
+ */
+const CONFLICT = /_BUSY$|_RUNNING$|_EXISTS$|_FULL$|_TAKEN$/;
+const BAD_REQUEST = /INVALID|_BAD_/;
+
+/** The HTTP status for a failed action, from its LaneVisionError code; 500 for anything else. */
+export function httpStatusOf(err: unknown): number {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return 500;
+  if (CONFLICT.test(code)) return 409;
+  if (BAD_REQUEST.test(code)) return 400;
+  return 500;
+}
+
+/** The JSON body of a failed action. */
+export function errorBody(err: unknown): { error: string; code?: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? { error: errorText(err), code } : { error: errorText(err) };
+}
 
 function handler<N extends Node>(RED: NodeAPI, type: string, run: Action<N>) {
   return async (req: Request, res: Response): Promise<void> => {
@@ -22,7 +45,7 @@ function handler<N extends Node>(RED: NodeAPI, type: string, run: Action<N>) {
     try {
       res.status(200).json((await run(node, req.body)) ?? {});
     } catch (err) {
-      res.status(500).json({ error: errorText(err) });
+      res.status(httpStatusOf(err)).json(errorBody(err));
     }
   };
 }

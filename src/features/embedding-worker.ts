@@ -18,7 +18,7 @@ import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
 import { normaliseBackboneSpec, type Backbone, type BackboneSpec, type BackendPreference, type EnginePreference } from '../engine/index.js';
 import { resolveOnnxThreads } from '../engine/onnx/engine-preference.js';
-import { readImageSource, type ImageInput, type ImageSource } from '../image/index.js';
+import { DEFAULT_MAX_INPUT_BYTES, readImageSource, type ImageInput, type ImageSource } from '../image/index.js';
 import { BackboneThread, enginePreferenceOf, type LoadedInWorker } from '../threads/backbone-thread.js';
 import { deserialiseError } from '../threads/serialised-error.js';
 import { threadChoiceFrom, type ThreadChoice } from '../threads/thread-choice.js';
@@ -199,12 +199,14 @@ function disposedError(): LaneVisionError {
 
 /**
  * An input as it can cross to the thread, or its error. Bytes, text and raw pixels cross
- * as they are (a small view of a big buffer is copied first); anything else is read here,
- * so a wrong input fails with the same error as on the main thread.
+ * as they are (a small view of a big buffer is copied first); anything else, and bytes or
+ * text over the size limit, is read here, so it fails with the main thread's error
+ * without being copied to the thread first.
  */
 async function crossable(input: ImageInput, limits: EmbedRequestOptions): Promise<{ input: TransferableInput } | { error: Error }> {
-  if (typeof input === 'string') return { input };
-  if (input instanceof Uint8Array) return { input: compact(input) };
+  const maxBytes = limits.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  if (typeof input === 'string' && input.length <= maxBytes) return { input };
+  if (input instanceof Uint8Array && input.byteLength <= maxBytes) return { input: compact(input) };
   const raw = input as Partial<{ data: unknown; width: unknown; height: unknown; channels: unknown }> | null;
   if (raw && typeof raw === 'object' && (raw.data instanceof Uint8Array || raw.data instanceof Uint8ClampedArray)) {
     // Only the pixel fields: the rest of the object may not be cloneable.

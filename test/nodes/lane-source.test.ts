@@ -188,6 +188,7 @@ test('a missing folder shows an error status and start fails into a catch node',
   const toggle = await helper.request().post('/lane-vision/lane-source/s1/toggle').send({});
   assert.equal(toggle.status, 500, 'the editor button reports the failure');
   assert.match(toggle.body.error, /not found/i);
+  assert.equal(toggle.body.code, 'SOURCE_NOT_FOUND');
 });
 
 test('autostart sends on deploy; the editor button stops and starts; 404 for an unknown node', async () => {

@@ -213,8 +213,8 @@ test("the editor button's endpoint starts a training, refuses a second one, and 
   await helper.request().post('/lane-vision/lane-train/ds/train').send({}).expect(404); // not a train node
   const started = await helper.request().post('/lane-vision/lane-train/tr/train').send({}).expect(200);
   assert.deepEqual(started.body, { started: true });
-  const again = await helper.request().post('/lane-vision/lane-train/tr/train').send({}).expect(500);
-  assert.equal(again.body.error, 'lane-train.errors.running');
+  const again = await helper.request().post('/lane-vision/lane-train/tr/train').send({}).expect(409);
+  assert.deepEqual(again.body, { error: 'lane-train.errors.running', code: 'TRAINING_RUNNING' });
   const done = await kit.model.next('the new model', 30_000);
   assert.equal((done.payload as { version: number }).version, 1);
   assert.equal(kit.caught.length, 0);

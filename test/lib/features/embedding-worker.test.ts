@@ -80,6 +80,13 @@ test('bad inputs fail in their place with the main thread\'s error codes; the re
   assert.deepEqual(there.results.map(codeOf), here.results.map(codeOf));
   assert.ok('features' in there.results[0] && 'features' in there.results[4] && 'features' in there.results[6], 'good frames embedded');
   for (const i of [1, 2, 3, 5]) assert.ok(codeOf(there.results[i]), `input ${i} failed with a code`);
+
+  // Over the byte limit: refused on this side, with the same error, before any copy to the thread.
+  const small = { ...options, maxInputBytes: 1000 };
+  const [tooBig] = (await worker.embedSettled([photos[0]], small)).results;
+  const [tooBigHere] = (await embedImagesSettled(backbone, [photos[0]], { ...small, cache: null })).results;
+  assert.equal(codeOf(tooBig), codeOf(tooBigHere));
+  assert.match(codeOf(tooBig) ?? '', /TOO_LARGE/);
 });
 
 test('a frame that is a small view into a big buffer crosses as that frame only', async () => {
