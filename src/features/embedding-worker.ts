@@ -223,7 +223,9 @@ async function crossable(input: ImageInput, limits: EmbedRequestOptions): Promis
 
 function compact<T extends Uint8Array | Uint8ClampedArray>(view: T): T {
   const wasteful = view.buffer.byteLength > COMPACT_ABOVE_BYTES && view.buffer.byteLength > 2 * view.byteLength;
-  return wasteful ? (new (view.constructor as new (v: T) => T)(view) as T) : view;
+  if (!wasteful) return view;
+  // A copy of just the view (not `new Buffer(view)`, which is deprecated).
+  return (view instanceof Uint8ClampedArray ? new Uint8ClampedArray(view) : new Uint8Array(view)) as T;
 }
 
 export interface FrameEmbedderOptions {

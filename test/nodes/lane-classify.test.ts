@@ -413,6 +413,22 @@ test('frames are decoded and embedded in the backbone node\'s inference worker; 
   }
 });
 
+test('deploying and stopping five times leaves no inference thread behind', async () => {
+  const threadsOfProcess = () => fs.readdirSync('/proc/self/task').length;
+  const cycle = async () => {
+    await helper.load(nodes, classifyFlow());
+    const out = collect('o0');
+    await waitUntil(() => /^v1/.test(lastStatus('c1').text ?? ''), 'ready');
+    send({ payload: valFrames()[0].image });
+    await waitUntil(() => out.length === 1, 'the frame classified');
+    await helper.unload();
+  };
+  await cycle(); // pools that start once per process (libuv, V8) are up from here on
+  const before = threadsOfProcess();
+  for (let i = 0; i < 5; i++) await cycle();
+  assert.ok(threadsOfProcess() <= before, `${threadsOfProcess()} threads after five deploys, ${before} before`);
+});
+
 test('an unknown LANE_VISION_INFERENCE_THREAD fails the node with a clear error', async () => {
   process.env.LANE_VISION_INFERENCE_THREAD = 'gpu';
   try {
