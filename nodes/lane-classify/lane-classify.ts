@@ -117,7 +117,7 @@ export = function (RED: NodeAPI) {
       registered = true;
       const backbone = await backboneNode!.acquire(node);
       if (closing) return;
-      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, embed: mode === 'trained' ? backboneNode!.embedder() : undefined });
+      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, embed: backboneNode!.embedder() });
       if (mode === 'backbone') {
         classifier.useBackboneClassifier();
         becomeReady();

@@ -10,7 +10,6 @@ import type { Backbone } from '../engine/types.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
 import { embedImagesSettled, type Embedder, type FeatureCache } from '../features/index.js';
-import { prepareImage } from '../image/index.js';
 import { predictHead } from '../training/index.js';
 import { backboneCompatibility, type LoadedModel, type ModelStore } from '../model-store/index.js';
 import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimings, type RankedLabel } from './types.js';
@@ -28,9 +27,8 @@ export interface ClassifierOptions {
   /** Lane frames are all new, so caching their features is off unless a cache is given. */
   cache?: FeatureCache | null;
   /**
-   * Decodes and embeds frames for a trained head, e.g. a FrameEmbedder's (in a worker
-   * thread). Default: embedImagesSettled on this thread, with `cache`. The backbone's own
-   * classifier (useBackboneClassifier) always runs on this thread.
+   * Decodes frames and runs the backbone on them, e.g. a FrameEmbedder's (in a worker
+   * thread). Default: embedImagesSettled on this thread, with `cache`.
    */
   embed?: Embedder;
   maxInputPixels?: number;
@@ -147,15 +145,15 @@ export class LaneClassifier {
     if (!model) throw new LaneVisionError('MODEL_NOT_READY', 'No model to classify with yet: train one, or use the backbone\'s own classifier.');
     const started = performance.now();
     const threshold = this.thresholdValue;
-    if (model.kind === 'backbone') return this.classifyWithBackbone(model, inputs, queueMs, threshold, started);
-
-    const embedded = await this.embed(inputs, { fit: this.fit, maxInputPixels: this.maxInputPixels });
+    // A trained head decides from the backbone's features; the backbone's own classifier from its output.
+    const output = model.kind === 'head' ? 'features' : 'classifier';
+    const embedded = await this.embed(inputs, { fit: this.fit, maxInputPixels: this.maxInputPixels, output });
     const share = inputs.length || 1;
     return embedded.results.map((item, i) => {
       if ('error' in item) return item;
       const headStart = performance.now();
-      const probabilities = predictHead(model.model.head, item.features);
-      const headMs = performance.now() - headStart;
+      const probabilities = model.kind === 'head' ? predictHead(model.model.head, item.features) : item.features;
+      const headMs = model.kind === 'head' ? performance.now() - headStart : 0;
       const timings: FrameTimings = {
         queueMs: queueMs[i] ?? 0,
         decodeMs: embedded.decodeMs / share,
@@ -164,43 +162,9 @@ export class LaneClassifier {
         totalMs: 0,
       };
       timings.totalMs = timings.queueMs + performance.now() - started;
-      return this.decide(probabilities, model.model.labels, model.model.codes, threshold, model.model.version, item.hash, timings);
+      const { labels, codes, version } = model.kind === 'head' ? model.model : { ...model, version: 0 };
+      return this.decide(probabilities, labels, codes, threshold, version, item.hash, timings);
     });
-  }
-
-  private async classifyWithBackbone(
-    model: Extract<ActiveModel, { kind: 'backbone' }>,
-    inputs: readonly ImageInput[],
-    queueMs: readonly number[],
-    threshold: number,
-    started: number,
-  ): Promise<(ClassificationResult | { error: Error })[]> {
-    const results: (ClassificationResult | { error: Error })[] = new Array(inputs.length);
-    const decodeStart = performance.now();
-    const frames = await Promise.all(
-      inputs.map((input, i) =>
-        prepareImage(input, { ...this.backbone.inputSize, fit: this.fit, maxInputPixels: this.maxInputPixels }).catch((error: Error) => {
-          results[i] = { error };
-          return undefined;
-        }),
-      ),
-    );
-    const decodeMs = performance.now() - decodeStart;
-    const ready = frames.map((frame, i) => ({ frame, i })).filter((f) => f.frame !== undefined);
-    const featuresStart = performance.now();
-    const outputs = ready.length ? await this.backbone.engine.predict(ready.map((r) => r.frame!)) : [];
-    const featuresMs = performance.now() - featuresStart;
-    ready.forEach(({ frame, i }, n) => {
-      const timings: FrameTimings = {
-        queueMs: queueMs[i] ?? 0,
-        decodeMs: decodeMs / inputs.length,
-        featuresMs: featuresMs / ready.length,
-        headMs: 0,
-        totalMs: (queueMs[i] ?? 0) + performance.now() - started,
-      };
-      results[i] = this.decide(outputs[n], model.labels, model.codes, threshold, 0, frame!.sourceHash, timings);
-    });
-    return results;
   }
 
   private decide(

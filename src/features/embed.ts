@@ -10,6 +10,11 @@ import { prepareSource, readImageSource, type ImageSource } from '../image/index
 import { FeatureCache, sharedFeatureCache } from './feature-cache.js';
 
 export interface EmbedOptions {
+  /**
+   * What of the backbone to return for each frame: its feature vector (default), or its
+   * own classifier's output (class probabilities, e.g. ImageNet's), which is never cached.
+   */
+  output?: 'features' | 'classifier';
   /** Default: the backbone's own fit (centre crop). */
   fit?: FitPolicy;
   /** Default: the process-wide cache; `null` disables caching. */
@@ -34,6 +39,7 @@ export interface EmbedOptions {
 }
 
 export interface EmbeddedImage {
+  /** The feature vector, or the classifier's output when asked for (EmbedOptions.output). */
   features: Float32Array;
   /** sha256 of the source content. */
   hash: string;
@@ -64,7 +70,8 @@ export async function embedImagesSettled(
   options: EmbedOptions = {},
 ): Promise<EmbedReport<EmbeddedImage | { error: Error }>> {
   const fit = options.fit ?? backbone.fit;
-  const cache = options.cache === undefined ? sharedFeatureCache : options.cache;
+  const classifier = options.output === 'classifier';
+  const cache = classifier ? null : options.cache === undefined ? sharedFeatureCache : options.cache;
   const batchSize = Math.max(1, options.batchSize ?? 8);
   const decodeConcurrency = Math.max(1, Math.floor(options.decodeConcurrency ?? batchSize));
   const limits = { maxInputPixels: options.maxInputPixels, maxInputBytes: options.maxInputBytes };
@@ -111,7 +118,8 @@ export async function embedImagesSettled(
     if (todo.length === 0) continue;
     await options.beforeStep?.();
     const featuresStart = performance.now();
-    const vectors = await backbone.engine.features(todo.map((t) => t.frame));
+    const frames = todo.map((t) => t.frame);
+    const vectors = await (classifier ? backbone.engine.predict(frames) : backbone.engine.features(frames));
     featuresMs += performance.now() - featuresStart;
     todo.forEach((t, i) => {
       cache?.set(t.key, vectors[i]);

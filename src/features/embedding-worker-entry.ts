@@ -20,8 +20,9 @@ async function embed(message: Extract<ToEmbeddingWorker, { type: 'embed' }>, loa
   const { requestId, inputs, options } = message;
   try {
     const report = await embedImagesSettled(loaded, inputs, { ...options, cache: null, batchSize: Math.max(1, inputs.length) });
-    const size = loaded.featureSize;
-    const features = new Float32Array(inputs.length * size);
+    // Features, or the classifier's output: as long as the first frame's says.
+    const size = report.results.find((r): r is Extract<typeof r, { features: Float32Array }> => 'features' in r)?.features.length ?? 0;
+    const vectors = new Float32Array(inputs.length * size);
     const hashes: (string | null)[] = [];
     const errors: (SerialisedError | null)[] = [];
     report.results.forEach((result, i) => {
@@ -29,13 +30,13 @@ async function embed(message: Extract<ToEmbeddingWorker, { type: 'embed' }>, loa
         hashes.push(null);
         errors.push(serialiseError(result.error));
       } else {
-        features.set(result.features, i * size);
+        vectors.set(result.features, i * size);
         hashes.push(result.hash);
         errors.push(null);
       }
     });
-    const reply: FromEmbeddingWorker = { type: 'embedded', requestId, features, featureSize: size, hashes, errors, decodeMs: report.decodeMs, featuresMs: report.featuresMs };
-    port.postMessage(reply, [features.buffer]);
+    const reply: FromEmbeddingWorker = { type: 'embedded', requestId, vectors, size, hashes, errors, decodeMs: report.decodeMs, featuresMs: report.featuresMs };
+    port.postMessage(reply, [vectors.buffer]);
   } catch (err) {
     port.postMessage({ type: 'failed', requestId, error: serialiseError(err) } satisfies FromEmbeddingWorker);
   }

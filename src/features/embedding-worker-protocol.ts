@@ -11,6 +11,8 @@ export type EmbeddingWorkerData = BackboneLoadInWorker;
 
 export interface EmbedRequestOptions {
   fit: FitPolicy;
+  /** The backbone's features (default) or its own classifier's output (see EmbedOptions.output). */
+  output?: 'features' | 'classifier';
   maxInputPixels?: number;
   maxInputBytes?: number;
 }
@@ -25,9 +27,9 @@ export type FromEmbeddingWorker =
   | {
       type: 'embedded';
       requestId: number;
-      /** Input i's vector is features[i * featureSize, (i + 1) * featureSize) when errors[i] is null. */
-      features: Float32Array;
-      featureSize: number;
+      /** Input i's vector is vectors[i * size, (i + 1) * size) when errors[i] is null. */
+      vectors: Float32Array;
+      size: number;
       hashes: (string | null)[];
       errors: (SerialisedError | null)[];
       decodeMs: number;

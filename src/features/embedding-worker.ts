@@ -129,12 +129,12 @@ export class EmbeddingWorker extends EventEmitter<EmbeddingWorkerEvents> {
     try {
       const message: ToEmbeddingWorker = { type: 'embed', requestId, inputs: sent.map((s) => s.input), options };
       thread.host.worker.postMessage(message);
-      const { features, featureSize, hashes, errors, decodeMs, featuresMs } = await waitOn(thread, reply);
+      const { vectors, size, hashes, errors, decodeMs, featuresMs } = await waitOn(thread, reply);
       sent.forEach(({ index }, k) => {
         const error = errors[k];
         results[index] = error
           ? { error: deserialiseError(error) }
-          : { features: features.subarray(k * featureSize, (k + 1) * featureSize), hash: hashes[k] ?? '', cached: false };
+          : { features: vectors.subarray(k * size, (k + 1) * size), hash: hashes[k] ?? '', cached: false };
       });
       return { results, decodeMs, featuresMs, cacheHits: 0 };
     } finally {

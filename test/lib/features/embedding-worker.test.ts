@@ -128,6 +128,27 @@ test('dispose ends the thread; a disposed worker refuses frames', async () => {
   await assert.rejects(used.embedSettled(photos.slice(0, 1), options), (err: unknown) => (err as { code?: string }).code === 'INFERENCE_WORKER_DISPOSED');
 });
 
+test('the backbone\'s own classifier output (ImageNet classes, 1001 here) comes from the thread as it does from the main thread', async () => {
+  const imagenet = await loadBackbone(modelDir('mobilenet-v2-1.0-imagenet'));
+  const classes = new EmbeddingWorker({ spec: modelDir('mobilenet-v2-1.0-imagenet'), engine: enginePreferenceOf(imagenet) });
+  try {
+    assert.ok(imagenet.engine.outputSize >= 1000, 'an ImageNet classifier');
+    const asked = { fit: imagenet.fit, output: 'classifier' as const };
+    const there = await classes.embedSettled(photos.slice(0, 3), asked);
+    const here = await embedImagesSettled(imagenet, photos.slice(0, 3), { ...asked, cache: null });
+    there.results.forEach((result, i) => {
+      const expected = here.results[i];
+      assert.ok('features' in result && 'features' in expected);
+      assert.equal(result.features.length, imagenet.engine.outputSize, 'one probability per class of the backbone');
+      const worst = result.features.reduce((max, v, k) => Math.max(max, Math.abs(v - expected.features[k])), 0);
+      assert.ok(worst < 1e-5, `frame ${i}: outputs differ by ${worst}`);
+    });
+  } finally {
+    await classes.dispose();
+    imagenet.release();
+  }
+});
+
 test('FrameEmbedder stays on the main thread, and says why, when its thread cannot load the backbone', async () => {
   const reasons: Error[] = [];
   const frames = new FrameEmbedder(backbone, { spec: '/nonexistent/model-folder', thread: 'worker', onMainThread: (reason) => reasons.push(reason) });
