@@ -111,15 +111,12 @@ export class EmbeddingWorker extends EventEmitter<EmbeddingWorkerEvents> {
     if (this.disposed) throw disposedError();
     const results: (EmbeddedImage | { error: Error })[] = new Array(inputs.length);
     const sent: { index: number; input: TransferableInput }[] = [];
-    await Promise.all(
-      inputs.map(async (input, index) => {
-        const crossing = await crossable(input, options);
-        if ('error' in crossing) results[index] = crossing;
-        else sent.push({ index, input: crossing.input });
-      }),
-    );
+    const crossings = await Promise.all(inputs.map((input) => crossable(input, options)));
+    crossings.forEach((crossing, index) => {
+      if ('error' in crossing) results[index] = crossing;
+      else sent.push({ index, input: crossing.input });
+    });
     if (sent.length === 0) return { results, decodeMs: 0, featuresMs: 0, cacheHits: 0 };
-    sent.sort((a, b) => a.index - b.index);
 
     const thread = this.thread ?? this.startThread();
     await waitOn(thread, thread.host.ready);
@@ -142,7 +139,10 @@ export class EmbeddingWorker extends EventEmitter<EmbeddingWorkerEvents> {
     }
   }
 
-  /** Ends the thread after the requests under way (terminated after a few seconds); later calls are refused. */
+  /**
+   * Ends the thread: requests under way fail with INFERENCE_WORKER_DISPOSED, the thread
+   * lets them finish and exits (terminated after a few seconds). Later calls are refused.
+   */
   async dispose(): Promise<void> {
     this.disposed = true;
     const thread = this.thread;
