@@ -149,6 +149,27 @@ test('the backbone\'s own classifier output (ImageNet classes, 1001 here) comes 
   }
 });
 
+test('on tfjs (where ONNX Runtime is not installed) the thread gives the vectors the main thread gives on tfjs', async () => {
+  const onTfjs = await loadBackbone(modelDir(MODEL), { engine: 'tfjs' });
+  const thread = new EmbeddingWorker({ spec: modelDir(MODEL), engine: enginePreferenceOf(onTfjs) });
+  try {
+    const loaded = await thread.start();
+    assert.equal(loaded.engine, 'tfjs');
+    assert.equal(loaded.id, onTfjs.id);
+    const there = await thread.embedSettled(photos.slice(0, 2), options);
+    const here = await embedImagesSettled(onTfjs, photos.slice(0, 2), { ...options, cache: null });
+    there.results.forEach((result, i) => {
+      const expected = here.results[i];
+      assert.ok('features' in result && 'features' in expected);
+      const worst = result.features.reduce((max, v, k) => Math.max(max, Math.abs(v - expected.features[k])), 0);
+      assert.ok(worst < 1e-4, `frame ${i}: vectors differ by ${worst}`);
+    });
+  } finally {
+    await thread.dispose();
+    onTfjs.release();
+  }
+});
+
 test('FrameEmbedder stays on the main thread, and says why, when its thread cannot load the backbone', async () => {
   const reasons: Error[] = [];
   const frames = new FrameEmbedder(backbone, { spec: '/nonexistent/model-folder', thread: 'worker', onMainThread: (reason) => reasons.push(reason) });
