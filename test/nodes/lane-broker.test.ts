@@ -19,6 +19,7 @@ import type { LaneBrokerDef, LaneBrokerNode } from '../../nodes/lane-broker/type
 import { startSorter, validateEvent } from '../lib/events/scenarios.js';
 import { makeTestCertificates, mosquittoSkipReason, opensslSkipReason, startMosquitto } from '../support/mosquitto.js';
 import { YOGHURT_CLASSES } from '../support/shared.js';
+import { waitFor } from './support/lane-flow.js';
 
 const brokerNode = require('../../dist/nodes/lane-broker/lane-broker.js');
 const eventsNode = require('../../dist/nodes/lane-events/lane-events.js');
@@ -68,15 +69,12 @@ function brokerOf(): LaneBrokerNode {
   return helper.getNode('b1') as unknown as LaneBrokerNode;
 }
 
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitUntil(predicate: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const waitUntil = async (predicate: () => boolean, what: string, ms = 5000): Promise<void> => {
+  await waitFor(predicate, what, ms);
+};
 
 function statusesOf(id: string): Array<{ fill?: string; text?: string }> {
   const seen: Array<{ fill?: string; text?: string }> = [];

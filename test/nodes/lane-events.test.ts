@@ -13,6 +13,7 @@ import type { LaneBrokerNode } from '../../nodes/lane-broker/types.js';
 import { startSorter, validateEvent, type Received } from '../lib/events/scenarios.js';
 import { mosquittoSkipReason, startMosquitto } from '../support/mosquitto.js';
 import { YOGHURT_CLASSES } from '../support/shared.js';
+import { waitFor } from './support/lane-flow.js';
 
 const brokerNode = require('../../dist/nodes/lane-broker/lane-broker.js');
 const eventsNode = require('../../dist/nodes/lane-events/lane-events.js');
@@ -84,15 +85,12 @@ function brokerOf(): LaneBrokerNode {
   return helper.getNode('b1') as unknown as LaneBrokerNode;
 }
 
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitUntil(predicate: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const waitUntil = async (predicate: () => boolean, what: string, ms = 5000): Promise<void> => {
+  await waitFor(predicate, what, ms);
+};
 
 /** Everything a helper node receives, in order. */
 function collect(id: string): any[] {
