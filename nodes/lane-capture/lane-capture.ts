@@ -19,6 +19,8 @@ interface LaneCaptureDef extends NodeDef {
   backbone: string;
   /** Optional fixed label. */
   label: string;
+  /** Capture session (shift, batch); blank: the day of capture. */
+  session?: string;
 }
 
 interface CaptureMessage extends NodeMessageInFlow {
@@ -26,6 +28,16 @@ interface CaptureMessage extends NodeMessageInFlow {
   count?: unknown;
   source?: unknown;
   author?: unknown;
+  session?: unknown;
+}
+
+/** Blank: the local day of capture, so frames of another day count as another session. */
+function sessionOf(msg: CaptureMessage, configured: string | undefined): string {
+  if (typeof msg.session === 'string' && msg.session.trim()) return msg.session.trim();
+  if (configured && configured.trim()) return configured.trim();
+  const now = new Date();
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
 }
 
 type Done = (err?: Error) => void;
@@ -105,6 +117,7 @@ export = function (RED: NodeAPI) {
         entry = await dataset.add(label, msg.payload as ImageInput, {
           source: typeof msg.source === 'string' ? msg.source : `node-red:${node.name || node.id}`,
           author: typeof msg.author === 'string' ? msg.author : undefined,
+          session: sessionOf(msg, config.session),
         });
       } catch (err) {
         giveBack?.();

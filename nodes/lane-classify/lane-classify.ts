@@ -38,7 +38,7 @@ interface Job {
 }
 
 const COMMANDS = new Set(['threshold', 'rollback']);
-const DEFAULTS = { threshold: 0.6, topK: 3, maxBatch: 8, maxWaitMs: 0, queueLimit: 100, overflow: 'drop-oldest' as OverflowPolicy };
+const DEFAULTS = { threshold: 0.6, topK: 3, maxBatch: 8, maxWaitMs: 0, queueLimit: 100, overflow: 'drop-oldest' as OverflowPolicy, testViews: 'model' as number | 'model' };
 const STATUS_INTERVAL_MS = 500;
 /** Dropping frames is warned about once, then at most once a minute (the status shows the count). */
 const DROP_WARN_INTERVAL_MS = 60_000;
@@ -86,6 +86,7 @@ export = function (RED: NodeAPI) {
         maxWaitMs: readNumber(config.maxWaitMs, DEFAULTS.maxWaitMs, 0, 10_000, 'maxWaitMs'),
         queueLimit: Math.floor(readNumber(config.queueLimit, DEFAULTS.queueLimit, 1, 10_000, 'queueLimit')),
         overflow: readOverflow(config.overflow),
+        testViews: config.testViews === undefined || String(config.testViews).trim() === '' || config.testViews === 'model' ? 'model' : Math.floor(readNumber(config.testViews, 0, 0, 8, 'testViews')),
       };
       if (!backboneNode) throw new LaneVisionError('CLASSIFY_NO_BACKBONE', RED._('lane-classify.errors.no-backbone'));
       if (mode === 'trained' && !datasetNode) throw new LaneVisionError('CLASSIFY_NO_DATASET', RED._('lane-classify.errors.no-dataset'));
@@ -117,7 +118,7 @@ export = function (RED: NodeAPI) {
       registered = true;
       const backbone = await backboneNode!.acquire(node);
       if (closing) return;
-      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, embed: backboneNode!.embedder() });
+      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, testViews: settings.testViews, embed: backboneNode!.embedder() });
       if (mode === 'backbone') {
         classifier.useBackboneClassifier();
         becomeReady();

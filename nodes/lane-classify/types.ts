@@ -10,6 +10,8 @@ export interface LaneClassifyDef extends NodeDef {
   dataset?: string;
   mode?: ClassifyMode;
   threshold?: string | number;
+  /** Test-time views per frame: blank or "model" for the model's own (default), else 0..8. */
+  testViews?: string | number;
   topK?: string | number;
   /** Most frames per backbone call when frames queue up. */
   maxBatch?: string | number;

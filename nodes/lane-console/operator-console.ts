@@ -77,6 +77,21 @@ function shortSha(sha: string): string {
   return sha.slice(0, 12);
 }
 
+/** What the Train section shows of a version, from its stored metrics (imported models have none). */
+function reportOf(version: number, stored: Record<string, unknown> | undefined): Omit<ModelReport, 'labels'> {
+  const metrics = (stored ?? {}) as Partial<RetrainMetrics>;
+  return {
+    version,
+    holdout: holdoutOf(stored),
+    threshold: metrics.threshold,
+    trainCount: metrics.trainCount,
+    holdoutCount: metrics.holdoutCount,
+    ...(metrics.validation ? { validation: metrics.validation } : {}),
+    ...(metrics.pipeline ? { candidates: metrics.pipeline.candidates } : {}),
+    ...(metrics.advice ? { advice: metrics.advice } : {}),
+  };
+}
+
 /** The hold-out figures stored with a version, if it has them (imported models do not). */
 function holdoutOf(metrics: Record<string, unknown> | undefined): HeadMetrics | undefined {
   const holdout = (metrics as Partial<RetrainMetrics> | undefined)?.holdout;
@@ -212,6 +227,8 @@ export class OperatorConsole {
             labels: v.metadata?.labels ?? [],
             ...(holdout ? { accuracy: holdout.accuracy, macroF1: holdout.macroF1 } : {}),
             ...(typeof metrics?.trainCount === 'number' ? { trainCount: metrics.trainCount, holdoutCount: metrics.holdoutCount } : {}),
+            ...(metrics?.validation ? { optimistic: metrics.validation.optimistic } : {}),
+            ...(v.metadata?.pipeline ? { pipeline: v.metadata.pipeline.candidates.find((c) => c.chosen)?.name } : {}),
             ...(v.problem ? { problem: v.problem.message } : {}),
           };
         })
@@ -340,7 +357,7 @@ export class OperatorConsole {
         return { moved: { id: moved.id, label: moved.label } };
       }
       case 'train':
-        return this.startTraining();
+        return this.startTraining(request);
       case 'cancel-train':
         this.training?.controller.abort();
         return { cancelling: true };
@@ -458,10 +475,10 @@ export class OperatorConsole {
     return { label, total, remaining, added, duplicates };
   }
 
-  private startTraining(): WriteResult {
+  private startTraining(request: Extract<WriteRequest, { action: 'train' }>): WriteResult {
     const controller = new AbortController();
     this.setTrain({ state: 'running', phase: 'starting', history: [] });
-    const finished = this.runTraining(controller.signal).finally(() => {
+    const finished = this.runTraining(request, controller.signal).finally(() => {
       this.training = undefined;
       this.options.onActivity?.();
     });
@@ -470,7 +487,7 @@ export class OperatorConsole {
     return { started: true };
   }
 
-  private async runTraining(signal: AbortSignal): Promise<void> {
+  private async runTraining(request: Extract<WriteRequest, { action: 'train' }>, signal: AbortSignal): Promise<void> {
     const history: TrainView['history'] = [];
     try {
       const backbone = await this.options.backbone;
@@ -487,15 +504,23 @@ export class OperatorConsole {
         this.hub.send('train-progress', p);
       };
       const train = this.options.retrain ?? retrain;
-      const result = await train({ dataset, backbone, store, activate: false, fit: this.options.fit, signal, onProgress });
+      const previous = await store.loadModel('active').then((m) => m.metadata.pipeline, () => undefined);
+      const result = await train({
+        dataset,
+        backbone,
+        store,
+        activate: false,
+        fit: this.options.fit,
+        strategy: request.strategy,
+        ...(request.head ? { head: { kind: request.head } } : {}),
+        previous,
+        signal,
+        onProgress,
+      });
       const candidate: ModelReport = {
-        version: result.version,
+        ...reportOf(result.version, result.metrics as unknown as Record<string, unknown>),
         createdAt: new Date().toISOString(),
         labels: result.labels.map((l) => l.label),
-        holdout: result.metrics.holdout,
-        threshold: result.metrics.threshold,
-        trainCount: result.metrics.trainCount,
-        holdoutCount: result.metrics.holdoutCount,
         totalMs: Math.round(result.metrics.timings.totalMs),
       };
       this.setTrain({ state: 'finished', history, candidate, inUse: await this.inUseReport(store) });
@@ -510,16 +535,7 @@ export class OperatorConsole {
     if (active === undefined) return undefined;
     try {
       const metadata = await store.readMetadata(active);
-      const metrics = metadata.metrics as Partial<RetrainMetrics>;
-      return {
-        version: active,
-        createdAt: metadata.createdAt,
-        labels: metadata.labels,
-        holdout: holdoutOf(metadata.metrics),
-        threshold: metrics.threshold,
-        trainCount: metrics.trainCount,
-        holdoutCount: metrics.holdoutCount,
-      };
+      return { ...reportOf(active, metadata.metrics), createdAt: metadata.createdAt, labels: metadata.labels };
     } catch {
       return { version: active, labels: [] };
     }

@@ -2,6 +2,8 @@
  * Settings of a lane-console node, and the JSON the console page receives (GET api/...
  * and the Server-Sent Events of `events`). ui/console/*.js reads exactly these shapes.
  */
+import type { Advice } from '../../src/advisor/index.js';
+import type { CandidateScore, ValidationEstimate } from '../../src/pipeline/index.js';
 import type { Node, NodeDef } from 'node-red';
 import type { HeadMetrics, PrecisionThreshold } from '../../src/training/index.js';
 
@@ -98,6 +100,10 @@ export interface ModelSummaryView {
   macroF1?: number;
   trainCount?: number;
   holdoutCount?: number;
+  /** The accuracy is from one session only (likely optimistic). */
+  optimistic?: boolean;
+  /** The pipeline in words, e.g. "crop 0.7, logistic, 3 training views". */
+  pipeline?: string;
   problem?: string;
 }
 
@@ -116,11 +122,18 @@ export interface ModelReport {
   trainCount?: number;
   holdoutCount?: number;
   totalMs?: number;
+  /** What the accuracy is (kind, optimistic, note). */
+  validation?: ValidationEstimate;
+  /** The candidates the training compared, the chosen one marked. */
+  candidates?: CandidateScore[];
+  advice?: Advice;
 }
 
 export interface TrainView {
   state: 'idle' | 'running' | 'finished' | 'failed' | 'cancelled';
-  phase?: 'starting' | 'features' | 'training' | 'saving';
+  phase?: 'starting' | 'features' | 'search' | 'training' | 'saving';
+  /** search: the last candidate scored, in words. */
+  name?: string;
   done?: number;
   total?: number;
   epoch?: number;

@@ -3,6 +3,8 @@
  * what their bodies may hold. Pure functions over plain values, so the rules are tested
  * without a runtime; failures are HttpErrors carrying the status to answer with.
  */
+import { TRAINING_STRATEGIES, type TrainingStrategy } from '../../src/pipeline/index.js';
+import { HEAD_KINDS, type HeadKind } from '../../src/training/index.js';
 import { isLaneVisionError } from '../../src/errors.js';
 import { validateLabel } from '../../src/dataset/index.js';
 
@@ -32,7 +34,7 @@ export type WriteRequest =
   | { action: 'dismiss'; frames: number[] }
   | { action: 'delete'; id: string }
   | { action: 'relabel'; id: string; label: string }
-  | { action: 'train' }
+  | { action: 'train'; strategy: TrainingStrategy; head?: HeadKind }
   | { action: 'cancel-train' }
   | { action: 'promote'; version: number }
   | { action: 'discard'; version: number }
@@ -147,8 +149,15 @@ export function parseWriteRequest(action: WriteAction, body: unknown): WriteRequ
     case 'promote':
     case 'discard':
       return { action, version: wholeNumber(objectBody(body, ['version']).version, 'version', 1, 999_999) };
+    case 'train': {
+      const b = objectBody(body, ['strategy', 'head']);
+      const strategy = b.strategy === undefined ? 'auto' : b.strategy;
+      if (!TRAINING_STRATEGIES.includes(strategy as TrainingStrategy)) throw bad(`"strategy" must be one of ${TRAINING_STRATEGIES.join(', ')}.`);
+      if (b.head !== undefined && !HEAD_KINDS.includes(b.head as HeadKind)) throw bad(`"head" must be one of ${HEAD_KINDS.join(', ')}.`);
+      if (strategy === 'auto' && b.head !== undefined) throw bad('A "head" goes with the fixed strategy; auto chooses its own.');
+      return { action, strategy: strategy as TrainingStrategy, ...(b.head !== undefined ? { head: b.head as HeadKind } : {}) };
+    }
     case 'stop-capture':
-    case 'train':
     case 'cancel-train':
     case 'rollback':
       objectBody(body, []);

@@ -8,6 +8,8 @@ import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
 import type { Backbone } from '../../src/engine/index.js';
 import type { RetrainProgress, RetrainResult } from '../../src/retrain/index.js';
+import type { ModelStore } from '../../src/model-store/index.js';
+import type { PipelineReport } from '../../src/pipeline/index.js';
 import { registerWriteAction } from '../shared/admin-routes.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { errorText, showStatus } from '../shared/status.js';
@@ -35,9 +37,19 @@ function summaryMetrics(result: RetrainResult): Record<string, number> {
     trainCount: m.trainCount,
     holdoutCount: m.holdoutCount,
     totalMs: Math.round(m.timings.totalMs),
+    optimistic: m.validation.optimistic ? 1 : 0,
   };
   if (m.threshold.threshold !== null) out.threshold = round(m.threshold.threshold);
   return out;
+}
+
+/** The active version's pipeline, which an auto retrain reuses while the data has not changed much. */
+async function previousPipeline(store: ModelStore): Promise<PipelineReport | undefined> {
+  try {
+    return (await store.loadModel('active')).metadata.pipeline;
+  } catch {
+    return undefined; // no active version yet (or an unreadable one): search afresh
+  }
 }
 
 export = function (RED: NodeAPI) {
@@ -46,6 +58,7 @@ export = function (RED: NodeAPI) {
     const node = this;
     const datasetNode = RED.nodes.getNode(config.dataset) as DatasetConfigNode | null;
     const backboneNode = RED.nodes.getNode(config.backbone) as BackboneConfigNode | null;
+    const validationNode = config.validationDataset ? (RED.nodes.getNode(config.validationDataset) as DatasetConfigNode | null) : undefined;
     let running: { controller: AbortController; finished: Promise<void> } | undefined;
     let starting = false;
     let closing = false;
@@ -53,6 +66,7 @@ export = function (RED: NodeAPI) {
     let setupProblem: Error | undefined;
     let settings: TrainSettings | undefined;
     if (!datasetNode) setupProblem = new LaneVisionError('TRAIN_NO_DATASET', RED._('lane-train.errors.no-dataset'));
+    else if (validationNode === null) setupProblem = new LaneVisionError('TRAIN_NO_DATASET', RED._('lane-train.errors.no-validation'));
     else if (!backboneNode) setupProblem = new LaneVisionError('TRAIN_NO_BACKBONE', RED._('lane-train.errors.no-backbone'));
     else {
       try {
@@ -78,7 +92,7 @@ export = function (RED: NodeAPI) {
       try {
         const dataset = await datasetNode!.dataset();
         const store = await datasetNode!.models();
-        progress({ phase: 'started', examples: dataset.size, labels: dataset.labels(), headKind: chosen.head.kind });
+        progress({ phase: 'started', examples: dataset.size, labels: dataset.labels(), strategy: chosen.strategy, headKind: chosen.head.kind });
         showStatus(node, 'busy', RED._('lane-train.status.starting'));
         const backbone = await backboneReady!;
         signal.throwIfAborted();
@@ -86,6 +100,9 @@ export = function (RED: NodeAPI) {
           if (p.phase === 'features') {
             showStatus(node, 'busy', `${RED._('lane-train.status.features')} ${p.done}/${p.total}`);
             progress({ phase: 'progress', stage: 'features', progress: round(p.total ? (FEATURES_SHARE * p.done) / p.total : 0), features: { done: p.done, total: p.total } });
+          } else if (p.phase === 'search') {
+            showStatus(node, 'busy', `${RED._('lane-train.status.search')} ${p.done}: ${p.name}`);
+            progress({ phase: 'progress', stage: 'search', progress: FEATURES_SHARE, candidates: p.done, candidate: p.name });
           } else if (p.phase === 'training') {
             showStatus(node, 'busy', `${RED._('lane-train.status.epoch')} ${p.epoch}/${p.epochs} · ${RED._('lane-train.status.loss')} ${p.loss.toFixed(3)}`);
             progress({
@@ -107,8 +124,13 @@ export = function (RED: NodeAPI) {
           dataset,
           backbone,
           store,
+          strategy: chosen.strategy,
+          budgetSeconds: chosen.budgetSeconds,
+          testViews: chosen.testViews,
+          folds: chosen.folds,
           head: chosen.head,
-          holdoutFraction: chosen.holdoutFraction,
+          previous: await previousPipeline(store),
+          validation: validationNode ? await validationNode.dataset() : undefined,
           seed: chosen.seed,
           targetPrecision: chosen.targetPrecision,
           activate: chosen.activate,
@@ -117,7 +139,12 @@ export = function (RED: NodeAPI) {
           onProgress,
         });
         const metrics = summaryMetrics(result);
-        showStatus(node, 'ready', `v${result.version} · ${RED._('lane-train.status.acc')} ${metrics.accuracy.toFixed(2)} · ${(result.metrics.timings.totalMs / 1000).toFixed(1)} s`);
+        const estimate = result.metrics.validation;
+        showStatus(
+          node,
+          'ready',
+          `v${result.version} · ${RED._('lane-train.status.acc')} ${metrics.accuracy.toFixed(2)}${estimate.optimistic ? ` (${RED._('lane-train.status.one-session')})` : ''} · ${(result.metrics.timings.totalMs / 1000).toFixed(1)} s`,
+        );
         const out = msg as NodeMessageInFlow & Record<string, unknown>;
         // topic 'model': wired to lane-events, the new version is published as the lane's model.
         out.topic = 'model';
@@ -128,7 +155,9 @@ export = function (RED: NodeAPI) {
           metrics: result.metrics,
           datasetFingerprint: result.datasetFingerprint,
           backbone: backbone.id,
-          head: chosen.head.kind,
+          head: result.metrics.headKind,
+          pipeline: result.metrics.pipeline.candidates.find((c) => c.chosen)?.name,
+          advice: result.metrics.advice,
         };
         send([out, { topic: 'training', payload: { jobId, phase: 'finished', version: result.version, activated: result.activated, metrics } }]);
       } catch (err) {

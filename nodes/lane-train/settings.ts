@@ -6,10 +6,22 @@
 import type { NodeDef } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
 import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../src/training/index.js';
+import { MAX_TEST_VIEWS, TRAINING_STRATEGIES, type TrainingStrategy } from '../../src/pipeline/index.js';
+import { DEFAULT_BUDGET_SECONDS, DEFAULT_FOLDS } from '../../src/retrain/index.js';
 
 export interface LaneTrainDef extends NodeDef {
   dataset: string;
+  /** Optional second lane-dataset: frames of another session to score on. */
+  validationDataset?: string;
   backbone: string;
+  /** auto (default): search crop, head and views; fixed: the head below. Flows saved before the setting existed: fixed. */
+  strategy?: TrainingStrategy | '';
+  /** Seconds the auto search may take; blank: default. */
+  budget?: string | number;
+  /** Test-time views per frame at classification; blank: 0. */
+  testViews?: string | number;
+  /** Grouped cross-validation folds; blank: default (or the older holdoutFraction). */
+  folds?: string | number;
   headKind: HeadKind;
   /** Blank: the head kind's default. */
   epochs: string | number;
@@ -22,15 +34,18 @@ export interface LaneTrainDef extends NodeDef {
 }
 
 export interface TrainSettings {
+  strategy: TrainingStrategy;
+  budgetSeconds: number;
+  testViews: number;
+  folds: number;
   head: TrainHeadParams;
-  holdoutFraction: number;
   seed: number;
   targetPrecision: number;
   activate: boolean;
 }
 
 /** The settings a message may override, by name in `msg.payload`. */
-export const OVERRIDABLE = ['headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
+export const OVERRIDABLE = ['strategy', 'budget', 'testViews', 'folds', 'headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
 type Raw = Partial<Record<(typeof OVERRIDABLE)[number], unknown>>;
 
 function invalid(message: string): never {
@@ -46,8 +61,11 @@ function numberOf(name: string, value: unknown, fallback: number | undefined, ok
   return number;
 }
 
-function parse(raw: Raw, base?: TrainSettings): TrainSettings {
-  const kind = blank(raw.headKind) ? (base?.head.kind ?? 'softmax') : raw.headKind;
+function parse(raw: Raw, base?: TrainSettings, legacyDefaults = false): TrainSettings {
+  // A flow saved before strategies existed trained the head it names: it keeps doing so.
+  const strategy = blank(raw.strategy) ? (base?.strategy ?? (legacyDefaults ? 'fixed' : 'auto')) : raw.strategy;
+  if (!TRAINING_STRATEGIES.includes(strategy as TrainingStrategy)) invalid(`strategy must be one of ${TRAINING_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}.`);
+  const kind = blank(raw.headKind) ? (base?.head.kind ?? 'logistic') : raw.headKind;
   if (!HEAD_KINDS.includes(kind as HeadKind)) invalid(`headKind must be one of ${HEAD_KINDS.join(', ')}, got ${JSON.stringify(kind)}.`);
   const whole = (v: number) => Number.isSafeInteger(v) && v >= 1;
   const epochs = numberOf('epochs', raw.epochs, base?.head.epochs, whole, 'a whole number of at least 1 (blank = default)');
@@ -61,9 +79,14 @@ function parse(raw: Raw, base?: TrainSettings): TrainSettings {
     else if (raw.activate === false || raw.activate === 'false') activate = false;
     else invalid(`activate must be true or false, got ${JSON.stringify(raw.activate)}.`);
   }
+  const holdout = numberOf('holdoutFraction', raw.holdoutFraction, undefined, (v) => v > 0 && v < 1, 'between 0 and 1');
+  const foldsFallback = holdout !== undefined ? Math.min(20, Math.max(2, Math.round(1 / holdout))) : (base?.folds ?? DEFAULT_FOLDS);
   return {
+    strategy: strategy as TrainingStrategy,
+    budgetSeconds: numberOf('budget', raw.budget, base?.budgetSeconds ?? DEFAULT_BUDGET_SECONDS, (v) => v > 0 && v <= 86_400, 'a number of seconds above 0 (blank = default)')!,
+    testViews: numberOf('testViews', raw.testViews, base?.testViews ?? 0, (v) => Number.isInteger(v) && v >= 0 && v <= MAX_TEST_VIEWS, `a whole number from 0 to ${MAX_TEST_VIEWS}`)!,
+    folds: numberOf('folds', raw.folds, foldsFallback, (v) => Number.isInteger(v) && v >= 2 && v <= 20, 'a whole number from 2 to 20')!,
     head,
-    holdoutFraction: numberOf('holdoutFraction', raw.holdoutFraction, base?.holdoutFraction ?? 0.2, (v) => v > 0 && v < 1, 'between 0 and 1')!,
     seed: numberOf('seed', raw.seed, base?.seed ?? 1, Number.isSafeInteger, 'a whole number')!,
     targetPrecision: numberOf('targetPrecision', raw.targetPrecision, base?.targetPrecision ?? 0.95, (v) => v > 0 && v <= 1, 'above 0 and at most 1')!,
     activate,
@@ -72,7 +95,7 @@ function parse(raw: Raw, base?: TrainSettings): TrainSettings {
 
 /** The node's own settings; throws TRAIN_SETTINGS_INVALID naming the field. */
 export function trainSettingsFrom(def: Partial<LaneTrainDef>): TrainSettings {
-  return parse(def as Raw);
+  return parse(def as Raw, undefined, def.strategy === undefined);
 }
 
 /**

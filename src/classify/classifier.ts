@@ -9,7 +9,8 @@ import { LaneVisionError } from '../errors.js';
 import type { Backbone } from '../engine/types.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
-import { embedImagesSettled, type Embedder, type FeatureCache } from '../features/index.js';
+import { embedImagesSettled, type EmbeddedImage, type Embedder, type FeatureCache } from '../features/index.js';
+import { MAX_TEST_VIEWS, testTimeViews } from '../pipeline/views.js';
 import { predictHead } from '../training/index.js';
 import { backboneCompatibility, type LoadedModel, type ModelStore } from '../model-store/index.js';
 import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimings, type RankedLabel } from './types.js';
@@ -22,8 +23,16 @@ export interface ClassifierOptions {
   /** Confidence below which a frame is `unknown` (sent to manual inspection). */
   threshold?: number;
   topK?: number;
-  /** Default: the backbone's fit. */
+  /**
+   * How frames are fitted for the backbone's own classifier (default: the backbone's fit).
+   * A trained model is always fed as it was trained: with the fit (and crop) it stores.
+   */
   fit?: FitPolicy;
+  /**
+   * Test-time views averaged per frame (each one more backbone run): a number, or `model`
+   * (default) for the number the model was trained to be served with.
+   */
+  testViews?: number | 'model';
   /** Lane frames are all new, so caching their features is off unless a cache is given. */
   cache?: FeatureCache | null;
   /**
@@ -45,6 +54,7 @@ export class LaneClassifier {
   private thresholdValue: number;
   private readonly k: number;
   private readonly fit: FitPolicy;
+  private readonly testViewSetting: number | 'model';
   private readonly cache: FeatureCache | null;
   private readonly maxInputPixels: number | undefined;
   private readonly embed: Embedder;
@@ -54,6 +64,7 @@ export class LaneClassifier {
     this.thresholdValue = checkThreshold(options.threshold ?? DEFAULT_THRESHOLD);
     this.k = Math.max(1, Math.floor(options.topK ?? DEFAULT_TOP_K));
     this.fit = options.fit ?? options.backbone.fit;
+    this.testViewSetting = checkTestViews(options.testViews ?? 'model');
     this.cache = options.cache ?? null;
     this.maxInputPixels = options.maxInputPixels;
     this.embed =
@@ -78,6 +89,17 @@ export class LaneClassifier {
   get labels(): readonly string[] {
     if (!this.current) return [];
     return this.current.kind === 'head' ? this.current.model.labels : this.current.labels;
+  }
+
+  /** The fit frames are prepared with for the model in use: the model's own, or for the backbone's classifier the classifier's. */
+  get frameFit(): FitPolicy {
+    return this.current?.kind === 'head' ? this.current.model.metadata.backbone.fit : this.fit;
+  }
+
+  /** Test-time views per frame for the model in use (0: one backbone run per frame). */
+  get testViews(): number {
+    if (this.testViewSetting !== 'model') return this.testViewSetting;
+    return this.current?.kind === 'head' ? (this.current.model.metadata.pipeline?.spec.testViews ?? 0) : 0;
   }
 
   /** Decide with a trained head. Its features must come from this backbone (same network, layer and input). */
@@ -145,21 +167,29 @@ export class LaneClassifier {
     if (!model) throw new LaneVisionError('MODEL_NOT_READY', 'No model to classify with yet: train one, or use the backbone\'s own classifier.');
     const started = performance.now();
     const threshold = this.thresholdValue;
-    // A trained head decides from the backbone's features; the backbone's own classifier from its output.
+    // A trained head decides from the backbone's features, fed as it was trained; the backbone's own classifier from its output.
     const output = model.kind === 'head' ? 'features' : 'classifier';
-    const embedded = await this.embed(inputs, { fit: this.fit, maxInputPixels: this.maxInputPixels, output });
+    const fit = model.kind === 'head' ? model.model.metadata.backbone.fit : this.fit;
+    const views = model.kind === 'head' ? testTimeViews(this.testViews) : [];
+    const request = { fit, maxInputPixels: this.maxInputPixels, output } as const;
+    // The plain frames, and each test-time view of them, as one backbone call each.
+    const embedded = await Promise.all([this.embed(inputs, request), ...views.map((view) => this.embed(inputs, { ...request, view }))]);
+    const [plain] = embedded;
     const share = inputs.length || 1;
-    return embedded.results.map((item, i) => {
+    const decodeMs = embedded.reduce((sum, e) => sum + e.decodeMs, 0);
+    const featuresMs = embedded.reduce((sum, e) => sum + e.featuresMs, 0);
+    return plain.results.map((item, i) => {
       if ('error' in item) return item;
       const headStart = performance.now();
-      const probabilities = model.kind === 'head' ? predictHead(model.model.head, item.features) : item.features;
+      const probabilities = model.kind === 'head' ? averagedPrediction(model.model, item.features, embedded.slice(1).map((e) => e.results[i])) : item.features;
       const headMs = model.kind === 'head' ? performance.now() - headStart : 0;
       const timings: FrameTimings = {
         queueMs: queueMs[i] ?? 0,
-        decodeMs: embedded.decodeMs / share,
-        featuresMs: embedded.featuresMs / share,
+        decodeMs: decodeMs / share,
+        featuresMs: featuresMs / share,
         headMs,
         totalMs: 0,
+        views: 1 + views.length,
       };
       timings.totalMs = timings.queueMs + performance.now() - started;
       const { labels, codes, version } = model.kind === 'head' ? model.model : { ...model, version: 0 };
@@ -198,6 +228,25 @@ export class LaneClassifier {
       timings,
     };
   }
+}
+
+/** The head's probabilities for the plain frame, averaged with its test-time views' (a view that failed to decode is left out). */
+function averagedPrediction(model: LoadedModel, plain: Float32Array, views: readonly (EmbeddedImage | { error: Error })[]): Float32Array {
+  const probabilities = predictHead(model.head, plain);
+  let count = 1;
+  for (const view of views) {
+    if ('error' in view) continue;
+    const p = predictHead(model.head, view.features);
+    for (let c = 0; c < p.length; c++) probabilities[c] += p[c];
+    count++;
+  }
+  if (count > 1) for (let c = 0; c < probabilities.length; c++) probabilities[c] /= count;
+  return probabilities;
+}
+
+function checkTestViews(value: number | 'model'): number | 'model' {
+  if (value === 'model' || (Number.isInteger(value) && value >= 0 && value <= MAX_TEST_VIEWS)) return value;
+  throw new LaneVisionError('TEST_VIEWS_INVALID', `Test-time views must be "model" or a whole number from 0 to ${MAX_TEST_VIEWS}, got ${String(value)}.`);
 }
 
 function checkThreshold(value: number): number {

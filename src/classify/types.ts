@@ -16,6 +16,8 @@ export interface FrameTimings {
   featuresMs: number;
   headMs: number;
   totalMs: number;
+  /** Backbone runs for this frame: 1, plus its test-time views. Decode and features times cover them all. */
+  views?: number;
 }
 
 /**

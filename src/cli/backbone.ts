@@ -4,11 +4,13 @@
  * fit the stored head.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { LaneVisionError } from '../errors.js';
 import { loadBackbone } from '../engine/load-backbone.js';
 import type { BackendPreference } from '../engine/backend.js';
 import { findPreset } from '../engine/presets.js';
+import { ONNX_THREADS_ENV_VAR } from '../engine/onnx/engine-preference.js';
 import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.js';
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
 import { backendOption, engineOption } from './args.js';
@@ -41,7 +43,15 @@ export function backboneChoice(command: string, values: { backend?: string; engi
 export function loadNamedBackbone(source: string, choice: BackboneChoice = {}): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine });
+  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads() });
+}
+
+/**
+ * A command owns the machine (no lane shares its cores, unlike in Node-RED), so ONNX
+ * Runtime gets them all unless LANE_VISION_ONNX_THREADS says otherwise.
+ */
+function commandOnnxThreads(): number | undefined {
+  return process.env[ONNX_THREADS_ENV_VAR] ? undefined : Math.min(4, os.availableParallelism());
 }
 
 /**
@@ -71,6 +81,7 @@ export async function loadBackboneForModel(metadata: ModelMetadata, override: st
     : await loadBackbone(choice.featureLayer ? { ...specForDescriptor(metadata.backbone), featureLayer: choice.featureLayer } : specForDescriptor(metadata.backbone), {
         backend: choice.backend,
         engine: choice.engine,
+        onnxThreads: commandOnnxThreads(),
       });
   const fit = backboneCompatibility(metadata.backbone, backbone);
   if (!fit.fits) {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { isLaneVisionError } from '../errors.js';
 import { UsageError } from './args.js';
 import { PROGRAM, type Command } from './command.js';
+import { adviseCommand } from './commands/advise.js';
 import { classifyCommand } from './commands/classify.js';
 import { evalCommand } from './commands/eval.js';
 import { featuresCommand } from './commands/features.js';
@@ -19,7 +20,7 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, trainCommand, evalCommand, classifyCommand, importTmCommand];
+export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, importTmCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

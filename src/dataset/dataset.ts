@@ -30,6 +30,7 @@ interface ImageRecord extends DiskFile {
   addedAt: string;
   source?: string;
   author?: string;
+  session?: string;
   sha256?: string;
   sourceSha256?: string;
   width?: number;
@@ -222,6 +223,7 @@ class DatasetStore {
     };
     if (record.source !== undefined) entry.source = record.source;
     if (record.author !== undefined) entry.author = record.author;
+    if (record.session !== undefined) entry.session = record.session;
     if (record.problem !== undefined) entry.problem = record.problem;
     return entry;
   }
@@ -322,7 +324,7 @@ class DatasetStore {
 
   // ---- changes; each runs inside serialise() ----
 
-  async add(label: string, stored: StorableImage, meta: { source?: string; author?: string; addedAt: Date }, cap: Cap | undefined): Promise<AddResult> {
+  async add(label: string, stored: StorableImage, meta: CheckedMeta, cap: Cap | undefined): Promise<AddResult> {
     await this.hashAll();
     const fileSha = sha256Hex(stored.bytes);
     const existing = this.hashed().find((r) => r.sha256 === fileSha || r.sha256 === stored.sha256 || r.sourceSha256 === stored.sha256);
@@ -359,6 +361,7 @@ class DatasetStore {
     if (stored.sha256 !== fileSha) record.sourceSha256 = stored.sha256;
     if (meta.source !== undefined) record.source = meta.source;
     if (meta.author !== undefined) record.author = meta.author;
+    if (meta.session !== undefined) record.session = meta.session;
 
     try {
       await writeFileAtomic(this.pathOf(record), stored.bytes, { overwrite: false });
@@ -486,6 +489,7 @@ function fromManifest(entry: ManifestEntry, disk: DiskFile): ImageRecord {
   };
   if (entry.source !== undefined) record.source = entry.source;
   if (entry.author !== undefined) record.author = entry.author;
+  if (entry.session !== undefined) record.session = entry.session;
   // A file replaced by another of a different size is hashed again on demand.
   if (entry.size === disk.size) {
     record.sha256 = entry.sha256;
@@ -497,11 +501,13 @@ function fromManifest(entry: ManifestEntry, disk: DiskFile): ImageRecord {
   return record;
 }
 
-function checkMeta(meta: AddMeta | undefined): { source?: string; author?: string; addedAt: Date } {
+type CheckedMeta = { source?: string; author?: string; session?: string; addedAt: Date };
+
+function checkMeta(meta: AddMeta | undefined): CheckedMeta {
   if (meta === undefined || meta === null) return { addedAt: new Date() };
   if (typeof meta !== 'object') throw new LaneVisionError('DATASET_META_INVALID', 'Image details must be an object like {source, author}.');
-  const checked: { source?: string; author?: string; addedAt: Date } = { addedAt: new Date() };
-  for (const key of ['source', 'author'] as const) {
+  const checked: CheckedMeta = { addedAt: new Date() };
+  for (const key of ['source', 'author', 'session'] as const) {
     const value = meta[key];
     if (value === undefined || value === null) continue;
     if (typeof value !== 'string' || value.length > MAX_META_CHARS) {

@@ -44,7 +44,7 @@ function checkEntry(file: string, raw: unknown, index: number): ManifestEntry {
   for (const key of ['width', 'height', 'size'] as const) {
     if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 0) throw invalid(file, `${where} has no whole-number "${key}"`);
   }
-  for (const key of ['source', 'author', 'problem', 'sourceSha256'] as const) {
+  for (const key of ['source', 'author', 'session', 'problem', 'sourceSha256'] as const) {
     if (e[key] !== undefined && typeof e[key] !== 'string') throw invalid(file, `${where} has a non-text "${key}"`);
   }
   if (!HEX64.test(e.sha256 as string)) throw invalid(file, `${where} has a malformed sha256`);

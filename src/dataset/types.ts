@@ -28,6 +28,12 @@ export interface AddMeta {
   author?: string;
   /** When it was captured. Default: now. */
   addedAt?: Date;
+  /**
+   * The capture session (shift, day, batch) it belongs to. Validation holds out whole
+   * sessions when there are several, which predicts the next shift better than any split
+   * of one session.
+   */
+  session?: string;
 }
 
 export interface DatasetEntry {
@@ -49,6 +55,8 @@ export interface DatasetEntry {
   /** "folder" for images found on disk without a manifest entry. */
   source?: string;
   author?: string;
+  /** Capture session, when it was recorded (see AddMeta.session). */
+  session?: string;
   /** Set when the file cannot be read as an image (width and height are then 0). */
   problem?: string;
 }

@@ -41,6 +41,26 @@ export function formatModelVersion(version: unknown): string {
   return invalid(`The model version must be a whole number or a text of at most 128 characters, got ${JSON.stringify(version) ?? String(version)}.`);
 }
 
+/**
+ * A training's metrics as a model event carries them: its flat numbers, plus the honest
+ * accuracy estimate (`accuracy`, `macroF1`), the suggested `threshold` and whether the
+ * estimate is `optimistic` (1: one capture session only), lifted from where retrain keeps them.
+ */
+function modelMetrics(metrics: unknown): Record<string, number> {
+  const out = numericEntries(metrics);
+  if (!isRecord(metrics)) return out;
+  const holdout = isRecord(metrics.holdout) ? metrics.holdout : undefined;
+  for (const key of ['accuracy', 'macroF1'] as const) {
+    const value = holdout?.[key];
+    if (out[key] === undefined && typeof value === 'number' && Number.isFinite(value)) out[key] = value;
+  }
+  const threshold = isRecord(metrics.threshold) ? metrics.threshold.threshold : undefined;
+  if (out.threshold === undefined && typeof threshold === 'number') out.threshold = threshold;
+  const validation = isRecord(metrics.validation) ? metrics.validation : undefined;
+  if (out.optimistic === undefined && typeof validation?.optimistic === 'boolean') out.optimistic = validation.optimistic ? 1 : 0;
+  return out;
+}
+
 /** Result event input from what the classify node puts on `msg.classification`. */
 export function resultInputFromClassification(classification: unknown): ResultEventInput {
   if (!isRecord(classification)) {
@@ -93,7 +113,7 @@ export function modelInputFromSummary(summary: unknown): ModelEventInput {
   const input: ModelEventInput = {
     modelVersion: formatModelVersion(version),
     labels: labelCodesOf(merged),
-    metrics: numericEntries(merged.metrics),
+    metrics: modelMetrics(merged.metrics),
   };
   const backbone = isRecord(merged.backbone) ? merged.backbone.id : merged.backbone;
   if (typeof backbone === 'string' && backbone.length > 0) input.backbone = backbone;

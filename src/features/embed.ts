@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Backbone } from '../engine/types.js';
-import type { FitPolicy, ImageInput } from '../image/types.js';
+import type { FitPolicy, ImageInput, ViewTransform } from '../image/types.js';
 import { prepareSource, readImageSource, type ImageSource } from '../image/index.js';
 import { FeatureCache, sharedFeatureCache } from './feature-cache.js';
 
@@ -17,6 +17,8 @@ export interface EmbedOptions {
   output?: 'features' | 'classifier';
   /** Default: the backbone's own fit (centre crop). */
   fit?: FitPolicy;
+  /** A view of each frame (augmentation or test-time view); default the plain frame. Cached under its own key. */
+  view?: ViewTransform;
   /** Default: the process-wide cache; `null` disables caching. */
   cache?: FeatureCache | null;
   /** Frames per backbone call. Default 8. */
@@ -96,7 +98,7 @@ export async function embedImagesSettled(
           results[index] = { error: error as Error };
           return undefined;
         }
-        const key = cache ? FeatureCache.key(backbone.id, fit, source.hash) : '';
+        const key = cache ? FeatureCache.key(backbone.id, fit, source.hash, options.view) : '';
         const hit = cache?.get(key);
         if (hit) {
           cacheHits++;
@@ -105,7 +107,7 @@ export async function embedImagesSettled(
         }
         await options.beforeStep?.();
         try {
-          const frame = await prepareSource(source, { ...backbone.inputSize, fit, ...limits });
+          const frame = await prepareSource(source, { ...backbone.inputSize, fit, view: options.view, ...limits });
           return { index, key, frame };
         } catch (error) {
           results[index] = { error: error as Error };

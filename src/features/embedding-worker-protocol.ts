@@ -3,7 +3,7 @@
  * `postMessage`, so it is plain data; the feature vectors of a request travel as one
  * transferred Float32Array (no copy).
  */
-import type { FitPolicy, RawImage } from '../image/index.js';
+import type { FitPolicy, RawImage, ViewTransform } from '../image/index.js';
 import type { BackboneLoadInWorker, StopMessage } from '../threads/backbone-thread.js';
 import type { SerialisedError } from '../threads/serialised-error.js';
 
@@ -11,6 +11,8 @@ export type EmbeddingWorkerData = BackboneLoadInWorker;
 
 export interface EmbedRequestOptions {
   fit: FitPolicy;
+  /** A test-time view of each frame; default the plain frame. */
+  view?: ViewTransform;
   /** The backbone's features (default) or its own classifier's output (see EmbedOptions.output). */
   output?: 'features' | 'classifier';
   maxInputPixels?: number;

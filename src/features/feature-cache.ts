@@ -1,9 +1,10 @@
 /**
- * Feature vectors keyed by (backbone identity, fit policy, image content hash), so the
+ * Feature vectors keyed by (backbone identity, fit policy and view, image content hash), so the
  * same frame is never embedded twice: retraining after adding ten frames costs ten
  * embeddings. A byte-bounded LRU (Map keeps insertion order; a hit re-inserts).
  */
-import type { FitPolicy } from '../image/types.js';
+import type { FitPolicy, ViewTransform } from '../image/types.js';
+import { describeFit, describeView } from '../image/geometry.js';
 
 export const DEFAULT_FEATURE_CACHE_BYTES = 256 * 1024 * 1024;
 
@@ -15,8 +16,10 @@ export class FeatureCache {
 
   constructor(readonly maxBytes = DEFAULT_FEATURE_CACHE_BYTES) {}
 
-  static key(backboneId: string, fit: FitPolicy, imageHash: string): string {
-    return `${backboneId}|${fitKey(fit)}|${imageHash}`;
+  /** The plain frame's key is the same with or without a plain view. */
+  static key(backboneId: string, fit: FitPolicy, imageHash: string, view?: ViewTransform): string {
+    const viewText = describeView(view);
+    return `${backboneId}|${describeFit(fit)}${viewText ? `|${viewText}` : ''}|${imageHash}`;
   }
 
   get size(): number {
@@ -58,19 +61,6 @@ export class FeatureCache {
   clear(): void {
     this.entries.clear();
     this.bytes = 0;
-  }
-}
-
-function fitKey(fit: FitPolicy): string {
-  switch (fit.kind) {
-    case 'cover':
-      return 'cover';
-    case 'contain': {
-      const bg = fit.background ?? { r: 0, g: 0, b: 0 };
-      return `contain(${bg.r},${bg.g},${bg.b})`;
-    }
-    case 'roi':
-      return `roi(${fit.left},${fit.top},${fit.width},${fit.height})`;
   }
 }
 

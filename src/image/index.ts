@@ -1,4 +1,5 @@
 export type {
+  CropRegion,
   FitPolicy,
   ImageInput,
   PreparedImage,
@@ -7,7 +8,9 @@ export type {
   StorableImage,
   StorageFormat,
   StorageOptions,
+  ViewTransform,
 } from './types.js';
+export { checkCrop, checkView, describeFit, describeView, isPlainView } from './geometry.js';
 export { prepareImage, prepareSource, readImageSource } from './prepare.js';
 export type { ImageSource, SourceLimits } from './source.js';
 export { encodeForStorage } from './storage.js';

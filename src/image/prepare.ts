@@ -4,7 +4,8 @@
  */
 import sharp from 'sharp';
 import { LaneVisionError } from '../errors.js';
-import type { FitPolicy, ImageInput, PreparedImage, PrepareOptions } from './types.js';
+import type { FitPolicy, ImageInput, PreparedImage, PrepareOptions, ViewTransform } from './types.js';
+import { checkCrop, checkView, isPlainView, windowFor, type PixelWindow } from './geometry.js';
 import { ImageErrorCode, imageError } from './errors.js';
 import { checkLimits, type ImageSource, resolveSource, type SourceLimits } from './source.js';
 import { explainDecodeFailure, openPipeline } from './decoder.js';
@@ -14,6 +15,7 @@ const MAX_OUTPUT_SIDE = 4096;
 const BLACK = { r: 0, g: 0, b: 0 };
 
 type Roi = Extract<FitPolicy, { kind: 'roi' }>;
+type Size = { width: number; height: number };
 
 /**
  * Decodes `input` and returns exactly `options.width` x `options.height` RGB bytes,
@@ -35,38 +37,120 @@ export function readImageSource(input: ImageInput, limits: Partial<SourceLimits>
 
 /** Second half of prepareImage: decodes a source from readImageSource. */
 export async function prepareSource(source: ImageSource, options: PrepareOptions): Promise<PreparedImage> {
-  const { width, height, fit } = checkPrepareOptions(options);
+  const { width, height, fit, view } = checkPrepareOptions(options);
   const limits = checkLimits(options);
   if (fit.kind === 'roi' && source.kind === 'raw') checkRoiInside(fit, source.width, source.height);
 
-  const background = fit.kind === 'contain' ? (fit.background ?? BLACK) : BLACK;
-  let pipeline = openPipeline(source, limits.maxInputPixels);
-  if (fit.kind === 'roi') pipeline = pipeline.extract({ left: fit.left, top: fit.top, width: fit.width, height: fit.height });
-  pipeline = pipeline
-    .resize(width, height, fit.kind === 'contain' ? { fit: 'contain', background } : { fit: 'cover', position: 'centre' })
-    // Transparent pixels become the background rather than whatever colour they hide.
-    .flatten({ background })
-    .toColourspace('srgb')
-    .raw();
-
-  let output: { data: Buffer; info: sharp.OutputInfo };
+  let data: Uint8Array;
   try {
-    output = await pipeline.toBuffer({ resolveWithObject: true });
+    data = view || (fit.crop && !centredCropOnly(fit))
+      ? await prepareWindow(source, { width, height }, fit, view ?? checkView({}), limits.maxInputPixels)
+      : await prepareWhole(source, { width, height }, fit, limits.maxInputPixels);
   } catch (err) {
     throw await explainFailure(err, source, fit, limits.maxInputPixels);
   }
-  const { data, info } = output;
-  // Guard the contract downstream code relies on; sharp should never break it.
-  if (info.width !== width || info.height !== height || info.channels !== 3 || data.length !== width * height * 3) {
-    throw imageError(
-      ImageErrorCode.CORRUPT,
-      `${source.origin} decoded to ${info.width}x${info.height} with ${info.channels} channels instead of ${width}x${height} RGB.`,
-    );
-  }
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, sourceHash: source.hash };
+  return { data, width, height, sourceHash: source.hash };
 }
 
-function checkPrepareOptions(options: PrepareOptions): { width: number; height: number; fit: FitPolicy } {
+/** A centred crop of a whole frame or of a pixel region needs no frame size: the common case, kept off metadata(). */
+function centredCropOnly(fit: FitPolicy): boolean {
+  return fit.crop !== undefined && 'fraction' in fit.crop && fit.kind !== 'contain';
+}
+
+/** The frame (or its pixel region, or a centred crop of either) scaled to the output in one pipeline. */
+async function prepareWhole(source: ImageSource, size: Size, fit: FitPolicy, maxInputPixels: number): Promise<Uint8Array> {
+  const background = fit.kind === 'contain' ? (fit.background ?? BLACK) : BLACK;
+  const fraction = fit.crop && 'fraction' in fit.crop ? fit.crop.fraction : 1;
+  let pipeline = openPipeline(source, maxInputPixels);
+  if (fit.kind === 'roi') {
+    // A centred crop of a region is a smaller region: pixel arithmetic, no frame size needed.
+    const w = Math.max(1, Math.round(fit.width * fraction));
+    const h = Math.max(1, Math.round(fit.height * fraction));
+    pipeline = pipeline
+      .extract({ left: fit.left + Math.floor((fit.width - w) / 2), top: fit.top + Math.floor((fit.height - h) / 2), width: w, height: h })
+      .resize(size.width, size.height, { fit: 'cover', position: 'centre' });
+  } else if (fraction < 1) {
+    // Covering (w/f) x (h/f) and keeping the centre w x h is the same as cutting the
+    // centred f x width by f x height and covering w x h with it, without reading the frame's size.
+    const coverWidth = Math.max(size.width, Math.round(size.width / fraction));
+    const coverHeight = Math.max(size.height, Math.round(size.height / fraction));
+    pipeline = pipeline
+      .resize(coverWidth, coverHeight, { fit: 'cover', position: 'centre' })
+      .extract({ left: Math.floor((coverWidth - size.width) / 2), top: Math.floor((coverHeight - size.height) / 2), ...size });
+  } else {
+    pipeline = pipeline.resize(size.width, size.height, fit.kind === 'contain' ? { fit: 'contain', background } : { fit: 'cover', position: 'centre' });
+  }
+  return toRgb(pipeline, background, size, source.origin);
+}
+
+/**
+ * A window of the frame (crop rectangle, view zoom and shift) scaled to the output, then
+ * the view's rotation and brightness. Needs the frame's size (a header read); training
+ * views and test-time views take this path, a lane's plain frames only for crop rectangles.
+ */
+async function prepareWindow(source: ImageSource, size: Size, fit: FitPolicy, view: Required<ViewTransform>, maxInputPixels: number): Promise<Uint8Array> {
+  const background = fit.kind === 'contain' ? (fit.background ?? BLACK) : BLACK;
+  const frame = await frameSize(source, maxInputPixels);
+  const base = fit.kind === 'roi' ? fit : { left: 0, top: 0, ...frame };
+  if (fit.kind === 'roi') checkRoiInside(fit, frame.width, frame.height);
+  const window = windowFor(base, fit.crop, view, frame);
+  // A rotated output needs the corners the rotation swings in: a window larger by |cos| + |sin|.
+  const radians = (view.angle * Math.PI) / 180;
+  const spread = view.angle === 0 ? 1 : Math.abs(Math.cos(radians)) + Math.abs(Math.sin(radians));
+  const inner = spread === 1 ? window : grow(window, spread, frame);
+  const outWidth = Math.round(size.width * (inner.width / window.width));
+  const outHeight = Math.round(size.height * (inner.height / window.height));
+  let pipeline = openPipeline(source, maxInputPixels)
+    .extract(inner)
+    .resize(outWidth, outHeight, fit.kind === 'contain' ? { fit: 'contain', background } : { fit: 'cover', position: 'centre' });
+  if (spread !== 1) {
+    // Rotated, the canvas is the bounding box of the turned image; its centre is the output.
+    // Floor of the box's size: the real one is never smaller, so the extract stays inside.
+    const cos = Math.abs(Math.cos(radians));
+    const sin = Math.abs(Math.sin(radians));
+    const boxWidth = Math.floor(outWidth * cos + outHeight * sin);
+    const boxHeight = Math.floor(outWidth * sin + outHeight * cos);
+    pipeline = pipeline
+      .rotate(view.angle, { background })
+      .extract({ left: Math.floor((boxWidth - size.width) / 2), top: Math.floor((boxHeight - size.height) / 2), ...size });
+  }
+  if (view.brightness !== 1) pipeline = pipeline.linear(view.brightness, 0);
+  return toRgb(pipeline, background, size, source.origin);
+}
+
+/** `window` grown by `factor` around its centre, kept inside the frame. */
+function grow(window: PixelWindow, factor: number, frame: Size): PixelWindow {
+  const width = Math.min(frame.width, Math.round(window.width * factor));
+  const height = Math.min(frame.height, Math.round(window.height * factor));
+  const left = Math.min(Math.max(0, Math.round(window.left + window.width / 2 - width / 2)), frame.width - width);
+  const top = Math.min(Math.max(0, Math.round(window.top + window.height / 2 - height / 2)), frame.height - height);
+  return { left, top, width, height };
+}
+
+async function frameSize(source: ImageSource, maxInputPixels: number): Promise<Size> {
+  if (source.kind === 'raw') return { width: source.width, height: source.height };
+  const meta = await openPipeline(source, maxInputPixels).metadata();
+  return { width: meta.autoOrient.width, height: meta.autoOrient.height };
+}
+
+async function toRgb(pipeline: sharp.Sharp, background: { r: number; g: number; b: number }, size: Size, origin: string): Promise<Uint8Array> {
+  const { data, info } = await pipeline
+    // Transparent pixels become the background rather than whatever colour they hide.
+    .flatten({ background })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  // Guard the contract downstream code relies on; sharp should never break it.
+  if (info.width !== size.width || info.height !== size.height || info.channels !== 3 || data.length !== size.width * size.height * 3) {
+    throw imageError(
+      ImageErrorCode.CORRUPT,
+      `${origin} decoded to ${info.width}x${info.height} with ${info.channels} channels instead of ${size.width}x${size.height} RGB.`,
+    );
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+function checkPrepareOptions(options: PrepareOptions): { width: number; height: number; fit: FitPolicy; view?: Required<ViewTransform> } {
   if (typeof options !== 'object' || options === null) {
     throw imageError(ImageErrorCode.OPTIONS, 'prepareImage needs options with the output width and height.');
   }
@@ -95,7 +179,10 @@ function checkPrepareOptions(options: PrepareOptions): { width: number; height: 
     default:
       throw imageError(ImageErrorCode.OPTIONS, `Unknown fit policy ${JSON.stringify((fit as { kind?: unknown }).kind)}; use cover, contain or roi.`);
   }
-  return { width: options.width, height: options.height, fit };
+  if (fit.crop !== undefined) checkCrop(fit.crop);
+  // A plain view takes the plain path: the same frame must give the same pixels either way.
+  const view = isPlainView(options.view) ? undefined : checkView(options.view!);
+  return { width: options.width, height: options.height, fit, view };
 }
 
 function checkColour(colour: { r: number; g: number; b: number }): void {

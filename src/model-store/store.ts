@@ -136,6 +136,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       };
       if (input.notes !== undefined) metadata.notes = String(input.notes);
       if (input.importedFrom) metadata.importedFrom = prepared.importedFrom;
+      if (prepared.pipeline) metadata.pipeline = prepared.pipeline;
 
       // Registry first: if we crash after it, a version number and new codes are merely
       // skipped, never handed out twice.
@@ -524,6 +525,7 @@ function prepareSave(input: SaveModelInput) {
     metrics: jsonCopy(input.metrics ?? {}, 'metrics'),
     userMetadata: jsonCopy(input.userMetadata ?? {}, 'userMetadata'),
     importedFrom: input.importedFrom ? jsonCopy(input.importedFrom, 'importedFrom') : undefined,
+    pipeline: input.pipeline ? jsonCopy(input.pipeline, 'pipeline') : undefined,
   };
 }
 

@@ -9,6 +9,7 @@ import type { InputRange } from '../engine/types.js';
 import type { FitPolicy } from '../image/types.js';
 import type { HeadJson } from '../training/serialise.js';
 import type { TrainedHead } from '../training/types.js';
+import type { PipelineReport } from '../pipeline/types.js';
 
 /** Bumped when the on-disk layout changes incompatibly; older stores stay readable. */
 export const MODEL_FORMAT_VERSION = 1;
@@ -105,6 +106,13 @@ export interface ModelMetadata {
   createdAt: string;
   notes?: string;
   importedFrom?: ImportedFrom;
+  /**
+   * How the version was trained and is to be served beyond the backbone (crop, head, views),
+   * the candidates its training compared and the kind of accuracy estimate. Versions saved
+   * before pipelines existed, and imported ones, have none. The crop is also in `backbone.fit`,
+   * which is what frames are fed with.
+   */
+  pipeline?: PipelineReport;
 }
 
 export interface SaveModelInput {
@@ -118,6 +126,7 @@ export interface SaveModelInput {
   notes?: string;
   userMetadata?: Record<string, unknown>;
   importedFrom?: ImportedFrom;
+  pipeline?: PipelineReport;
   /** Make this the version classifiers use. Default true. */
   activate?: boolean;
 }

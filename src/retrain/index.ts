@@ -1,5 +1,7 @@
 export {
   retrain,
+  DEFAULT_BUDGET_SECONDS,
+  DEFAULT_FOLDS,
   isRetraining,
   withRetrainLock,
   MIN_IMAGES_PER_LABEL,

@@ -1,29 +1,47 @@
 /**
- * The whole retrain of a lane: dataset -> features (cached) -> head trained on a
- * stratified split and scored on the held-out part -> final head on all the data ->
- * a new model version with its metrics. The held-out figures are what the operator
- * judges; the saved head has also seen those frames, as is usual once a model is chosen.
+ * The whole retrain of a lane: dataset -> features (cached) -> the pipeline (searched
+ * within a time budget, given, or reused from the active version) -> its honest accuracy
+ * (grouped cross-validation, or a validation set of another session) -> the final head on
+ * all the frames -> a new model version storing the pipeline, so it is served as trained.
  */
 import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
 import type { Backbone } from '../engine/types.js';
-import type { Dataset } from '../dataset/index.js';
-import { embedImagesSettled, type FeatureCache } from '../features/index.js';
-import type { FitPolicy } from '../image/types.js';
-import type { LabelCode, ModelStore } from '../model-store/index.js';
+import type { Dataset, DatasetEntry } from '../dataset/index.js';
+import type { FeatureCache } from '../features/index.js';
+import type { CropRegion, FitPolicy } from '../image/types.js';
+import { checkCrop } from '../image/geometry.js';
+import type { BackboneDescriptor, LabelCode, ModelStore } from '../model-store/index.js';
+import { thresholdForPrecision, type HeadMetrics, type PrecisionThreshold, type TrainHeadParams } from '../training/index.js';
+import { adviseFromTraining, type Advice } from '../advisor/index.js';
 import {
-  evaluateHead,
-  predictHeadBatch,
-  stratifiedSplit,
-  thresholdForPrecision,
-  trainHead,
-  type HeadMetrics,
-  type PrecisionThreshold,
-  type TrainHeadParams,
-} from '../training/index.js';
+  calibrateHead,
+  canCalibrate,
+  describeSpec,
+  featureSource,
+  fitPipelineHead,
+  fitSharpness,
+  fitWithCrop,
+  FrameFeatures,
+  groupedFolds,
+  groupFrames,
+  MAX_TEST_VIEWS,
+  MAX_VIEWS,
+  scoreSpec,
+  searchPipeline,
+  sharpen,
+  type CandidateScore,
+  type EstimateKind,
+  type PipelineReport,
+  type PipelineScore,
+  type PipelineSpec,
+  type TrainingStrategy,
+  type ValidationEstimate,
+} from '../pipeline/index.js';
 
 export type RetrainProgress =
-  | { phase: 'features'; done: number; total: number }
+  | { phase: 'features'; done: number; total: number; what?: string }
+  | { phase: 'search'; done: number; name: string }
   | { phase: 'training'; epoch: number; epochs: number; loss: number; accuracy: number }
   | { phase: 'saving' };
 
@@ -36,14 +54,30 @@ export interface RetrainOptions {
   dataset: RetrainDataset;
   backbone: Backbone;
   store: RetrainStore;
+  /** `auto` (default) searches crop, head and views; `fixed` trains `head`, `crop` and `trainViews` as given. */
+  strategy?: TrainingStrategy;
+  /** fixed: the head (default logistic). auto: ignored. */
   head?: TrainHeadParams;
-  /** Share of each label held out for scoring. Default 0.2. */
-  holdoutFraction?: number;
+  /** fixed: the crop inside the fit (default none). */
+  crop?: CropRegion | null;
+  /** fixed: augmentation views per frame (default 0). */
+  trainViews?: number;
+  /** Test-time views to serve with. Default 0 (auto measures and reports them, without using them); `auto` lets the search decide. */
+  testViews?: number | 'auto';
+  /** auto: seconds the search may take (default 100); its first candidate is always scored. */
+  budgetSeconds?: number;
+  /** The active version's pipeline: auto reuses it while the labels are the same and the data grew or shrank by less than a quarter. */
+  previous?: PipelineReport;
+  /** Frames of another session to score on (the figure that predicts the next shift) instead of cross-validation. */
+  validation?: RetrainDataset;
+  /** Folds of the grouped cross-validation (default 5). */
+  folds?: number;
   seed?: number;
   /** Precision the suggested confidence threshold must reach on held-out frames. Default 0.95. */
   targetPrecision?: number;
   /** Make the new version the one classifiers use. Default true. */
   activate?: boolean;
+  /** The backbone node's fit (or region): the search crops inside it. Default the backbone's. */
   fit?: FitPolicy;
   cache?: FeatureCache | null;
   signal?: AbortSignal;
@@ -56,15 +90,22 @@ export interface RetrainOptions {
 }
 
 export interface RetrainMetrics {
+  /** The model's accuracy as every surface reports it: on frames the scoring head never saw (see `validation`). */
   holdout: HeadMetrics;
+  /** Where `holdout` comes from and how far to trust it. */
+  validation: ValidationEstimate;
   threshold: PrecisionThreshold;
+  /** Frames the final head was trained on. */
   trainCount: number;
+  /** Frames the estimate scored (cross-validation: every frame, once, by a head that had not seen it). */
   holdoutCount: number;
   countsPerLabel: Record<string, number>;
   skippedImages: { path: string; reason: string }[];
   headKind: string;
   backend: string;
-  timings: { featuresMs: number; cachedFeatures: number; trainMs: number; totalMs: number };
+  pipeline: PipelineReport;
+  advice: Advice;
+  timings: { featuresMs: number; cachedFeatures: number; searchMs: number; trainMs: number; totalMs: number };
 }
 
 export interface RetrainResult {
@@ -107,109 +148,243 @@ export async function withRetrainLock<T>(store: Pick<ModelStore, 'dir'>, task: (
   }
 }
 
+/** The search's share of a cold training of about 900 frames that should end within two minutes on two cores. */
+export const DEFAULT_BUDGET_SECONDS = 100;
+export const DEFAULT_FOLDS = 5;
+/** A warm retrain reuses the searched pipeline until the data grows or shrinks by this share. */
+const REUSE_CHANGE = 0.25;
+
 async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const started = performance.now();
   const { dataset, backbone, store, signal } = options;
-  const headParams: TrainHeadParams = { kind: 'softmax', seed: options.seed ?? 1, balanceClasses: true, ...options.head };
+  const seed = options.seed ?? 1;
+  const strategy = options.strategy ?? 'auto';
+  checkRetrainOptions(options);
+  const baseFit = options.fit ?? backbone.fit;
+  const budgetMs = (options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
+  const features = new FrameFeatures(backbone, {
+    cache: options.cache,
+    signal,
+    decodeConcurrency: options.decodeConcurrency,
+    beforeStep: options.beforeStep,
+    onProgress: (p) => options.onProgress?.({ phase: 'features', ...p }),
+  });
 
+  // The plain frames at the base fit: which frames are readable, and which near-duplicate groups they form.
   const entries = (await dataset.entries()).filter((entry) => !entry.problem);
   checkEnoughData(entries.map((e) => e.label));
-
-  const total = entries.length;
-  options.onProgress?.({ phase: 'features', done: 0, total });
-  const featuresStart = performance.now();
-  const features: Float32Array[] = [];
-  const labelNames: string[] = [];
+  options.onProgress?.({ phase: 'features', done: 0, total: entries.length });
+  const entryPaths = entries.map((e) => e.path);
+  const plain = await features.embed(entryPaths, fitWithCrop(baseFit, null), undefined, 'training frames');
   const skippedImages: RetrainMetrics['skippedImages'] = [];
-  let cachedFeatures = 0;
-  const chunk = 32; // progress granularity; embedImages batches inside
-  for (let start = 0; start < total; start += chunk) {
-    signal?.throwIfAborted();
-    const part = entries.slice(start, start + chunk);
-    const report = await embedImagesSettled(backbone, part.map((e) => e.path), {
-      fit: options.fit,
-      cache: options.cache,
-      signal,
-      decodeConcurrency: options.decodeConcurrency,
-      beforeStep: options.beforeStep,
-    });
-    cachedFeatures += report.cacheHits;
-    report.results.forEach((result, i) => {
-      if ('error' in result) skippedImages.push({ path: part[i].path, reason: result.error.message });
-      else {
-        features.push(result.features);
-        labelNames.push(part[i].label);
-      }
-    });
-    options.onProgress?.({ phase: 'features', done: Math.min(total, start + chunk), total });
-  }
-  const featuresMs = performance.now() - featuresStart;
-  const labels = checkEnoughData(labelNames);
-  const labelIndex = new Map(labels.map((label, i) => [label, i]));
-  const targets = labelNames.map((label) => labelIndex.get(label)!);
-
-  const trainStart = performance.now();
-  const split = stratifiedSplit(targets, { testFraction: options.holdoutFraction ?? 0.2, seed: headParams.seed });
-  const pick = <T>(items: T[], indices: number[]) => indices.map((i) => items[i]);
-  const scored = await trainHead(
-    { features: pick(features, split.train), labels: pick(targets, split.train), classCount: labels.length, labelNames: labels },
-    headParams,
-    { signal, onProgress: (p) => options.onProgress?.({ phase: 'training', ...p }) },
-  );
-  const holdoutFeatures = pick(features, split.test);
-  const holdoutTargets = pick(targets, split.test);
-  const holdout = evaluateHead(scored.head, holdoutFeatures, holdoutTargets, labels);
-  const threshold = thresholdForPrecision(predictHeadBatch(scored.head, holdoutFeatures), holdoutTargets, options.targetPrecision ?? 0.95);
-  const final = await trainHead({ features, labels: targets, classCount: labels.length, labelNames: labels }, finalHeadParams(headParams, scored.epochs), {
-    signal,
-    startFrom: scored.epochs > 0 ? scored.head : undefined,
+  const kept: DatasetEntry[] = [];
+  const plainVectors: Float32Array[] = [];
+  plain.forEach((result, i) => {
+    if (result instanceof Error) skippedImages.push({ path: entries[i].path, reason: result.message });
+    else {
+      kept.push(entries[i]);
+      plainVectors.push(result);
+    }
   });
+  const labels = checkEnoughData(kept.map((e) => e.label));
+  const labelIndex = new Map(labels.map((label, i) => [label, i]));
+  const targets = kept.map((e) => labelIndex.get(e.label)!);
+  const frames = { labels: targets, classCount: labels.length, labelNames: labels };
+  const groups = groupFrames(plainVectors, targets, kept.map((e) => e.session));
+  const fold = groupedFolds(groups, targets, options.folds ?? DEFAULT_FOLDS, seed);
+  const validation = options.validation ? await validationFrames(options.validation, labelIndex) : undefined;
+  // The same array as embedded above when nothing was skipped, so its plain vectors are not embedded again.
+  const trainPaths = kept.length === entries.length ? entryPaths : kept.map((e) => e.path);
+  const source = featureSource(features, baseFit, trainPaths, validation?.paths, seed);
+  const scoring = { frames, fold, validation: validation && { labels: validation.targets }, features: source, signal };
+
+  // The pipeline, and its honest score.
+  const searchStart = performance.now();
+  const chosen = await choosePipeline(options, strategy, scoring, budgetMs, kept.length, labels, seed);
+  const { spec, score } = chosen;
+  const searchMs = performance.now() - searchStart;
+
+  // The final head on every frame (and its views), its probabilities calibrated on the held-out ones.
+  const trainStart = performance.now();
+  const { train } = await source(spec.crop, { train: spec.trainViews, test: 0 });
+  // The last fit of the run of epochs the scoring began (folds, then this one).
+  const fits = scoring.validation ? 2 : Math.max(...fold) + 2;
+  let head = await fitPipelineHead(train, targets.map((_, i) => i), frames, {
+    head: spec.head,
+    signal,
+    onProgress: (p) => options.onProgress?.({ ...p, phase: 'training', epoch: (fits - 1) * p.epochs + p.epoch, epochs: fits * p.epochs }),
+  });
+  const calibration = canCalibrate(head) ? fitSharpness(score.probabilities, score.targets) : 1;
+  head = calibrateHead(head, calibration);
+  const threshold = thresholdForPrecision(sharpen(score.probabilities, calibration), score.targets, options.targetPrecision ?? 0.95);
   const trainMs = performance.now() - trainStart;
 
   signal?.throwIfAborted();
   options.onProgress?.({ phase: 'saving' });
   const datasetFingerprint = await dataset.fingerprint();
   const countsPerLabel = Object.fromEntries(labels.map((label) => [label, 0]));
-  for (const label of labelNames) countsPerLabel[label]++;
+  for (const entry of kept) countsPerLabel[entry.label]++;
+  const estimate = describeEstimate(validation ? 'validation-set' : groups.kind === 'sessions' ? 'session-cross-validation' : 'grouped-cross-validation', {
+    folds: validation ? 1 : Math.max(...fold) + 1,
+    groups: groups.count,
+    count: score.targets.length,
+    sessions: new Set(kept.map((e) => e.session).filter((s) => s)).size,
+  });
+  const pipeline: PipelineReport = {
+    strategy: chosen.strategy,
+    spec,
+    candidates: chosen.candidates,
+    searchMs,
+    budgetMs,
+    estimate,
+    calibration,
+    ...(chosen.testViewsMeasured ? { testViewsMeasured: chosen.testViewsMeasured } : {}),
+    searchedOn: chosen.searchedOn,
+  };
   const metrics: RetrainMetrics = {
-    holdout,
+    holdout: score.metrics,
+    validation: estimate,
     threshold,
-    trainCount: split.train.length,
-    holdoutCount: split.test.length,
+    trainCount: kept.length,
+    holdoutCount: score.targets.length,
     countsPerLabel,
     skippedImages,
-    headKind: headParams.kind,
-    backend: final.backend,
-    timings: { featuresMs, cachedFeatures, trainMs, totalMs: 0 },
+    headKind: spec.head.kind,
+    backend: backbone.backend.name,
+    pipeline,
+    advice: adviseFromTraining({ countsPerLabel, metrics: score.metrics, estimate, spec, candidates: chosen.candidates }),
+    timings: { featuresMs: features.embedMs, cachedFeatures: features.cachedVectors, searchMs, trainMs, totalMs: 0 },
   };
   const saved = await store.saveModel({
-    head: final.head,
+    head,
     labels,
-    backbone,
+    // The model's own preprocessing: frames are fed to it with this fit, whatever the backbone node says later.
+    backbone: { ...descriptorOf(backbone), fit: fitWithCrop(baseFit, spec.crop) },
     metrics: metrics as unknown as Record<string, unknown>,
+    pipeline,
     datasetFingerprint,
     modelName: options.modelName,
     activate: options.activate ?? true,
   });
   metrics.timings.totalMs = performance.now() - started;
-  return {
-    version: saved.version,
-    activated: saved.active,
-    labels: saved.metadata.classes,
-    metrics,
-    datasetFingerprint,
-  };
+  return { version: saved.version, activated: saved.active, labels: saved.metadata.classes, metrics, datasetFingerprint };
 }
 
-/**
- * The final head continues from the scored one, which has seen 80% of the same frames:
- * a third of the epochs reaches the loss and held-out accuracy that training from scratch
- * does (measured on the grocery train/ and val/ splits, softmax and mlp), which keeps a
- * warm retrain of the whole split under a second.
- */
-function finalHeadParams(params: TrainHeadParams, scoredEpochs: number): TrainHeadParams {
-  if (scoredEpochs === 0) return params; // prototype / knn: nothing to continue
-  return { ...params, epochs: Math.max(1, Math.ceil(scoredEpochs / 3)) };
+interface ChosenPipeline {
+  spec: PipelineSpec;
+  score: PipelineScore;
+  candidates: CandidateScore[];
+  strategy: PipelineReport['strategy'];
+  searchedOn: PipelineReport['searchedOn'];
+  testViewsMeasured?: PipelineReport['testViewsMeasured'];
+}
+
+/** auto: searched, or the previous version's when still fitting; fixed: as given. Scored either way. */
+async function choosePipeline(
+  options: RetrainOptions,
+  strategy: TrainingStrategy,
+  scoring: Parameters<typeof scoreSpec>[0],
+  budgetMs: number,
+  images: number,
+  labels: string[],
+  seed: number,
+): Promise<ChosenPipeline> {
+  const testViews = options.testViews;
+  const previous = strategy === 'auto' && options.previous && canReuse(options.previous, images, labels) ? options.previous : undefined;
+  if (strategy === 'auto' && !previous) {
+    const found = await searchPipeline({
+      ...scoring,
+      budgetMs,
+      allowTestViews: testViews === 'auto',
+      onCandidate: (done, name) => options.onProgress?.({ phase: 'search', done, name }),
+    });
+    const searchedOn = { images, labels };
+    if (typeof testViews !== 'number' || testViews === found.spec.testViews) {
+      return { ...found, strategy, searchedOn };
+    }
+    const spec = { ...found.spec, testViews };
+    return { ...found, spec, score: (await scoreSpec(scoring, spec)).score, strategy, searchedOn };
+  }
+  const spec: PipelineSpec = previous
+    ? { ...previous.spec, testViews: typeof testViews === 'number' ? testViews : previous.spec.testViews }
+    : {
+        crop: options.crop ?? null,
+        head: { kind: 'logistic', seed, ...options.head },
+        trainViews: options.trainViews ?? 0,
+        testViews: typeof testViews === 'number' ? testViews : 0,
+      };
+  // One pipeline: its scoring fits and the final one are the training the operator watches, as one run of epochs.
+  const { score, embedMs } = await scoreSpec(scoring, spec, (p, fit) =>
+    options.onProgress?.({ ...p, phase: 'training', epoch: fit.index * p.epochs + p.epoch, epochs: (fit.count + 1) * p.epochs }),
+  );
+  const candidate: CandidateScore = {
+    name: describeSpec(spec),
+    stage: previous ? 'reused' : 'given',
+    spec,
+    accuracy: score.metrics.accuracy,
+    macroF1: score.metrics.macroF1,
+    fitMs: score.fitMs,
+    embedMs,
+    backboneRunsPerFrame: 1 + spec.testViews,
+    chosen: true,
+  };
+  return { spec, score, candidates: [candidate], strategy: previous ? 'reused' : strategy, searchedOn: previous ? previous.searchedOn : { images, labels } };
+}
+
+/** The descriptor fields of a loaded backbone: what the store records. */
+function descriptorOf(b: Backbone): BackboneDescriptor {
+  const { id, source, preset, featureLayer, featureSize, inputSize, inputRange, fit } = b;
+  return { id, source, ...(preset !== undefined ? { preset } : {}), featureLayer, featureSize, inputSize, inputRange, fit };
+}
+
+function canReuse(previous: PipelineReport, images: number, labels: readonly string[]): boolean {
+  const on = previous.searchedOn;
+  if (!on || !previous.spec || on.labels.join('\u0000') !== labels.join('\u0000')) return false;
+  return images <= on.images * (1 + REUSE_CHANGE) && images >= on.images * (1 - REUSE_CHANGE);
+}
+
+/** The validation set's readable frames of labels the training knows (frames of other labels are not scored). */
+async function validationFrames(dataset: RetrainDataset, labelIndex: Map<string, number>): Promise<{ paths: string[]; targets: number[] }> {
+  const known = (await dataset.entries()).filter((e) => !e.problem && labelIndex.has(e.label));
+  if (known.length === 0) {
+    throw new LaneVisionError('RETRAIN_VALIDATION_EMPTY', `The validation set holds no readable image of the training labels (${[...labelIndex.keys()].join(', ')}).`);
+  }
+  return { paths: known.map((e) => e.path), targets: known.map((e) => labelIndex.get(e.label)!) };
+}
+
+function describeEstimate(kind: EstimateKind, counts: { folds: number; groups: number; count: number; sessions: number }): ValidationEstimate {
+  const note =
+    kind === 'validation-set'
+      ? `Scored on ${counts.count} frames of the validation set, kept apart from the training frames: the figure to expect on the next shift.`
+      : kind === 'session-cross-validation'
+        ? `Each of ${counts.sessions} capture sessions held out in turn (${counts.folds} folds): close to what the next shift will see.`
+        : `All frames come from one capture session: ${counts.groups} groups of near-duplicates held out in turn (${counts.folds} folds). ` +
+          'Likely optimistic: capture frames on another shift or day (or give a validation folder) for a figure that predicts the next shift.';
+  return { kind, optimistic: kind === 'grouped-cross-validation', folds: counts.folds, groups: counts.groups, count: counts.count, note };
+}
+
+function checkRetrainOptions(options: RetrainOptions): void {
+  const bad = (message: string): never => {
+    throw new LaneVisionError('RETRAIN_OPTIONS_INVALID', message);
+  };
+  if (options.strategy !== undefined && options.strategy !== 'auto' && options.strategy !== 'fixed') bad(`strategy must be auto or fixed, got ${JSON.stringify(options.strategy)}`);
+  const budget = options.budgetSeconds;
+  if (budget !== undefined && !(typeof budget === 'number' && budget > 0 && budget <= 24 * 3600)) bad(`The time budget must be above 0 seconds and at most a day, got ${String(budget)}`);
+  const folds = options.folds;
+  if (folds !== undefined && !(Number.isInteger(folds) && folds >= 2 && folds <= 20)) bad(`folds must be a whole number from 2 to 20, got ${String(folds)}`);
+  const views = options.trainViews;
+  if (views !== undefined && !(Number.isInteger(views) && views >= 0 && views <= MAX_VIEWS)) bad(`trainViews must be a whole number from 0 to ${MAX_VIEWS}, got ${String(views)}`);
+  const test = options.testViews;
+  if (test !== undefined && test !== 'auto' && !(Number.isInteger(test) && test >= 0 && test <= MAX_TEST_VIEWS)) {
+    bad(`testViews must be auto or a whole number from 0 to ${MAX_TEST_VIEWS}, got ${String(test)}`);
+  }
+  if (options.crop) {
+    try {
+      checkCrop(options.crop);
+    } catch (err) {
+      bad((err as Error).message);
+    }
+  }
 }
 
 /** Sorted labels, after checking there is something to learn and to score. */

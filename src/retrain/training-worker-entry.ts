@@ -14,6 +14,7 @@ import type { FitPolicy } from '../image/index.js';
 import type { DatasetEntry } from '../dataset/index.js';
 import type { BackboneDescriptor } from '../model-store/index.js';
 import { retrain, type RetrainDataset, type RetrainStore } from './retrain.js';
+import { fitWithCrop } from '../pipeline/frame-features.js';
 import { deserialiseError, serialiseError } from '../threads/serialised-error.js';
 import {
   type EmbeddedInWorker,
@@ -92,22 +93,33 @@ function startJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: Backb
 
 async function runJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: Backbone, signal: AbortSignal): Promise<void> {
   const { jobId } = message;
+  const { hasValidation, ...options } = message.options;
+  const baseFit = options.fit ?? loaded.fit;
+  // The plain frames (what capture embeds) and, for a warm retrain, the previous version's crop.
+  const fits = [fitWithCrop(baseFit, null), ...(options.previous?.spec.crop ? [fitWithCrop(baseFit, options.previous.spec.crop)] : [])];
   const dataset: RetrainDataset = {
     entries: async () => {
       const entries = await callMain<DatasetEntry[]>(jobId, { method: 'entries', args: [] });
-      await takeCachedFeatures(jobId, entries, message.options.fit ?? loaded.fit, loaded);
+      await takeCachedFeatures(jobId, entries, fits, loaded);
       return entries;
     },
     fingerprint: (...args) => callMain(jobId, { method: 'fingerprint', args }),
   };
+  const validation: RetrainDataset | undefined = hasValidation
+    ? {
+        entries: () => callMain<DatasetEntry[]>(jobId, { method: 'validationEntries', args: [] }),
+        fingerprint: async () => '',
+      }
+    : undefined;
   const store: RetrainStore = {
     dir: message.storeDir,
     saveModel: (input) => callMain(jobId, { method: 'saveModel', args: [{ ...input, backbone: descriptorOf(input.backbone) }] }),
   };
   try {
     const result = await retrain({
-      ...message.options,
+      ...options,
       dataset,
+      validation,
       store,
       backbone: loaded,
       cache,
@@ -127,10 +139,10 @@ async function runJob(message: Extract<ToWorker, { type: 'retrain' }>, loaded: B
 }
 
 /** Copies into this cache the vectors the main thread already has for the dataset's frames. */
-async function takeCachedFeatures(jobId: number, entries: DatasetEntry[], fit: FitPolicy, loaded: Backbone): Promise<void> {
+async function takeCachedFeatures(jobId: number, entries: DatasetEntry[], fits: FitPolicy[], loaded: Backbone): Promise<void> {
   const missing = entries
     .filter((entry) => !entry.problem)
-    .map((entry) => FeatureCache.key(loaded.id, fit, entry.sha256))
+    .flatMap((entry) => fits.map((fit) => FeatureCache.key(loaded.id, fit, entry.sha256)))
     .filter((key) => cache.get(key) === undefined);
   if (missing.length === 0) return;
   const found = await callMain<(Float32Array | null)[]>(jobId, { method: 'cachedFeatures', args: [missing] });

@@ -15,7 +15,10 @@ export interface TrainingWorkerData extends BackboneLoadInWorker {
 }
 
 /** The retrain settings that travel as they are; dataset, store, signal and progress are bridged. */
-export type PlainRetrainOptions = Omit<RetrainOptions, 'dataset' | 'backbone' | 'store' | 'cache' | 'signal' | 'onProgress' | 'beforeStep'>;
+export type PlainRetrainOptions = Omit<RetrainOptions, 'dataset' | 'validation' | 'backbone' | 'store' | 'cache' | 'signal' | 'onProgress' | 'beforeStep'> & {
+  /** The job has a validation set, read through 'validationEntries' calls. */
+  hasValidation?: boolean;
+};
 
 /**
  * Calls a worker job makes on the main thread: its dataset and store, and its feature
@@ -23,6 +26,7 @@ export type PlainRetrainOptions = Omit<RetrainOptions, 'dataset' | 'backbone' | 
  */
 export type MainThreadCall =
   | { method: 'entries'; args: [] }
+  | { method: 'validationEntries'; args: [] }
   | { method: 'cachedFeatures'; args: [keys: string[]] }
   | { method: 'fingerprint'; args: Parameters<RetrainDataset['fingerprint']> }
   | { method: 'saveModel'; args: [SaveModelInput] };

@@ -175,8 +175,8 @@ export class TrainingWorker extends EventEmitter<TrainingWorkerEvents> {
       if (thread.host.broken) throw thread.host.broken;
       signal?.throwIfAborted();
       signal?.addEventListener('abort', onAbort, { once: true });
-      const { dataset: _dataset, store, backbone: _backbone, cache: _cache, signal: _signal, onProgress: _onProgress, beforeStep: _beforeStep, ...plain } = options;
-      thread.host.worker.postMessage({ type: 'retrain', jobId, options: plain, storeDir: store.dir } satisfies ToWorker);
+      const { dataset: _dataset, validation, store, backbone: _backbone, cache: _cache, signal: _signal, onProgress: _onProgress, beforeStep: _beforeStep, ...plain } = options;
+      thread.host.worker.postMessage({ type: 'retrain', jobId, options: { ...plain, hasValidation: validation !== undefined }, storeDir: store.dir } satisfies ToWorker);
       return await job;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -297,6 +297,9 @@ async function callOnMain(job: Job, call: MainThreadCall): Promise<unknown> {
   switch (call.method) {
     case 'entries':
       return options.dataset.entries();
+    case 'validationEntries':
+      if (!options.validation) throw new LaneVisionError('RETRAIN_VALIDATION_EMPTY', 'This training has no validation set.');
+      return options.validation.entries();
     case 'cachedFeatures': {
       const cache = mainCache(options);
       return call.args[0].map((key) => cache?.get(key) ?? null);

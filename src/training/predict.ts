@@ -19,6 +19,8 @@ export function predictHead(head: TrainedHead, feature: Float32Array): Float32Ar
   switch (head.kind) {
     case 'softmax':
     case 'mlp':
+    case 'logistic':
+    case 'svm':
       return runDenseLayers(head.layers ?? [], input);
     case 'prototype':
       return predictPrototype(head, input);

@@ -5,7 +5,7 @@
  * garbage.
  */
 import { LaneVisionError } from '../errors.js';
-import { HEAD_KINDS, type DenseLayerWeights, type TrainedHead } from './types.js';
+import { HEAD_KINDS, isDenseHead, type DenseLayerWeights, type TrainedHead } from './types.js';
 
 export const HEAD_FORMAT = 'lane-vision-head';
 export const HEAD_FORMAT_VERSION = 1;
@@ -19,7 +19,7 @@ export interface HeadJson {
   classCount: number;
   normalise: boolean;
   temperature?: number;
-  /** softmax / mlp. */
+  /** softmax / mlp / logistic / svm. */
   layers?: { inputSize: number; outputSize: number; activation: DenseLayerWeights['activation'] }[];
   /** knn. */
   k?: number;
@@ -121,7 +121,7 @@ export function deserialiseHead(json: HeadJson | string, weights: Uint8Array): T
     normalise: manifest.normalise,
   };
   if (manifest.temperature !== undefined) head.temperature = manifest.temperature;
-  if (manifest.kind === 'softmax' || manifest.kind === 'mlp') {
+  if (isDenseHead(manifest.kind)) {
     if (!Array.isArray(manifest.layers)) throw invalid('its layers are missing');
     head.layers = manifest.layers.map((layer, i) => ({
       inputSize: layer?.inputSize,
@@ -160,10 +160,10 @@ export function validateHead(head: TrainedHead): TrainedHead {
     if (values.length !== length) throw invalid(`${name} has ${values.length} values, expected ${length}`);
     for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw invalid(`${name} contains NaN or infinity`);
   };
-  if (kind === 'softmax' || kind === 'mlp') {
+  if (isDenseHead(kind)) {
     const layers = head.layers;
     if (!Array.isArray(layers) || layers.length === 0) throw invalid('it has no layers');
-    if (kind === 'softmax' && layers.length !== 1) throw invalid(`a softmax head has 1 layer, not ${layers.length}`);
+    if (kind !== 'mlp' && layers.length !== 1) throw invalid(`a ${kind} head has 1 layer, not ${layers.length}`);
     let size = featureSize;
     layers.forEach((layer, i) => {
       const last = i === layers.length - 1;

@@ -4,7 +4,7 @@
  * products run as tensors (one matmul instead of millions of JS multiply-adds); the
  * heads they produce predict in plain JS.
  */
-import { tf } from '../engine/backend.js';
+import { tensorValues, tf } from '../engine/backend.js';
 import type { TrainingControl } from './control.js';
 import { neighbourVotes } from './predict.js';
 import type { TrainedHead } from './types.js';
@@ -55,9 +55,7 @@ export function trainPrototypeHead(input: SimilarityTrainingInput, temperature: 
   for (let c = 0; c < classCount; c++) {
     for (let i = 0; i < featureSize; i++) sumsTransposed[i * classCount + c] = sums[c * featureSize + i];
   }
-  const dots = tf.tidy(() =>
-    tf.matMul(tf.tensor2d(features, [count, featureSize]), tf.tensor2d(sumsTransposed, [featureSize, classCount])).dataSync(),
-  );
+  const dots = tensorValues(() => tf.matMul(tf.tensor2d(features, [count, featureSize]), tf.tensor2d(sumsTransposed, [featureSize, classCount])));
 
   const prototypes = new Float32Array(classCount * featureSize);
   for (let c = 0; c < classCount; c++) {
@@ -129,9 +127,7 @@ export async function trainNearestNeighbourHead(
   try {
     for (let start = 0; start < count; start += chunkRows) {
       const end = Math.min(count, start + chunkRows);
-      const block = tf.tidy(() =>
-        tf.matMul(tf.slice(all, [start, 0], [end - start, featureSize]), allTransposed).dataSync(),
-      );
+      const block = tensorValues(() => tf.matMul(tf.slice(all, [start, 0], [end - start, featureSize]), allTransposed));
       for (let e = start; e < end; e++) {
         const row = block.subarray((e - start) * count, (e - start + 1) * count);
         const nearest = selectTop(row, k, e);

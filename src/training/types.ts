@@ -4,8 +4,19 @@ import type { BackendName } from '../engine/backend.js';
  * A trained classifier head as plain data: no tensors, so it serialises, crosses
  * worker threads, and predicts with plain arithmetic on the hot path.
  */
-export type HeadKind = 'prototype' | 'knn' | 'softmax' | 'mlp';
-export const HEAD_KINDS: readonly HeadKind[] = ['prototype', 'knn', 'softmax', 'mlp'];
+export type HeadKind = 'prototype' | 'knn' | 'softmax' | 'mlp' | 'logistic' | 'svm';
+export const HEAD_KINDS: readonly HeadKind[] = ['prototype', 'knn', 'softmax', 'mlp', 'logistic', 'svm'];
+
+/**
+ * Heads that are dense layers (mlp: two, the others one). softmax is trained by Adam on
+ * unit vectors; logistic and svm are fitted to convergence on standardised features (see
+ * linear.ts) and stored the same way.
+ */
+export const DENSE_HEAD_KINDS: readonly HeadKind[] = ['softmax', 'mlp', 'logistic', 'svm'];
+
+export function isDenseHead(kind: HeadKind): boolean {
+  return DENSE_HEAD_KINDS.includes(kind);
+}
 
 export interface DenseLayerWeights {
   inputSize: number;
@@ -22,7 +33,7 @@ export interface TrainedHead {
   classCount: number;
   /** Features are L2-normalised before the head (as in training). */
   normalise: boolean;
-  /** softmax / mlp: dense layers, in order. */
+  /** softmax / mlp / logistic / svm: dense layers, in order. */
   layers?: DenseLayerWeights[];
   /** prototype: one unit-length mean vector per class, row-major [classCount][featureSize]. */
   prototypes?: Float32Array;
@@ -44,12 +55,14 @@ export interface TrainingData {
 /** How to train a head. Everything is optional except `kind`; defaults are in `HEAD_DEFAULTS`. */
 export interface TrainHeadParams {
   kind: HeadKind;
-  /** softmax / mlp: full-batch optimiser steps. */
+  /** softmax / mlp: full-batch optimiser steps; logistic / svm: L-BFGS iterations at most. */
   epochs?: number;
   /** softmax / mlp: Adam step size. */
   learningRate?: number;
-  /** softmax / mlp: L2 penalty on the kernels (weightDecay / 2 * sum of squares). */
+  /** softmax / mlp: L2 penalty on the kernels (weightDecay / 2 * sum of squares); logistic / svm: the same, on standardised features. */
   weightDecay?: number;
+  /** logistic: share of each target spread evenly over the classes (0 = hard labels). */
+  labelSmoothing?: number;
   /** Weight each class's examples by N / (classCount * n_class), so a small class counts as much as a big one. */
   balanceClasses?: boolean;
   /** Seeds the initial weights (mlp) so the same seed gives the same head. */

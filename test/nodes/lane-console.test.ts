@@ -288,7 +288,9 @@ test('writes need the header, the same origin and a sound body; nothing changes 
     ['delete', { id: 'x'.repeat(600) }, /"id" must be the id/],
     ['promote', { version: 1.5 }, /"version" must be a whole number/],
     ['promote', { version: '1' }, /"version" must be a whole number/],
-    ['train', { epochs: 3 }, /Unexpected field "epochs"; this action takes no fields/],
+    ['train', { epochs: 3 }, /Unexpected field "epochs"; this action takes strategy, head/],
+    ['train', { strategy: 'guess' }, /"strategy" must be one of auto, fixed/],
+    ['train', { strategy: 'auto', head: 'svm' }, /"head" goes with the fixed strategy/],
     ['dismiss', { frames: 'all' }, /"frames" must be a list/],
   ];
   for (const [action, body, message] of cases) {

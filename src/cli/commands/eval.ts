@@ -7,7 +7,8 @@ import { openDataset, type DatasetEntry } from '../../dataset/index.js';
 import type { Backbone } from '../../engine/types.js';
 import { embedImagesSettled } from '../../features/index.js';
 import { openModelStore, type LoadedModel } from '../../model-store/index.js';
-import { metricsFromPredictions, predictHeadBatch, type HeadMetrics } from '../../training/index.js';
+import { metricsFromPredictions, type HeadMetrics } from '../../training/index.js';
+import { predictAveraged, testTimeViews } from '../../pipeline/index.js';
 import { BACKBONE_OPTIONS, COMMON_OPTIONS, listOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
 import { backboneChoice, loadBackboneForModel } from '../backbone.js';
 import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
@@ -147,6 +148,7 @@ async function scoreModel(model: LoadedModel, backbone: Backbone, entries: reado
 
   const features: Float32Array[] = [];
   const targets: number[] = [];
+  const scoredPaths: string[] = [];
   const timings = { decodeMs: 0, featuresMs: 0, headMs: 0 };
   const chunk = 32; // progress granularity; embedding batches inside
   for (let start = 0; start < known.length; start += chunk) {
@@ -160,14 +162,23 @@ async function scoreModel(model: LoadedModel, backbone: Backbone, entries: reado
       else {
         features.push(result.features);
         targets.push(classIndex.get(part[i].label)!);
+        scoredPaths.push(part[i].path);
       }
     });
     out.progress(`features ${Math.min(known.length, start + chunk)}/${known.length}`);
   }
   out.progress(undefined);
   if (features.length === 0) throw new LaneVisionError('EVAL_NO_IMAGES', 'None of the images of the known labels could be read');
+  // Served with test-time views? Scored with them too, as the lane would see the frames.
+  const testViews: Float32Array[][] = [];
+  for (const view of testTimeViews(model.metadata.pipeline?.spec.testViews ?? 0)) {
+    const embedded = await embedImagesSettled(backbone, scoredPaths, { cache: null, fit: model.metadata.backbone.fit, view });
+    timings.decodeMs += embedded.decodeMs;
+    timings.featuresMs += embedded.featuresMs;
+    testViews.push(embedded.results.map((r, i) => ('error' in r ? features[i] : r.features)));
+  }
   const headStart = performance.now();
-  const probabilities = predictHeadBatch(model.head, features);
+  const probabilities = predictAveraged(model.head, { plain: features, views: [], testViews }, features.map((_, i) => i));
   timings.headMs = performance.now() - headStart;
   const metrics = metricsFromPredictions(probabilities.map(topIndex), targets, model.labels);
   return { metrics, probabilities, targets, skippedLabels, unreadable, timings };

@@ -2,8 +2,10 @@
 import * as path from 'node:path';
 import { openDataset } from '../../dataset/index.js';
 import { openModelStore } from '../../model-store/index.js';
-import { retrain, type RetrainProgress } from '../../retrain/index.js';
+import { DEFAULT_BUDGET_SECONDS, DEFAULT_FOLDS, retrain, type RetrainOptions, type RetrainProgress } from '../../retrain/index.js';
 import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../training/index.js';
+import { MAX_TEST_VIEWS, MAX_VIEWS, TRAINING_STRATEGIES, type PipelineReport, type TrainingStrategy } from '../../pipeline/index.js';
+import type { Advice } from '../../advisor/index.js';
 import {
   BACKBONE_OPTIONS,
   COMMON_OPTIONS,
@@ -18,7 +20,8 @@ import {
 import { backboneChoice, loadNamedBackbone } from '../backbone.js';
 import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
-import { Output, metricsReport, milliseconds, percent } from '../output.js';
+import { Output, metricsReport, milliseconds, percent, table } from '../output.js';
+import { UsageError } from '../args.js';
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -26,7 +29,14 @@ const OPTIONS = {
   backbone: { type: 'string', short: 'b' },
   data: { type: 'string', short: 'd' },
   store: { type: 'string', short: 's' },
+  strategy: { type: 'string' },
+  budget: { type: 'string' },
+  validation: { type: 'string' },
   head: { type: 'string' },
+  crop: { type: 'string' },
+  views: { type: 'string' },
+  'test-views': { type: 'string' },
+  folds: { type: 'string' },
   holdout: { type: 'string' },
   seed: { type: 'string' },
   labels: { type: 'string' },
@@ -41,20 +51,37 @@ export const trainCommand: Command = {
   help: `Usage: ${PROGRAM} train --backbone <folder|url|preset> --data DIR --store DIR [options]
 
 Embeds every image of DIR (one sub-folder per label, opened read-only) with the
-backbone, trains a head on part of it and scores it on the part held out, then
-trains the final head on all of it and saves it as the next, active version of the
-model store. Prints hold-out accuracy, per-label precision and recall, the confusion
-matrix, the confidence threshold that reaches the target precision, and timings.
+backbone, chooses the pipeline (what part of the frame to look at, which head, which
+extra views of each frame) by scoring candidates on frames their heads did not see,
+trains the chosen one on all the images and saves it as the next, active version of
+the model store, with its crop, so it is served as it was trained.
+
+The accuracy it reports is honest: near-duplicate frames (the same pack photographed a
+few times in a row) stay on one side of every split, whole capture sessions are held out
+when the dataset records several, and --validation scores on frames of another session
+instead, the figure that predicts the next shift. Prints that accuracy with what it is,
+per-label precision and recall, the confusion matrix, the candidates tried, the
+confidence threshold that reaches the target precision, advice, and timings.
 
 Options:
   -b, --backbone <folder|url|preset>  the backbone giving the features
   -d, --data DIR                      labelled images: DIR/<label>/*.jpg (also a dataset made by the capture node)
   -s, --store DIR                     model store to save the new version in (created if missing)
-  --head softmax|mlp|prototype|knn    kind of head (default softmax)
-  --holdout <share>                   share of each label held out for scoring (default 0.2)
-  --seed <n>                          seed of the split and of the head's initial weights (default 1)
+  --strategy auto|fixed               auto (default): search crop, head and views; fixed: train the
+                                      --head, --crop and --views given (--head alone implies fixed)
+  --budget <seconds>                  time the auto search may take (default ${DEFAULT_BUDGET_SECONDS})
+  --validation DIR                    labelled images of another session to score on (and choose by)
+  --head ${HEAD_KINDS.join('|')}
+                                      head for fixed (default logistic)
+  --crop <0.05..1|none>               fixed: centred share of the frame to look at (default none)
+  --views <0..${MAX_VIEWS}>                   fixed: augmentation views per image (default 0)
+  --test-views <0..${MAX_TEST_VIEWS}|auto>         views averaged per frame when classifying (default 0: one
+                                      backbone run per frame; auto lets the search choose)
+  --folds <n>                         folds of the grouped cross-validation (default ${DEFAULT_FOLDS})
+  --holdout <share>                   older form of --folds: 0.2 means 5 folds
+  --seed <n>                          seed of the folds, views and initial weights (default 1)
   --labels a,b,c                      train on these labels of DIR only (default: all)
-  --epochs <n>                        optimiser steps for softmax / mlp (default: the library's)
+  --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
   --name <text>                       model name stored in the metadata
@@ -65,8 +92,10 @@ Options:
 
 With --json the result is one object: {"version", "activated", "store", "data",
 "labels": [{"label", "code"}], "backbone", "backend", "engine", "metrics", "unreadable"},
-where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold",
-"timings" (ms) and "skippedImages".`,
+where metrics has "holdout" (the honest estimate: accuracy, macroF1, perClass,
+confusion), "validation" (what the estimate is: kind, optimistic, folds, groups, note),
+"pipeline" (spec, candidates, searchMs), "advice", "threshold", "timings" (ms) and
+"skippedImages".`,
 
   async run(args, streams) {
     const { values, positionals } = parseCommandLine('train', args, OPTIONS);
@@ -74,32 +103,33 @@ where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold
     const source = requiredOption('train', 'backbone', values.backbone);
     const dataDir = path.resolve(requiredOption('train', 'data', values.data));
     const storeDir = path.resolve(requiredOption('train', 'store', values.store));
-    const kind = oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'softmax');
-    const holdoutFraction = numberOption('train', 'holdout', values.holdout, 0.2, { min: 0, max: 1, exclusive: true });
     const seed = integerOption('train', 'seed', values.seed, 1, { min: 0, max: 2 ** 31 - 1 });
     const targetPrecision = numberOption('train', 'target-precision', values['target-precision'], 0.95, { min: 0.01, max: 1 });
-    const head: TrainHeadParams = { kind, seed };
-    if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
+    const pipelineOptions = pipelineOptionsFrom(values, seed);
     const labels = listOption(values.labels);
     const choice = backboneChoice('train', values);
     const out = new Output(values.json === true, streams);
 
     let dataset = await openDataset(dataDir, { readOnly: true });
     if (labels) dataset = selectLabels(dataset, labels);
+    const validationDir = values.validation === undefined ? undefined : path.resolve(values.validation);
+    const validation = validationDir ? await openDataset(validationDir, { readOnly: true, create: false }) : undefined;
     const store = await openModelStore(storeDir);
     const backbone = await loadNamedBackbone(source, choice);
     try {
       out.backend(backbone.backend, backbone.engine.name);
-      out.note(`training a ${kind} head on ${dataset.size} images of ${dataset.labels().length} labels in ${dataDir}`);
+      out.note(
+        `training on ${dataset.size} images of ${dataset.labels().length} labels in ${dataDir} (${pipelineOptions.strategy === 'auto' ? `searching the pipeline, up to ${pipelineOptions.budgetSeconds ?? DEFAULT_BUDGET_SECONDS} s` : 'fixed pipeline'})`,
+      );
       // retrain leaves out files the dataset could not read as images; say which.
       const unreadable = (await dataset.entries()).filter((entry) => entry.problem).map((entry) => ({ path: entry.path, reason: entry.problem! }));
       const result = await retrain({
         dataset,
         backbone,
         store,
-        head,
+        ...pipelineOptions,
+        validation,
         seed,
-        holdoutFraction,
         targetPrecision,
         modelName: values.name,
         onProgress: (progress) => out.progress(describeProgress(progress)),
@@ -121,19 +151,26 @@ where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold
       });
 
       const holdout = metrics.holdout;
+      const pipeline = metrics.pipeline;
       out.line(`model v${result.version} saved in ${storeDir}${result.activated ? ' (active)' : ''}`);
       out.line(`backbone   ${backbone.id} (${backbone.featureSize} features)`);
       out.line(`backend    features on ${backbone.engine.name} ${backbone.backend.name}, head trained on tfjs ${metrics.backend}`);
       out.line(
-        `data       ${metrics.trainCount + metrics.holdoutCount} images, ${result.labels.length} labels: ` +
-          `${metrics.trainCount} to train, ${metrics.holdoutCount} held out` +
-          (unreadable.length + metrics.skippedImages.length ? `; ${unreadable.length + metrics.skippedImages.length} unreadable, left out` : ''),
+        `data       ${metrics.trainCount} images, ${result.labels.length} labels` +
+          (unreadable.length + metrics.skippedImages.length ? `; ${unreadable.length + metrics.skippedImages.length} unreadable, left out` : '') +
+          (validationDir ? `; validation ${metrics.holdoutCount} images in ${validationDir}` : ''),
       );
-      out.line(`head       ${metrics.headKind}`);
+      out.line(`pipeline   ${pipeline.candidates.find((c) => c.chosen)?.name ?? metrics.headKind} (${describeStrategy(pipeline)})`);
       out.line('');
-      out.line(`hold-out accuracy ${percent(holdout.accuracy)} (${Math.round(holdout.accuracy * holdout.count)}/${holdout.count}), macro F1 ${holdout.macroF1.toFixed(3)}`);
+      out.line(
+        `accuracy ${percent(holdout.accuracy)} (${Math.round(holdout.accuracy * holdout.count)}/${holdout.count}), macro F1 ${holdout.macroF1.toFixed(3)}` +
+          ` — ${metrics.validation.kind}${metrics.validation.optimistic ? ', optimistic' : ''}`,
+      );
+      out.line(metrics.validation.note);
       out.line('');
       for (const line of metricsReport(holdout, result.labels.map((l) => l.code))) out.line(line);
+      out.line('');
+      for (const line of candidateTable(pipeline)) out.line(line);
       out.line('');
       const threshold = metrics.threshold;
       out.line(
@@ -142,9 +179,12 @@ where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold
               `(rejects ${percent(threshold.rejectedShare)} of held-out frames, accepted precision ${percent(threshold.precision)})`
           : `threshold for ${percent(threshold.targetPrecision, 0)} precision: not reachable on the held-out frames (add more images)`,
       );
+      out.line('');
+      for (const line of adviceLines(metrics.advice)) out.line(line);
+      out.line('');
       const t = metrics.timings;
       out.line(
-        `timings    features ${milliseconds(t.featuresMs)} (${t.cachedFeatures} cached), training ${milliseconds(t.trainMs)}, total ${milliseconds(t.totalMs)}`,
+        `timings    features ${milliseconds(t.featuresMs)} (${t.cachedFeatures} cached), search ${milliseconds(t.searchMs)}, final head ${milliseconds(t.trainMs)}, total ${milliseconds(t.totalMs)}`,
       );
       for (const skipped of [...unreadable, ...metrics.skippedImages]) out.warn(`${PROGRAM} train: left out ${skipped.path}: ${skipped.reason}`);
       return 0;
@@ -158,10 +198,71 @@ where metrics has "holdout" (accuracy, macroF1, perClass, confusion), "threshold
 function describeProgress(progress: RetrainProgress): string {
   switch (progress.phase) {
     case 'features':
-      return `features ${progress.done}/${progress.total}`;
+      return `features ${progress.done}/${progress.total}${progress.what ? ` (${progress.what})` : ''}`;
+    case 'search':
+      return `candidate ${progress.done} scored: ${progress.name}`;
     case 'training':
-      return `training epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, accuracy ${percent(progress.accuracy)}`;
+      return `final head, step ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}`;
     case 'saving':
       return 'saving';
   }
+}
+
+type TrainValues = { strategy?: string; budget?: string; head?: string; crop?: string; views?: string; 'test-views'?: string; folds?: string; holdout?: string; epochs?: string };
+
+/** The pipeline part of the command line; --head (or --crop, --views) without --strategy means fixed. */
+export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<RetrainOptions, 'strategy' | 'budgetSeconds' | 'head' | 'crop' | 'trainViews' | 'testViews' | 'folds'> & { strategy: TrainingStrategy } {
+  const givesFixed = values.head !== undefined || values.crop !== undefined || values.views !== undefined;
+  const strategy = oneOf<TrainingStrategy>('train', 'strategy', values.strategy, TRAINING_STRATEGIES, givesFixed ? 'fixed' : 'auto');
+  if (strategy === 'auto' && givesFixed) throw new UsageError('train', '--head, --crop and --views choose a fixed pipeline: leave them out with --strategy auto');
+  const options: ReturnType<typeof pipelineOptionsFrom> = { strategy };
+  if (values.budget !== undefined) options.budgetSeconds = numberOption('train', 'budget', values.budget, DEFAULT_BUDGET_SECONDS, { min: 1, max: 24 * 3600 });
+  if (strategy === 'fixed') {
+    const head: TrainHeadParams = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
+    if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
+    options.head = head;
+    if (values.crop !== undefined && values.crop !== 'none') options.crop = { fraction: numberOption('train', 'crop', values.crop, 1, { min: 0.05, max: 1 }) };
+    if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });
+  }
+  if (values['test-views'] !== undefined) {
+    options.testViews = values['test-views'] === 'auto' ? 'auto' : integerOption('train', 'test-views', values['test-views'], 0, { min: 0, max: MAX_TEST_VIEWS });
+  }
+  if (values.folds !== undefined) options.folds = integerOption('train', 'folds', values.folds, DEFAULT_FOLDS, { min: 2, max: 20 });
+  else if (values.holdout !== undefined) {
+    const share = numberOption('train', 'holdout', values.holdout, 0.2, { min: 0.05, max: 0.5 });
+    options.folds = Math.round(1 / share);
+  }
+  return options;
+}
+
+function describeStrategy(pipeline: PipelineReport): string {
+  if (pipeline.strategy === 'reused') return 'reused from the previous version';
+  if (pipeline.strategy === 'fixed') return 'as given';
+  const scored = pipeline.candidates.filter((c) => c.accuracy !== null).length;
+  return `best of ${scored} candidates in ${milliseconds(pipeline.searchMs)}`;
+}
+
+function candidateTable(pipeline: PipelineReport): string[] {
+  const rows = pipeline.candidates.map((c) => [
+    c.chosen ? '*' : '',
+    c.stage,
+    c.name,
+    c.accuracy === null ? (c.skipped ?? 'skipped') : percent(c.accuracy),
+    milliseconds(c.fitMs),
+    milliseconds(c.embedMs),
+    String(c.backboneRunsPerFrame),
+  ]);
+  const lines = table(['', 'stage', 'candidate', 'accuracy', 'fit', 'features', 'runs/frame'], rows, [false, false, false, true, true, true, true]);
+  if (pipeline.testViewsMeasured) {
+    lines.push(`test-time views (${pipeline.testViewsMeasured.testViews}, not used: they multiply the backbone runs per frame): ${percent(pipeline.testViewsMeasured.accuracy)}; use --test-views to serve with them`);
+  }
+  return lines;
+}
+
+export function adviceLines(advice: Advice): string[] {
+  return [
+    `scenario   ${advice.scenario}: ${advice.prescription}`,
+    `action     ${advice.action}`,
+    ...advice.recommendations.map((r, i) => `${i === 0 ? 'advice' : '      '}     - ${r}`),
+  ];
 }

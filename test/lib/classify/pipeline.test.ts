@@ -43,9 +43,10 @@ test('capture, retrain, classify unseen photos, roll back, find similar', async 
 
   const first = await retrain({ dataset, backbone, store, cache, onProgress: (p: RetrainProgress) => phases.add(p.phase) });
   assert.equal(first.version, 1);
-  assert.deepEqual([...phases].sort(), ['features', 'saving', 'training']);
+  assert.deepEqual([...phases].sort(), ['features', 'saving', 'search', 'training']);
   assert.equal(first.metrics.timings.cachedFeatures, 0);
-  assert.equal(first.metrics.trainCount + first.metrics.holdoutCount, 36);
+  assert.equal(first.metrics.trainCount, 36);
+  assert.equal(first.metrics.holdoutCount, 36, 'every frame scored once by a head that did not see it');
   assert.ok(first.labels.every((l) => l.code >= 1));
   assert.equal(tf.memory().numTensors, tensorsBefore, 'retrain leaks no tensors');
 
@@ -53,9 +54,14 @@ test('capture, retrain, classify unseen photos, roll back, find similar', async 
   for (const label of CLASSES) {
     for (const file of classImages(groceryTrainDir, label).slice(12, 14)) await dataset.add(label, file);
   }
-  const second = await retrain({ dataset, backbone, store, cache });
+  const previous = (await store.loadModel('active')).metadata.pipeline;
+  const second = await retrain({ dataset, backbone, store, cache, previous });
   assert.equal(second.version, 2);
-  assert.equal(second.metrics.timings.cachedFeatures, 36);
+  assert.equal(second.metrics.pipeline.strategy, 'reused', 'a few new frames reuse the searched pipeline');
+  // The old frames' vectors (plain, the chosen crop, its views) all come from the cache; only the new frames are embedded.
+  const spec = second.metrics.pipeline.spec;
+  const sets = 1 + (spec.crop ? 1 : 0) + spec.trainViews;
+  assert.equal(second.metrics.timings.cachedFeatures, 36 * sets);
   const codes = Object.fromEntries(first.labels.map((l) => [l.label, l.code]));
   for (const l of second.labels) assert.equal(l.code, codes[l.label], 'codes stay stable across retrains');
 

@@ -91,8 +91,16 @@ test('train on three labels of train/, then eval on val/ scores only those label
   trainedLabels = result.labels;
   const imageCount = TRAINED.reduce((sum, label) => sum + classImages(groceryTrainDir, label).length, 0);
   const m = result.metrics;
-  assert.equal(m.trainCount + m.holdoutCount, imageCount);
+  assert.equal(m.trainCount, imageCount);
+  assert.equal(m.holdoutCount, imageCount, 'grouped cross-validation scores every image once, by a head that did not see it');
   assert.equal(m.holdout.count, m.holdoutCount);
+  assert.equal(m.validation.kind, 'grouped-cross-validation');
+  assert.equal(m.validation.optimistic, true);
+  assert.equal(m.pipeline.strategy, 'auto');
+  assert.ok(m.pipeline.candidates.some((c: { chosen: boolean }) => c.chosen));
+  assert.ok(['small', 'large'].includes(m.advice.dataSize));
+  const metadata = JSON.parse(fs.readFileSync(path.join(store, 'v0001', 'metadata.json'), 'utf8'));
+  assert.deepEqual(metadata.backbone.fit.crop ?? null, m.pipeline.spec.crop, 'the chosen crop is stored as the model\'s preprocessing');
   assert.equal(m.holdout.confusion.flat().reduce((a: number, b: number) => a + b), m.holdoutCount);
   assert.equal(m.holdout.perClass.length, 3);
   assert.ok(m.timings.featuresMs > 0 && m.timings.totalMs >= m.timings.featuresMs);

@@ -33,6 +33,8 @@ import { copyModel } from '../engine/copy-model.js';
 const MODEL = 'mobilenet-v2-0.35-features';
 const CLASSES = ['Oatly-Oat-Milk', 'Bravo-Orange-Juice', 'Yoggi-Strawberry-Yoghurt'];
 const PER_CLASS = 10;
+/** These tests are about the thread, not the pipeline search: one fixed pipeline, the earlier default head. */
+const FIXED = { strategy: 'fixed', head: { kind: 'softmax' } } as const;
 let backbone: Backbone;
 let work: string;
 let dataset: Dataset;
@@ -68,15 +70,15 @@ function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void>
 
 test('a worker retrain gives what an in-process retrain gives, with progress, under the store lock', async () => {
   const inProcessStore = await newStore();
-  const inProcess = await retrain({ dataset, backbone, store: inProcessStore, cache: new FeatureCache() });
+  const inProcess = await retrain({ ...FIXED, dataset, backbone, store: inProcessStore, cache: new FeatureCache() });
 
   const store = await newStore();
   const progress: RetrainProgress[] = [];
   const tensorsBefore = tf.memory();
-  const running = trainer.retrain({ dataset, backbone, store, cache: null, onProgress: (p) => progress.push(p) });
+  const running = trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null, onProgress: (p) => progress.push(p) });
   assert.equal(isRetraining(store), true, 'the main thread holds the store lock');
-  await rejectsWithCode(retrain({ dataset, backbone, store }), 'RETRAIN_BUSY');
-  await rejectsWithCode(trainer.retrain({ dataset, store }), 'RETRAIN_BUSY');
+  await rejectsWithCode(retrain({ ...FIXED, dataset, backbone, store }), 'RETRAIN_BUSY');
+  await rejectsWithCode(trainer.retrain({ ...FIXED, dataset, store }), 'RETRAIN_BUSY');
   const result = await running;
   assert.equal(isRetraining(store), false);
   assert.deepEqual(tf.memory().numTensors, tensorsBefore.numTensors, 'the main thread allocated no tensors');
@@ -105,11 +107,11 @@ test('a worker retrain gives what an in-process retrain gives, with progress, un
   const phases = progress.map((p) => p.phase);
   assert.deepEqual([...new Set(phases)], ['features', 'training', 'saving'], 'phases arrive in order');
   const lastFeatures = progress.filter((p) => p.phase === 'features').at(-1);
-  assert.deepEqual(lastFeatures, { phase: 'features', done: CLASSES.length * PER_CLASS, total: CLASSES.length * PER_CLASS });
+  assert.deepEqual(lastFeatures, { phase: 'features', done: CLASSES.length * PER_CLASS, total: CLASSES.length * PER_CLASS, what: 'training frames' });
   assert.ok(progress.some((p) => p.phase === 'training' && p.epoch === p.epochs && Number.isFinite(p.loss)));
 
   // A second retrain embeds nothing: the worker's own cache is warm.
-  const second = await trainer.retrain({ dataset, backbone, store, cache: null });
+  const second = await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null });
   assert.equal(second.version, 2);
   assert.equal(second.metrics.timings.cachedFeatures, CLASSES.length * PER_CLASS);
 });
@@ -121,7 +123,7 @@ test('vectors the main thread holds seed the worker, and what the worker embeds 
     const captured = new FeatureCache();
     const firstLabel = entries.filter((e) => e.label === CLASSES[0]);
     await embedImages(backbone, firstLabel.map((e) => e.path), { cache: captured }); // as capture does
-    const result = await fresh.retrain({ dataset, backbone, store: await newStore(), cache: captured });
+    const result = await fresh.retrain({ ...FIXED, dataset, backbone, store: await newStore(), cache: captured });
     assert.equal(result.metrics.timings.cachedFeatures, firstLabel.length, 'the captured frames were not embedded again');
     assert.equal(captured.size, entries.length, 'every frame of the dataset is now in the main thread cache');
     const key = FeatureCache.key(backbone.id, backbone.fit, entries.at(-1)!.sha256);
@@ -137,11 +139,12 @@ test('vectors the main thread holds seed the worker, and what the worker embeds 
 
 test('cancelling stops the training inside the worker and writes no version', async () => {
   const store = await newStore();
-  await trainer.retrain({ dataset, backbone, store, cache: null });
+  await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null });
   for (const stopAt of ['features', 'training'] as const) {
     const controller = new AbortController();
     const reason = new Error(`stop at ${stopAt}`);
     const cancelled = trainer.retrain({
+      ...FIXED,
       dataset,
       backbone,
       store,
@@ -158,11 +161,11 @@ test('cancelling stops the training inside the worker and writes no version', as
   assert.deepEqual((await store.listVersions()).map((v) => v.version), [1], 'no version was written');
   assert.equal(await store.activeVersion(), 1);
   // The worker is still good for the next training.
-  assert.equal((await trainer.retrain({ dataset, backbone, store, cache: null })).version, 2);
+  assert.equal((await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null })).version, 2);
 });
 
 test('the main event loop stays free while the worker trains', async (t) => {
-  const job = { dataset, backbone, head: { kind: 'mlp' as const, epochs: 300 } };
+  const job = { dataset, backbone, strategy: 'fixed' as const, head: { kind: 'mlp' as const, epochs: 300 } };
   const measure = async (run: () => Promise<RetrainResult>) => {
     const delay = monitorEventLoopDelay({ resolution: 10 });
     const start = performance.eventLoopUtilization();
@@ -187,7 +190,7 @@ test('the main event loop stays free while the worker trains', async (t) => {
 
 test('a classifier following the store keeps classifying during a worker retrain and switches with no failed frame', async () => {
   const store = await newStore();
-  await trainer.retrain({ dataset, backbone, store, cache: null });
+  await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null });
   const classifier = new LaneClassifier({ backbone, threshold: 0.5 });
   const switched: number[] = [];
   const stop = await classifier.followActiveModel(store, (version, error) => {
@@ -205,7 +208,7 @@ test('a classifier following the store keeps classifying during a worker retrain
         if (training) duringTraining++;
       }
     })();
-    const result = await trainer.retrain({ dataset, backbone, store, cache: null, head: { kind: 'mlp', epochs: 300 } }).finally(() => {
+    const result = await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null, head: { kind: 'mlp', epochs: 300 } }).finally(() => {
       training = false;
     });
     await lane;
@@ -228,7 +231,7 @@ test('a worker that cannot load the backbone fails clearly; the next training st
   const broken = new TrainingWorker({ spec: folder, engine: enginePreferenceOf(backbone) });
   try {
     const store = await newStore();
-    await assert.rejects(broken.retrain({ dataset, backbone, store }), (err: unknown) => {
+    await assert.rejects(broken.retrain({ ...FIXED, dataset, backbone, store }), (err: unknown) => {
       assert.ok(isLaneVisionError(err, 'TRAINING_WORKER_FAILED'), String(err));
       assert.match(err.message, /could not load the backbone/);
       assert.ok(err.message.includes(folder), err.message);
@@ -239,7 +242,7 @@ test('a worker that cannot load the backbone fails clearly; the next training st
     assert.equal(isRetraining(store), false);
     // Same network, same folder name: the same backbone id as the main thread's copy.
     await copyModel(MODEL, folder);
-    const result = await broken.retrain({ dataset, backbone, store, cache: null });
+    const result = await broken.retrain({ ...FIXED, dataset, backbone, store, cache: null });
     assert.equal(result.version, 1);
   } finally {
     await broken.dispose();
@@ -253,6 +256,7 @@ test('a worker thread that dies mid-training fails that training only; the next 
   try {
     let killed: number | undefined;
     const dying = trainer.retrain({
+      ...FIXED,
       dataset,
       backbone,
       store,
@@ -270,7 +274,7 @@ test('a worker thread that dies mid-training fails that training only; the next 
     assert.equal(trainer.running, false);
     assert.equal(isRetraining(store), false);
     assert.deepEqual(await store.listVersions(), []);
-    const result = await trainer.retrain({ dataset, backbone, store, cache: null });
+    const result = await trainer.retrain({ ...FIXED, dataset, backbone, store, cache: null });
     assert.equal(result.version, 1);
     assert.ok(killed !== undefined && threads.length > 0 && threads.at(-1) !== killed, 'a new thread loaded the backbone');
   } finally {
@@ -282,12 +286,12 @@ test('dispose ends the thread; a disposed worker refuses work', async () => {
   const worker = new TrainingWorker({ spec: modelDir(MODEL), engine: enginePreferenceOf(backbone) });
   await worker.dispose(); // never started: nothing to end
   const used = new TrainingWorker({ spec: modelDir(MODEL), engine: enginePreferenceOf(backbone) });
-  await used.retrain({ dataset, backbone, store: await newStore(), cache: null });
+  await used.retrain({ ...FIXED, dataset, backbone, store: await newStore(), cache: null });
   assert.equal(used.running, true);
   const exited = once(used, 'exit');
   await used.dispose();
   const [{ code }] = (await exited) as [{ code: number }];
   assert.equal(code, 0, 'the thread ended on its own after releasing its backbone');
   assert.equal(used.running, false);
-  await rejectsWithCode(used.retrain({ dataset, backbone, store: await newStore() }), 'TRAINING_WORKER_DISPOSED');
+  await rejectsWithCode(used.retrain({ ...FIXED, dataset, backbone, store: await newStore() }), 'TRAINING_WORKER_DISPOSED');
 });

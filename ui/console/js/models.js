@@ -29,7 +29,7 @@ export function createModels(ctx) {
           h('th', { scope: 'row' }, `v${v.version}`),
           h('td', {}, dateTime(v.createdAt)),
           h('td.labels-cell', { title: v.labels.join(', ') }, v.labels.join(', ') || '–'),
-          h('td.num', {}, v.accuracy !== undefined ? percent(v.accuracy, 1) : '–'),
+          h('td.num', { title: [v.pipeline, v.optimistic ? 'one session: likely optimistic' : ''].filter(Boolean).join(' · ') }, v.accuracy !== undefined ? `${percent(v.accuracy, 1)}${v.optimistic ? '*' : ''}` : '–'),
           h('td.num', {}, v.macroF1 !== undefined ? number(v.macroF1, 3) : '–'),
           h('td.num', {}, v.trainCount !== undefined ? `${v.trainCount} / ${v.holdoutCount}` : '–'),
           h(

@@ -3,14 +3,22 @@
 // or discard it.
 import { $, batched, h, labelBadge, labelColour, number, percent, svg, toast } from './dom.js';
 
-const PHASE_TEXT = { starting: 'Starting…', features: 'Reading frames through the backbone', training: 'Training the classifier', saving: 'Saving the new version' };
+const PHASE_TEXT = {
+  starting: 'Starting…',
+  features: 'Reading frames through the backbone',
+  search: 'Scoring pipelines on held-out frames',
+  training: 'Training the classifier',
+  saving: 'Saving the new version',
+};
 
 export function createTrain(ctx) {
   const { state } = ctx;
 
   $('#train-start').addEventListener('click', async () => {
     $('#train-start').disabled = true;
-    if (!(await ctx.act('train', {}))) $('#train-start').disabled = false;
+    const choice = $('#train-strategy').value;
+    const body = choice === 'auto' ? { strategy: 'auto' } : { strategy: 'fixed', head: choice };
+    if (!(await ctx.act('train', body))) $('#train-start').disabled = false;
   });
   $('#train-cancel').addEventListener('click', () => ctx.act('cancel-train', {}, 'Cancelling the training…'));
   $('#train-promote').addEventListener('click', async () => {
@@ -30,7 +38,7 @@ export function createTrain(ctx) {
     let text;
     if (labels.length < 2) text = `Needs at least 2 labels with 2 or more frames each (the dataset has ${labels.length}).`;
     else if (short.length) text = `Every label needs 2 frames or more; too few for ${short.join(', ')}.`;
-    else text = `${labels.length} labels · ${state.dataset.total} frames; a share of each label is held out to score the new model.`;
+    else text = `${labels.length} labels · ${state.dataset.total} frames; near-duplicate groups are held out in turn to score the new model honestly.`;
     $('#train-readiness').textContent = text;
     $('#train-start').disabled = running || labels.length < 2 || short.length > 0;
     $('#train-cancel').hidden = !running;
@@ -45,7 +53,11 @@ export function createTrain(ctx) {
     if (running) {
       if (t.phase === 'features' && t.total) {
         fraction = 0.4 * (t.done / t.total);
-        text = `${PHASE_TEXT.features}: ${t.done} of ${t.total}`;
+        text = `${PHASE_TEXT.features}: ${t.done} of ${t.total}${t.what ? ` (${t.what})` : ''}`;
+      } else if (t.phase === 'search') {
+        // The number of candidates depends on the time budget: the bar creeps towards the end.
+        fraction = 0.4 + 0.5 * (1 - 1 / (1 + t.done / 4));
+        text = `${PHASE_TEXT.search}: ${t.done} scored, last ${t.name}`;
       } else if (t.phase === 'training' && t.epochs) {
         fraction = 0.4 + 0.55 * (t.epoch / t.epochs);
         text = `Epoch ${t.epoch} of ${t.epochs} · loss ${number(t.loss, 3)} · training accuracy ${percent(t.accuracy)}`;
@@ -103,13 +115,16 @@ export function createTrain(ctx) {
     $('#train-result-title').textContent = `New model v${candidate.version}`;
     $('#train-result-summary').replaceChildren(
       h('span.big-figure', {}, percent(candidate.holdout?.accuracy, 1)),
-      h('span', {}, ' hold-out accuracy'),
+      h('span', {}, candidate.validation?.optimistic ? ' accuracy (one session: likely optimistic)' : ' accuracy on held-out frames'),
       inUse ? h('span.muted', {}, ` · in use now: v${inUse.version}, ${inUse.holdout ? percent(inUse.holdout.accuracy, 1) : 'no figures'}`) : h('span.muted', {}, ' · no model in use yet'),
     );
     $('#train-promote').textContent = `Promote v${candidate.version}`;
     renderComparison(candidate, inUse);
     renderPerClass(candidate, inUse);
+    if (candidate.validation) $('#train-estimate-note').textContent = candidate.validation.note;
     renderConfusion($('#train-confusion'), candidate);
+    renderCandidates(candidate);
+    renderAdvice(candidate);
     $('#train-confusion-inuse-wrap').hidden = !inUse?.holdout;
     if (inUse?.holdout) renderConfusion($('#train-confusion-inuse'), inUse);
   });
@@ -129,9 +144,10 @@ export function createTrain(ctx) {
       h(
         'tbody',
         {},
-        row('Hold-out accuracy', (m) => percent(m.holdout?.accuracy, 1), 'Share of held-out frames classified right'),
+        row('Accuracy', (m) => percent(m.holdout?.accuracy, 1), 'Share of held-out frames classified right, near-duplicates kept apart'),
+        row('Estimate', (m) => (m.validation ? `${m.validation.kind}${m.validation.optimistic ? ' (optimistic)' : ''}` : '–'), 'Where the accuracy comes from'),
         row('Macro F1', (m) => number(m.holdout?.macroF1, 3), 'Mean of the per-label F1 scores'),
-        row('Frames trained / held out', (m) => (m.trainCount !== undefined ? `${m.trainCount} / ${m.holdoutCount}` : '–')),
+        row('Frames trained / scored', (m) => (m.trainCount !== undefined ? `${m.trainCount} / ${m.holdoutCount}` : '–')),
         row('Suggested threshold', thresholdText, 'Lowest confidence that keeps the target precision on held-out frames'),
         row('Labels', (m) => m.labels.join(', ') || '–'),
       ),
@@ -164,6 +180,37 @@ export function createTrain(ctx) {
         }),
       ),
     );
+  }
+
+  function renderCandidates(model) {
+    const list = model.candidates ?? [];
+    $('#train-candidates-wrap').hidden = list.length === 0;
+    $('#train-candidates').replaceChildren(
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Pipeline'), h('th', { scope: 'col' }, 'Accuracy'), h('th', { scope: 'col' }, 'Fit s'), h('th', { scope: 'col' }, 'Features s'), h('th', { scope: 'col', title: 'backbone runs per lane frame' }, 'Runs/frame'))),
+      h(
+        'tbody',
+        {},
+        list.map((c) =>
+          h(
+            `tr${c.chosen ? '.active' : ''}`,
+            {},
+            h('th', { scope: 'row', title: c.stage }, `${c.chosen ? '✔ ' : ''}${c.name}`),
+            h('td', {}, c.accuracy === null ? h('span.muted', { title: c.skipped ?? '' }, 'skipped') : percent(c.accuracy, 1)),
+            h('td', {}, number(c.fitMs / 1000, 1)),
+            h('td', {}, number(c.embedMs / 1000, 1)),
+            h('td', {}, String(c.backboneRunsPerFrame)),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function renderAdvice(model) {
+    const advice = model.advice;
+    $('#train-advice-wrap').hidden = !advice;
+    if (!advice) return;
+    $('#train-scenario').textContent = `${advice.scenario}: ${advice.prescription}. ${advice.action}`;
+    $('#train-advice').replaceChildren(...advice.recommendations.map((r) => h('li', {}, r)));
   }
 
   /** Rows: true label, columns: predicted; a cell's shade is its share of the row. */
