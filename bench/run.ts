@@ -35,6 +35,7 @@ import { classImages, classNames, groceryDir, groceryTrainDir, groceryValDir, mo
 import { DEFAULT_SOAK_FRAMES, QUICK_SOAK_FRAMES, runFlowBench } from './flow.js';
 import { runOnnxBench } from './onnx.js';
 import { runPipelineBench, type PipelineBenchFigures } from './pipeline.js';
+import { runOpenSetBench, type OpenSetBenchFigures } from './open-set.js';
 import { distribution, fixed, megabytes, ratio, timed, type Distribution } from './stats.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
@@ -405,6 +406,7 @@ async function runLibrarySections(
   const backbone = await loadBackbone(modelDir(BACKBONE), { cacheDir });
   let accuracy: AccuracyFigures[] = [];
   let retrains: RetrainFigures[] = [];
+  let openSet: OpenSetBenchFigures | undefined;
   let pipeline: PipelineBenchFigures = { tasks: [], perFrame: { plain: distribution([]), withTestViews: distribution([]), views: 0 } };
   try {
     say(`backbone on ${backbone.engine.name} ${backbone.backend.name}; heads train on tfjs ${inUse.name}`);
@@ -447,6 +449,11 @@ async function runLibrarySections(
     heading('default training on train/, scored on val/ (another session): the first wave\'s default against the pipeline search');
     pipeline = await runPipelineBench({ backbone, cache: wholeCache, scratch, quick: options.quick, say });
     report.pipeline = pipeline;
+
+    // 4c. products the model never saw
+    heading('unknown products: 6 yoghurts known, other packages of val/ unknown, at each model\'s own operating point');
+    openSet = await runOpenSetBench({ backbone, cache: wholeCache, scratch, quick: options.quick, say });
+    report.openSet = openSet;
   } finally {
     backbone.release();
   }
@@ -478,6 +485,12 @@ async function runLibrarySections(
       `gap ${fixed(t.auto.gapPoints)} pts; with ${t.testViews.views} test views ${fixed(t.testViews.valAccuracy * 100)}%`,
     ]),
     ['test-time views cost', `p50 ${fixed(pipeline.perFrame.plain.p50)} ms plain, ${fixed(pipeline.perFrame.withTestViews.p50)} ms with ${pipeline.perFrame.views}`, ''],
+    ...(openSet?.rows ?? []).map((r) => [
+      `open set: ${r.model.split(',')[0]}${r.model.includes('reject') ? ' + reject class' : ''}`,
+      `unknown accepted ${r.figures.unknownAccepted === null ? '-' : `${fixed(r.figures.unknownAccepted * 100)}%`}, precision ${r.figures.precision === null ? '-' : `${fixed(r.figures.precision * 100)}%`}, coverage ${fixed(r.figures.coverage * 100)}%`,
+      '',
+    ]),
+    ...(openSet ? [['novelty score', `p50 ${fixed(openSet.noveltyCost.noveltyUs.p50, 0)} µs a frame (${openSet.noveltyCost.indexedFrames} frames indexed)`, `backbone ${fixed(openSet.noveltyCost.backboneMs, 1)} ms`]] : []),
     ...accuracy.map((a) => [`val accuracy, ${a.task}`, HEAD_KINDS.map((k) => `${k} ${fixed(a.byHead[k].accuracy * 100)}%`).join(', '), '']),
     ['tf tensors', `${before.numTensors} before, ${after.numTensors} after`, tensorsFlat ? 'PASS (flat)' : 'MISS (leak)'],
     ['load average', `${loadAverage()} at the end`, ''],

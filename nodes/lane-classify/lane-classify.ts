@@ -8,6 +8,7 @@
  * (also dropped ones), counts, routes results to outputs, answers commands and keeps the status.
  */
 import { performance } from 'node:perf_hooks';
+import type { ReviewQueue } from '../../src/review/index.js';
 import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import {
   LaneClassifier,
@@ -38,7 +39,7 @@ interface Job {
 }
 
 const COMMANDS = new Set(['threshold', 'rollback']);
-const DEFAULTS = { threshold: 0.6, topK: 3, maxBatch: 8, maxWaitMs: 0, queueLimit: 100, overflow: 'drop-oldest' as OverflowPolicy, testViews: 'model' as number | 'model' };
+const DEFAULTS = { threshold: 'model' as number | 'model', topK: 3, maxBatch: 8, maxWaitMs: 0, queueLimit: 100, overflow: 'drop-oldest' as OverflowPolicy, testViews: 'model' as number | 'model' };
 const STATUS_INTERVAL_MS = 500;
 /** Dropping frames is warned about once, then at most once a minute (the status shows the count). */
 const DROP_WARN_INTERVAL_MS = 60_000;
@@ -51,6 +52,12 @@ export = function (RED: NodeAPI) {
     const node = this;
     const mode: ClassifyMode = config.mode === 'backbone' ? 'backbone' : 'trained';
     const outputLabels = config.splitOutputs && Array.isArray(config.labels) ? config.labels.map(String) : undefined;
+    /** Low-confidence and unknown-product (and reject-class) frames on one output, or on two. */
+    const separateInspection = config.inspectOutputs === 'separate';
+    /** Frames queued for review also go out on a last output (topic "review"; wire it to lane-events). */
+    const reviewOutput = config.reviewOutput === true || config.reviewOutput === 'true';
+    let reviewQueue: ReviewQueue | undefined;
+    let reviewFailed = false;
     const throttle = createStatusThrottle(node, STATUS_INTERVAL_MS);
     const backboneNode = RED.nodes.getNode(config.backbone) as BackboneConfigNode | null;
     const datasetNode = config.dataset ? (RED.nodes.getNode(config.dataset) as DatasetConfigNode | null) : null;
@@ -80,7 +87,8 @@ export = function (RED: NodeAPI) {
     let setupProblem: Error | undefined;
     try {
       settings = {
-        threshold: readNumber(config.threshold, DEFAULTS.threshold, 0, 1, 'threshold'),
+        // Blank: the thresholds the model's training chose for its target precision.
+        threshold: blankOrModel(config.threshold) ? 'model' : readNumber(config.threshold, 0.6, 0, 1, 'threshold'),
         topK: Math.floor(readNumber(config.topK, DEFAULTS.topK, 1, 1000, 'topK')),
         maxBatch: Math.floor(readNumber(config.maxBatch, DEFAULTS.maxBatch, 1, 64, 'maxBatch')),
         maxWaitMs: readNumber(config.maxWaitMs, DEFAULTS.maxWaitMs, 0, 10_000, 'maxWaitMs'),
@@ -125,6 +133,10 @@ export = function (RED: NodeAPI) {
         return;
       }
       store = await datasetNode!.models();
+      reviewQueue = await datasetNode!.review().catch((err: unknown) => {
+        node.warn(RED._('lane-classify.warnings.review-unavailable', { message: errorText(err) }));
+        return undefined;
+      });
       if (closing) return;
       // Watch first, so a model activated while the first one loads is not missed.
       stopWatching = store.watchActive((change) => void takeUp(change.version), { pollIntervalMs: POLL_STORE_MS });
@@ -279,6 +291,7 @@ export = function (RED: NodeAPI) {
         lastMs = result.timings.decodeMs + result.timings.featuresMs + result.timings.headMs;
         job.send(route(decorate(job.msg, result, jobs.length)));
         job.done();
+        offerForReview(job.msg.frame as ImageInput, result);
       });
       showReady();
     }
@@ -293,11 +306,36 @@ export = function (RED: NodeAPI) {
       return msg;
     }
 
+    /** Queues a frame worth an operator's look; a failing queue is reported once, not per frame. */
+    function offerForReview(frame: ImageInput, result: ClassificationResult): void {
+      if (!reviewQueue) return;
+      reviewQueue.offer(frame, result).then(
+        (item) => {
+          if (!item || !reviewOutput) return;
+          const outputs: Array<NodeMessage | null> = new Array(outputCount()).fill(null);
+          outputs[outputs.length - 1] = { topic: 'review', payload: item } as NodeMessage;
+          node.send(outputs);
+        },
+        (err: unknown) => {
+          if (reviewFailed) return;
+          reviewFailed = true;
+          node.warn(RED._('lane-classify.warnings.review-failed', { message: errorText(err) }));
+        },
+      );
+    }
+
+    function outputCount(): number {
+      return (outputLabels ? outputLabels.length + (separateInspection ? 2 : 1) : 1) + (reviewOutput ? 1 : 0);
+    }
+
+    /** One output per label, then inspection: one output, or low-confidence then unknown-product (reject classes with them). */
     function route(msg: NodeMessageInFlow): NodeMessage | Array<NodeMessage | null> {
-      if (!outputLabels) return msg;
-      const outputs: Array<NodeMessage | null> = new Array(outputLabels.length + 1).fill(null);
+      if (!outputLabels) return reviewOutput ? [msg, null] : msg;
+      const outputs: Array<NodeMessage | null> = new Array(outputCount()).fill(null);
       const index = outputLabels.indexOf(String(msg.payload));
-      outputs[index === -1 ? outputLabels.length : index] = msg;
+      const reason = (msg.classification as ClassificationResult).reason;
+      const inspection = outputLabels.length + (separateInspection && reason !== 'low-confidence' ? 1 : 0);
+      outputs[index === -1 ? inspection : index] = msg;
       return outputs;
     }
 
@@ -330,7 +368,9 @@ export = function (RED: NodeAPI) {
       throttle.showNow(readyState(), readyText(RED._('lane-classify.status.activated', { from: change.previous ?? '-' })));
     }
 
-    function readThresholdCommand(payload: unknown): number {
+    /** A number from 0 to 1, or "model" to go back to the model's own threshold. */
+    function readThresholdCommand(payload: unknown): number | 'model' {
+      if (payload === 'model') return 'model';
       const value = typeof payload === 'string' && payload.trim() !== '' ? Number(payload) : payload;
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
         throw new LaneVisionError('THRESHOLD_INVALID', RED._('lane-classify.errors.bad-threshold', { value: describe(payload) }));
@@ -383,6 +423,10 @@ export = function (RED: NodeAPI) {
     if (value === undefined || value === null || value === '') return DEFAULTS.overflow;
     if ((OVERFLOW_POLICIES as readonly unknown[]).includes(value)) return value as OverflowPolicy;
     throw new LaneVisionError('CLASSIFY_BAD_SETTING', RED._('lane-classify.errors.bad-overflow', { value: String(value), policies: OVERFLOW_POLICIES.join(', ') }));
+  }
+
+  function blankOrModel(value: unknown): boolean {
+    return value === undefined || value === null || value === 'model' || (typeof value === 'string' && value.trim() === '');
   }
 
   /** Reads a number setting, refusing values outside [min, max] with a message naming the setting. */

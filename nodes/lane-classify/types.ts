@@ -10,6 +10,10 @@ export interface LaneClassifyDef extends NodeDef {
   dataset?: string;
   mode?: ClassifyMode;
   threshold?: string | number;
+  /** Frames queued for review also go out on a last output. */
+  reviewOutput?: boolean | string;
+  /** `shared` (default): one output for every frame sent to inspection; `separate`: low-confidence, then unknown-product. */
+  inspectOutputs?: 'shared' | 'separate';
   /** Test-time views per frame: blank or "model" for the model's own (default), else 0..8. */
   testViews?: string | number;
   topK?: string | number;

@@ -62,6 +62,7 @@ const PAGE_HEADERS = {
 const ASSET = /^\/(?:[a-z0-9-]+\/)?[a-z0-9][a-z0-9.-]*\.(?:html|css|js|svg|png|ico)$/;
 const FRAME_IMAGE = /^\/frames\/(\d{1,16})\.jpg$/;
 const DATASET_IMAGE = /^\/images\/([^/]+)\.jpg$/;
+const REVIEW_IMAGE = /^\/review\/([A-Za-z0-9-]{1,80})\.jpg$/;
 
 function answerError(res: Response, err: unknown): void {
   if (res.headersSent) {
@@ -136,6 +137,17 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
     }
     if (rest === '/api/gallery') {
       res.set('Cache-Control', 'no-store').json(await lane.gallery());
+      return;
+    }
+    if (rest === '/api/review') {
+      res.set('Cache-Control', 'no-store').json(await lane.reviewView());
+      return;
+    }
+    const reviewMatch = REVIEW_IMAGE.exec(rest);
+    if (reviewMatch) {
+      const image = await lane.reviewThumbnail(reviewMatch[1], sizeOf(req));
+      if (!image) throw new HttpError(404, 'That frame is no longer in the review queue.');
+      sendJpeg(res, image, 'private, max-age=3600');
       return;
     }
     if (rest === '/api/models') {

@@ -68,6 +68,7 @@ export = function (RED: NodeAPI) {
         adminRoot: adminRootOf(RED.settings as { httpAdminRoot?: string | false }),
         dataset: () => datasetNode!.dataset(),
         models: () => datasetNode!.models(),
+        review: () => datasetNode!.review(),
         backbone,
         fit: backboneNode!.fit,
         retrain: (options) => backboneNode!.retrain(options),

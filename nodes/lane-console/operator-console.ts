@@ -5,6 +5,8 @@
  * frames, and pushes every change to the open pages over its event stream.
  * The work itself is the library's (dataset, model store, retrain, SimilarityIndex).
  */
+import { readRejectLabels, writeRejectLabels } from '../../src/open-set/index.js';
+import type { ReviewQueue } from '../../src/review/index.js';
 import { createHash } from 'node:crypto';
 import type { ClassificationResult } from '../../src/classify/index.js';
 import { SimilarityIndex } from '../../src/classify/index.js';
@@ -36,6 +38,7 @@ import type {
   ModelReport,
   ModelsView,
   SimilarView,
+  ReviewView,
   StateView,
   TrainView,
 } from './types.js';
@@ -48,6 +51,8 @@ export interface OperatorConsoleOptions {
   adminRoot: string | null;
   dataset: () => Promise<Dataset>;
   models: () => Promise<ModelStore>;
+  /** The lane's review queue (frames sent to inspection or decided by a hair), when there is one. */
+  review?: () => Promise<ReviewQueue>;
   /** The shared backbone, acquired by the node; training and "similar" wait for it. */
   backbone: Promise<Backbone>;
   fit: FitPolicy;
@@ -64,6 +69,8 @@ const IMAGE_THUMBNAILS_KEPT = 600;
 const TICK_MS = 1_000;
 const MAX_HISTORY = 1_000;
 const SIMILAR_DEFAULT = 8;
+/** Review frames the page lists (the newest); the total counts all. */
+const REVIEW_ITEMS_SHOWN = 60;
 
 export type WriteResult = Record<string, unknown>;
 
@@ -112,6 +119,7 @@ export class OperatorConsole {
   private similarity: { signature: string; index: Promise<SimilarityIndex> } | undefined;
   private readonly imageThumbnails = new Map<string, Promise<Buffer>>();
   private datasetSignature = '';
+  private reviewSignature = '';
   private ticker: NodeJS.Timeout | undefined;
   private modelsTimer: NodeJS.Timeout | undefined;
   private store: ModelStore | undefined;
@@ -182,7 +190,35 @@ export class OperatorConsole {
       models: await this.modelsView().catch(() => ({ active: null, versions: [] })),
       train: this.train,
       capture: this.captureView(),
+      review: await this.reviewView().catch(() => ({ items: [], total: 0 })),
+      rejectLabels: await this.options.models().then((store) => readRejectLabels(store.dir), () => []),
     };
+  }
+
+  /** The review queue, newest first: what the Teach tab offers for one-click labelling. */
+  async reviewView(): Promise<ReviewView> {
+    if (!this.options.review) return { items: [], total: 0 };
+    const queue = await this.options.review();
+    const items = queue.list().slice(0, REVIEW_ITEMS_SHOWN).map(({ id, reason, label, confidence, margin, similarity, modelVersion, addedAt, frameHash }) => ({
+      id,
+      reason,
+      label,
+      confidence,
+      margin,
+      ...(similarity !== undefined ? { similarity } : {}),
+      modelVersion,
+      addedAt,
+      sha: shortSha(frameHash),
+    }));
+    return { items, total: queue.size };
+  }
+
+  /** A reviewed frame's image, as a thumbnail. */
+  async reviewThumbnail(id: string, size: ThumbnailSize): Promise<Buffer | undefined> {
+    if (!this.options.review) return undefined;
+    const queue = await this.options.review();
+    const item = queue.find(id);
+    return item ? jpegThumbnail(queue.imagePath(item), THUMBNAIL_BOX[size]) : undefined;
   }
 
   async datasetView(): Promise<DatasetView> {
@@ -358,6 +394,31 @@ export class OperatorConsole {
       }
       case 'train':
         return this.startTraining(request);
+      case 'review-label': {
+        const queue = await this.reviewQueue();
+        const item = queue.find(request.id);
+        if (!item) throw new HttpError(404, `No frame ${JSON.stringify(request.id)} in the review queue (labelled or dismissed meanwhile?).`);
+        const added = await this.queueWrite(async () => (await this.options.dataset()).add(request.label, queue.imagePath(item), { source: 'console:review', author }));
+        await queue.remove(item.id);
+        this.datasetChanged();
+        this.reviewChanged();
+        return { added: { id: added.id, label: added.label, duplicate: added.duplicate } };
+      }
+      case 'mark-reject': {
+        const store = await this.options.models();
+        const marked = new Set(await readRejectLabels(store.dir));
+        if (request.reject) marked.add(request.label);
+        else marked.delete(request.label);
+        await writeRejectLabels(store.dir, [...marked]);
+        this.hub.send('reject-labels', [...marked].sort());
+        return { rejectLabels: [...marked].sort() };
+      }
+      case 'review-dismiss': {
+        const removed = await (await this.reviewQueue()).remove(request.id);
+        if (!removed) throw new HttpError(404, `No frame ${JSON.stringify(request.id)} in the review queue.`);
+        this.reviewChanged();
+        return { dismissed: removed.id };
+      }
       case 'cancel-train':
         this.training?.controller.abort();
         return { cancelling: true };
@@ -505,6 +566,9 @@ export class OperatorConsole {
       };
       const train = this.options.retrain ?? retrain;
       const previous = await store.loadModel('active').then((m) => m.metadata.pipeline, () => undefined);
+      // Marked in the Teach tab; labels not (or no longer) in the dataset are left out.
+      const counts = dataset.counts();
+      const rejectLabels = (await readRejectLabels(store.dir)).filter((label) => (counts[label] ?? 0) > 0);
       const result = await train({
         dataset,
         backbone,
@@ -513,6 +577,7 @@ export class OperatorConsole {
         fit: this.options.fit,
         strategy: request.strategy,
         ...(request.head ? { head: { kind: request.head } } : {}),
+        rejectLabels,
         previous,
         signal,
         onProgress,
@@ -621,8 +686,33 @@ export class OperatorConsole {
     this.options.onActivity?.();
   }
 
+  private async reviewQueue(): Promise<ReviewQueue> {
+    if (!this.options.review) throw new HttpError(409, 'This lane has no review queue.');
+    return this.options.review();
+  }
+
+  private reviewChanged(): void {
+    this.reviewView().then(
+      (view) => {
+        this.reviewSignature = JSON.stringify(view.items.map((i) => i.id));
+        this.hub.send('review', view);
+      },
+      () => undefined,
+    );
+  }
+
   private tick(): void {
     this.hub.send('stats', this.stats.snapshot());
+    // The classify node fills the queue: the page hears of new frames at the next tick.
+    this.reviewView().then(
+      (view) => {
+        const signature = JSON.stringify(view.items.map((i) => i.id));
+        if (signature === this.reviewSignature) return;
+        this.reviewSignature = signature;
+        this.hub.send('review', view);
+      },
+      () => undefined,
+    );
     this.options
       .dataset()
       .then((dataset) => {

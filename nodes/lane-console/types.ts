@@ -177,6 +177,15 @@ export interface StateView {
   models: ModelsView;
   train: TrainView;
   capture: CaptureView | null;
+  review: ReviewView;
+  /** Labels marked as reject classes for the next training (Teach tab). */
+  rejectLabels: string[];
+}
+
+/** Frames queued for an operator's look, newest first. */
+export interface ReviewView {
+  items: { id: string; reason: string; label: string; confidence: number; margin: number; similarity?: number; modelVersion: number; addedAt: string; sha: string }[];
+  total: number;
 }
 
 export interface SimilarView {

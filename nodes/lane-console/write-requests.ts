@@ -21,7 +21,7 @@ export class HttpError extends Error {
 /** The header every write must carry. A cross-site form cannot set it, and a cross-site fetch setting it needs a CORS preflight we never grant. */
 export const CSRF_HEADER = 'x-lane-vision';
 
-export const WRITE_ACTIONS = ['capture', 'stop-capture', 'dismiss', 'delete', 'relabel', 'train', 'cancel-train', 'promote', 'discard', 'rollback'] as const;
+export const WRITE_ACTIONS = ['capture', 'stop-capture', 'dismiss', 'delete', 'relabel', 'train', 'cancel-train', 'promote', 'discard', 'rollback', 'review-label', 'review-dismiss', 'mark-reject'] as const;
 export type WriteAction = (typeof WRITE_ACTIONS)[number];
 
 /** Frames one capture may take (selected, or the next N). */
@@ -35,6 +35,9 @@ export type WriteRequest =
   | { action: 'delete'; id: string }
   | { action: 'relabel'; id: string; label: string }
   | { action: 'train'; strategy: TrainingStrategy; head?: HeadKind }
+  | { action: 'review-label'; id: string; label: string }
+  | { action: 'review-dismiss'; id: string }
+  | { action: 'mark-reject'; label: string; reject: boolean }
   | { action: 'cancel-train' }
   | { action: 'promote'; version: number }
   | { action: 'discard'; version: number }
@@ -145,6 +148,17 @@ export function parseWriteRequest(action: WriteAction, body: unknown): WriteRequ
     case 'relabel': {
       const b = objectBody(body, ['id', 'label']);
       return { action, id: imageId(b.id), label: label(b.label) };
+    }
+    case 'review-label': {
+      const b = objectBody(body, ['id', 'label']);
+      return { action, id: imageId(b.id), label: label(b.label) };
+    }
+    case 'review-dismiss':
+      return { action, id: imageId(objectBody(body, ['id']).id) };
+    case 'mark-reject': {
+      const b = objectBody(body, ['label', 'reject']);
+      if (typeof b.reject !== 'boolean') throw bad('"reject" must be true or false.');
+      return { action, label: label(b.label), reject: b.reject };
     }
     case 'promote':
     case 'discard':

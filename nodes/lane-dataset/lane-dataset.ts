@@ -5,6 +5,8 @@
  * resolves its folders against the Node-RED user directory), and answers the editor's
  * "what is in there" question.
  */
+import * as path from 'node:path';
+import { ReviewQueue } from '../../src/review/index.js';
 import type { NodeAPI } from 'node-red';
 import { openDataset, type Dataset, type DatasetOptions } from '../../src/dataset/index.js';
 import { openModelStore, type ModelStore } from '../../src/model-store/index.js';
@@ -26,6 +28,9 @@ function openOnce<T>(open: () => Promise<T>): () => Promise<T> {
   };
 }
 
+/** Folder of the review queue inside the models folder. */
+const REVIEW_FOLDER = 'review';
+
 export = function (RED: NodeAPI) {
   function LaneDatasetNodeConstructor(this: LaneDatasetNode, config: LaneDatasetDef): void {
     RED.nodes.createNode(this, config);
@@ -41,12 +46,15 @@ export = function (RED: NodeAPI) {
 
     const dataset = openOnce<Dataset>(() => (options ? openDataset(folder, options) : Promise.reject(problem)));
     const models = openOnce<ModelStore>(() => openModelStore(modelsFolder));
+    // Beside the versions in the models folder: the store only reads its vNNNN folders.
+    const review = openOnce<ReviewQueue>(() => ReviewQueue.open(path.join(modelsFolder, REVIEW_FOLDER)));
 
     Object.assign(this, {
       folder,
       modelsFolder,
       dataset,
       models,
+      review,
       summary: async (): Promise<DatasetSummary> => {
         const data = await dataset();
         await data.refresh(); // the editor should see files copied in by hand too

@@ -7,6 +7,8 @@ import type { NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red'
 import {
   TrainingEventMapper,
   buildModelEvent,
+  buildReviewEvent,
+  type ReviewEventInput,
   buildResultEvent,
   buildTrainingEvent,
   commandArgument,
@@ -99,6 +101,10 @@ export = function (RED: NodeAPI) {
       if (msg.topic === 'model') {
         const event = buildModelEvent(station.context, modelInputFromSummary(msg.payload));
         return { outcome: await station.publishModel(event), what: station.topics.model };
+      }
+      if (msg.topic === 'review') {
+        const event = buildReviewEvent(station.context, msg.payload as ReviewEventInput);
+        return { outcome: await station.publishEvent('review', event, qos), what: station.topics.review };
       }
       if (msg.topic === 'training') {
         const event = buildTrainingEvent(station.context, training.map(msg.payload));

@@ -129,6 +129,7 @@ export = function (RED: NodeAPI) {
           testViews: chosen.testViews,
           folds: chosen.folds,
           head: chosen.head,
+          rejectLabels: chosen.rejectLabels,
           previous: await previousPipeline(store),
           validation: validationNode ? await validationNode.dataset() : undefined,
           seed: chosen.seed,

@@ -23,6 +23,8 @@ export interface LaneTrainDef extends NodeDef {
   /** Grouped cross-validation folds; blank: default (or the older holdoutFraction). */
   folds?: string | number;
   headKind: HeadKind;
+  /** Comma-separated labels trained as reject classes (other products, an empty belt). */
+  rejectLabels?: string;
   /** Blank: the head kind's default. */
   epochs: string | number;
   /** mlp only; blank: default. */
@@ -35,6 +37,7 @@ export interface LaneTrainDef extends NodeDef {
 
 export interface TrainSettings {
   strategy: TrainingStrategy;
+  rejectLabels: string[];
   budgetSeconds: number;
   testViews: number;
   folds: number;
@@ -45,7 +48,7 @@ export interface TrainSettings {
 }
 
 /** The settings a message may override, by name in `msg.payload`. */
-export const OVERRIDABLE = ['strategy', 'budget', 'testViews', 'folds', 'headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
+export const OVERRIDABLE = ['rejectLabels', 'strategy', 'budget', 'testViews', 'folds', 'headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
 type Raw = Partial<Record<(typeof OVERRIDABLE)[number], unknown>>;
 
 function invalid(message: string): never {
@@ -83,6 +86,7 @@ function parse(raw: Raw, base?: TrainSettings, legacyDefaults = false): TrainSet
   const foldsFallback = holdout !== undefined ? Math.min(20, Math.max(2, Math.round(1 / holdout))) : (base?.folds ?? DEFAULT_FOLDS);
   return {
     strategy: strategy as TrainingStrategy,
+    rejectLabels: blank(raw.rejectLabels) ? (base?.rejectLabels ?? []) : labelList(raw.rejectLabels),
     budgetSeconds: numberOf('budget', raw.budget, base?.budgetSeconds ?? DEFAULT_BUDGET_SECONDS, (v) => v > 0 && v <= 86_400, 'a number of seconds above 0 (blank = default)')!,
     testViews: numberOf('testViews', raw.testViews, base?.testViews ?? 0, (v) => Number.isInteger(v) && v >= 0 && v <= MAX_TEST_VIEWS, `a whole number from 0 to ${MAX_TEST_VIEWS}`)!,
     folds: numberOf('folds', raw.folds, foldsFallback, (v) => Number.isInteger(v) && v >= 2 && v <= 20, 'a whole number from 2 to 20')!,
@@ -91,6 +95,12 @@ function parse(raw: Raw, base?: TrainSettings, legacyDefaults = false): TrainSet
     targetPrecision: numberOf('targetPrecision', raw.targetPrecision, base?.targetPrecision ?? 0.95, (v) => v > 0 && v <= 1, 'above 0 and at most 1')!,
     activate,
   };
+}
+
+/** "a, b" or ["a", "b"] as a list of labels. */
+function labelList(value: unknown): string[] {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : invalid(`rejectLabels must be a list of labels, got ${JSON.stringify(value)}.`);
+  return items.map((item) => (typeof item === 'string' ? item.trim() : invalid(`rejectLabels must be labels, got ${JSON.stringify(item)}.`))).filter((item) => item !== '');
 }
 
 /** The node's own settings; throws TRAIN_SETTINGS_INVALID naming the field. */

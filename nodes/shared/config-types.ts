@@ -7,6 +7,7 @@ import type { Backbone, BackendPreference } from '../../src/engine/index.js';
 import type { Dataset } from '../../src/dataset/index.js';
 import type { Embedder } from '../../src/features/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
+import type { ReviewQueue } from '../../src/review/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
 import type { RetrainOptions, RetrainResult } from '../../src/retrain/index.js';
 
@@ -43,4 +44,6 @@ export interface DatasetConfigNode extends Node {
   dataset(): Promise<Dataset>;
   /** The shared model store handle (opened on first use). */
   models(): Promise<ModelStore>;
+  /** The lane's review queue: frames sent to inspection or decided by a hair, kept on disk (opened on first use). */
+  review(): Promise<ReviewQueue>;
 }

@@ -11,6 +11,7 @@ import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
 import { embedImagesSettled, type EmbeddedImage, type Embedder, type FeatureCache } from '../features/index.js';
 import { MAX_TEST_VIEWS, testTimeViews } from '../pipeline/views.js';
+import { decide, nearestSimilarity, type OpenSetThresholds } from '../open-set/index.js';
 import { predictHead } from '../training/index.js';
 import { backboneCompatibility, type LoadedModel, type ModelStore } from '../model-store/index.js';
 import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimings, type RankedLabel } from './types.js';
@@ -20,8 +21,17 @@ export const DEFAULT_TOP_K = 3;
 
 export interface ClassifierOptions {
   backbone: Backbone;
-  /** Confidence below which a frame is `unknown` (sent to manual inspection). */
-  threshold?: number;
+  /**
+   * Confidence below which a frame is `unknown` (sent to manual inspection): a number, or
+   * `model` (default) for the threshold the model's training chose for its target precision
+   * (0.6 for a model that has none, and for the backbone's own classifier).
+   */
+  threshold?: number | 'model';
+  /**
+   * Similarity to the nearest training frame below which a frame is an unknown product:
+   * a number, `model` (default, the model's own), or null for no novelty gate.
+   */
+  similarityThreshold?: number | 'model' | null;
   topK?: number;
   /**
    * How frames are fitted for the backbone's own classifier (default: the backbone's fit).
@@ -51,7 +61,9 @@ type ActiveModel =
 export class LaneClassifier {
   readonly backbone: Backbone;
   private current: ActiveModel | undefined;
-  private thresholdValue: number;
+  /** Set: it overrides the model's confidence threshold. */
+  private thresholdOverride: number | undefined;
+  private readonly similarityOverride: number | 'model' | null;
   private readonly k: number;
   private readonly fit: FitPolicy;
   private readonly testViewSetting: number | 'model';
@@ -61,7 +73,9 @@ export class LaneClassifier {
 
   constructor(options: ClassifierOptions) {
     this.backbone = options.backbone;
-    this.thresholdValue = checkThreshold(options.threshold ?? DEFAULT_THRESHOLD);
+    this.thresholdOverride = options.threshold === undefined || options.threshold === 'model' ? undefined : checkThreshold(options.threshold);
+    const similarity = options.similarityThreshold ?? 'model';
+    this.similarityOverride = similarity === 'model' || similarity === null ? similarity : checkSimilarity(similarity);
     this.k = Math.max(1, Math.floor(options.topK ?? DEFAULT_TOP_K));
     this.fit = options.fit ?? options.backbone.fit;
     this.testViewSetting = checkTestViews(options.testViews ?? 'model');
@@ -72,12 +86,23 @@ export class LaneClassifier {
       ((inputs, embedOptions) => embedImagesSettled(this.backbone, inputs, { ...embedOptions, cache: this.cache, batchSize: Math.max(1, inputs.length) }));
   }
 
+  /** The confidence threshold in force: the override, else the model's own, else 0.6. */
   get threshold(): number {
-    return this.thresholdValue;
+    return this.thresholds().confidence;
   }
 
-  setThreshold(value: number): void {
-    this.thresholdValue = checkThreshold(value);
+  /** Overrides the model's confidence threshold from now on (an MQTT command, the node setting); 'model' goes back to it. */
+  setThreshold(value: number | 'model'): void {
+    this.thresholdOverride = value === 'model' ? undefined : checkThreshold(value);
+  }
+
+  /** Both thresholds in force for the model in use. */
+  thresholds(): OpenSetThresholds {
+    const point = this.current?.kind === 'head' ? this.current.model.metadata.openSet?.operatingPoint : undefined;
+    const confidence = this.thresholdOverride ?? point?.confidence ?? DEFAULT_THRESHOLD;
+    const hasIndex = this.current?.kind === 'head' && this.current.model.novelty !== undefined;
+    const similarity = this.similarityOverride === 'model' ? (hasIndex ? (point?.similarity ?? null) : null) : this.similarityOverride;
+    return { confidence, similarity };
   }
 
   /** Version of the model in use: 0 for the backbone's own classifier, undefined before one is set. */
@@ -166,7 +191,7 @@ export class LaneClassifier {
     const model = this.current;
     if (!model) throw new LaneVisionError('MODEL_NOT_READY', 'No model to classify with yet: train one, or use the backbone\'s own classifier.');
     const started = performance.now();
-    const threshold = this.thresholdValue;
+    const thresholds = this.thresholds();
     // A trained head decides from the backbone's features, fed as it was trained; the backbone's own classifier from its output.
     const output = model.kind === 'head' ? 'features' : 'classifier';
     const fit = model.kind === 'head' ? model.model.metadata.backbone.fit : this.fit;
@@ -182,6 +207,7 @@ export class LaneClassifier {
       if ('error' in item) return item;
       const headStart = performance.now();
       const probabilities = model.kind === 'head' ? averagedPrediction(model.model, item.features, embedded.slice(1).map((e) => e.results[i])) : item.features;
+      const novelty = model.kind === 'head' && model.model.novelty ? nearestSimilarity(model.model.novelty, item.features) : undefined;
       const headMs = model.kind === 'head' ? performance.now() - headStart : 0;
       const timings: FrameTimings = {
         queueMs: queueMs[i] ?? 0,
@@ -193,33 +219,42 @@ export class LaneClassifier {
       };
       timings.totalMs = timings.queueMs + performance.now() - started;
       const { labels, codes, version } = model.kind === 'head' ? model.model : { ...model, version: 0 };
-      return this.decide(probabilities, labels, codes, threshold, version, item.hash, timings);
+      const rejectLabels = model.kind === 'head' ? (model.model.metadata.openSet?.rejectLabels ?? []) : [];
+      return this.decide(probabilities, novelty, labels, codes, thresholds, rejectLabels, version, item.hash, timings);
     });
   }
 
   private decide(
     probabilities: Float32Array,
+    similarity: number | undefined,
     labels: readonly string[],
     codes: readonly number[],
-    threshold: number,
+    thresholds: OpenSetThresholds,
+    rejectLabels: readonly string[],
     modelVersion: number,
     frameHash: string,
     timings: FrameTimings,
   ): ClassificationResult {
-    const ranked: RankedLabel[] = topK(probabilities, labels, this.k).map((r) => ({
+    const ranked: RankedLabel[] = topK(probabilities, labels, Math.max(this.k, 2)).map((r) => ({
       label: r.label,
       code: codes[r.index] ?? UNKNOWN_CODE,
       confidence: r.probability,
     }));
+    const rejectClasses = new Set(rejectLabels.map((label) => labels.indexOf(label)).filter((i) => i >= 0));
+    const { reason } = decide(probabilities, similarity, thresholds, rejectClasses);
     const best = ranked[0];
-    const accepted = best !== undefined && best.confidence >= threshold;
+    const accepted = reason === 'accepted';
     return {
       label: accepted ? best.label : UNKNOWN_LABEL,
       code: accepted ? best.code : UNKNOWN_CODE,
       confidence: best?.confidence ?? 0,
       accepted,
-      threshold,
-      topK: ranked,
+      reason,
+      threshold: thresholds.confidence,
+      ...(similarity !== undefined ? { similarity } : {}),
+      similarityThreshold: thresholds.similarity,
+      margin: (best?.confidence ?? 0) - (ranked[1]?.confidence ?? 0),
+      topK: ranked.slice(0, this.k),
       modelVersion,
       backboneId: this.backbone.id,
       engine: this.backbone.engine.name,
@@ -247,6 +282,13 @@ function averagedPrediction(model: LoadedModel, plain: Float32Array, views: read
 function checkTestViews(value: number | 'model'): number | 'model' {
   if (value === 'model' || (Number.isInteger(value) && value >= 0 && value <= MAX_TEST_VIEWS)) return value;
   throw new LaneVisionError('TEST_VIEWS_INVALID', `Test-time views must be "model" or a whole number from 0 to ${MAX_TEST_VIEWS}, got ${String(value)}.`);
+}
+
+function checkSimilarity(value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < -1 || value > 1) {
+    throw new LaneVisionError('THRESHOLD_INVALID', `The similarity threshold must be a number from -1 to 1, got ${String(value)}.`);
+  }
+  return value;
 }
 
 function checkThreshold(value: number): number {

@@ -1,4 +1,5 @@
 import type { BackendName } from '../engine/backend.js';
+import type { DecisionReason } from '../open-set/decision.js';
 
 /** One ranked class of a result. */
 export interface RankedLabel {
@@ -31,9 +32,22 @@ export interface ClassificationResult {
   code: number;
   /** Confidence of the best class (also when rejected). */
   confidence: number;
-  /** True when `confidence >= threshold`. */
+  /** True when the frame is sorted under `label`; otherwise it goes to inspection, and `reason` says why. */
   accepted: boolean;
+  /**
+   * Why: `accepted`; `low-confidence` (top probability below `threshold`); `unknown-product`
+   * (farther from every training frame than `similarityThreshold`); `reject-class` (it looks
+   * most like a label trained as a reject class, e.g. other products).
+   */
+  reason: DecisionReason;
+  /** The confidence threshold applied. */
   threshold: number;
+  /** Cosine similarity to the nearest training frame (models with a novelty index). */
+  similarity?: number;
+  /** The similarity threshold applied; null when there is no novelty gate. */
+  similarityThreshold: number | null;
+  /** Top probability minus the second: small margins are worth an operator's look. */
+  margin: number;
   /** Best classes, most confident first. */
   topK: RankedLabel[];
   /** Model version that decided (0 for a backbone's own ImageNet classifier). */

@@ -78,6 +78,8 @@ export function resultInputFromClassification(classification: unknown): ResultEv
     timings: numericEntries(c.timings),
   };
   if (typeof c.frameHash === 'string' && c.frameHash.length > 0) input.frameId = c.frameHash;
+  if (typeof c.reason === 'string') input.reason = c.reason;
+  if (typeof c.similarity === 'number') input.similarity = c.similarity;
   return input;
 }
 

@@ -3,6 +3,7 @@
  * (documented in docs/mqtt-events.md). Builders check their input and throw
  * LaneVisionError EVENT_INVALID, so a malformed event never reaches the sorter.
  */
+import { DECISION_REASONS, type DecisionReason } from '../open-set/decision.js';
 import { randomUUID } from 'node:crypto';
 import { LaneVisionError } from '../errors.js';
 
@@ -43,8 +44,12 @@ export interface LaneResultEvent extends LaneEventEnvelope {
   code: number;
   /** Confidence of the best label (also when not accepted). */
   confidence: number;
-  /** false = not confident enough: manual inspection. */
+  /** false = manual inspection; `reason` says why. */
   accepted: boolean;
+  /** accepted, low-confidence, unknown-product or reject-class (see src/open-set/decision.ts). */
+  reason?: DecisionReason;
+  /** Cosine similarity to the nearest training frame, for models with a novelty index. */
+  similarity?: number;
   /** Best labels, highest confidence first. */
   topK: ScoredLabel[];
   modelVersion: string;
@@ -58,6 +63,8 @@ export interface ResultEventInput {
   /** Scores of the best labels (any order; sorted here), at least one. */
   topK: readonly ScoredLabel[];
   accepted: boolean;
+  reason?: DecisionReason;
+  similarity?: number;
   modelVersion: string;
   backend: string;
   timings?: Readonly<Record<string, number>>;
@@ -260,6 +267,17 @@ export function buildResultEvent(context: LaneEventContext, input: ResultEventIn
     backend: checkText(what, 'backend', input.backend),
     timings: checkNumberMap(what, 'timings', input.timings, true),
   };
+  if (input.reason !== undefined) {
+    if (!DECISION_REASONS.includes(input.reason)) invalid(what, 'reason', `must be one of ${DECISION_REASONS.join(', ')}`);
+    if ((input.reason === 'accepted') !== input.accepted) invalid(what, 'reason', `"${input.reason}" contradicts accepted ${input.accepted}`);
+    event.reason = input.reason;
+  }
+  if (input.similarity !== undefined) {
+    if (typeof input.similarity !== 'number' || !Number.isFinite(input.similarity) || input.similarity < -1.01 || input.similarity > 1.01) {
+      invalid(what, 'similarity', 'must be a number from -1 to 1');
+    }
+    event.similarity = input.similarity;
+  }
   if (input.frameId !== undefined) event.frameId = checkText(what, 'frameId', input.frameId);
   return event;
 }
@@ -421,6 +439,8 @@ export const resultEventSchema = {
     code: count,
     confidence: unit,
     accepted: { type: 'boolean' },
+    reason: { enum: DECISION_REASONS },
+    similarity: { type: 'number', minimum: -1.01, maximum: 1.01 },
     topK: { type: 'array', minItems: 1, items: scoredLabel },
     modelVersion: text,
     backend: text,
@@ -530,10 +550,75 @@ export const errorEventSchema = {
   },
 } as const;
 
+/** A frame queued for review (see src/review): what an operator labelling it needs to know, without the image. */
+export interface LaneReviewEvent extends LaneEventEnvelope {
+  reviewId: string;
+  reason: 'low-confidence' | 'unknown-product' | 'reject-class' | 'small-margin';
+  /** The model's best label (also when not accepted) and its confidence. */
+  label: string;
+  confidence: number;
+  margin: number;
+  similarity?: number;
+  modelVersion: string;
+  frameId: string;
+}
+
+export interface ReviewEventInput {
+  id: string;
+  reason: LaneReviewEvent['reason'];
+  label: string;
+  confidence: number;
+  margin: number;
+  similarity?: number;
+  modelVersion: number | string;
+  frameHash: string;
+  ts?: Date;
+}
+
+const REVIEW_REASONS = ['low-confidence', 'unknown-product', 'reject-class', 'small-margin'] as const;
+
+export function buildReviewEvent(context: LaneEventContext, input: ReviewEventInput): LaneReviewEvent {
+  const what = 'review';
+  if (!REVIEW_REASONS.includes(input?.reason)) invalid(what, 'reason', `must be one of ${REVIEW_REASONS.join(', ')}`);
+  const event: LaneReviewEvent = {
+    ...envelope(context, input.ts, what),
+    reviewId: checkText(what, 'reviewId', input.id),
+    reason: input.reason,
+    label: checkText(what, 'label', input.label),
+    confidence: checkUnit(what, 'confidence', input.confidence),
+    margin: checkUnit(what, 'margin', input.margin),
+    modelVersion: checkText(what, 'modelVersion', typeof input.modelVersion === 'number' ? `v${input.modelVersion}` : input.modelVersion),
+    frameId: checkText(what, 'frameId', input.frameHash),
+  };
+  if (input.similarity !== undefined) event.similarity = input.similarity;
+  return event;
+}
+
+export const reviewEventSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'urn:lane-vision:event:review:1',
+  title: 'Lane Vision frame queued for review',
+  type: 'object',
+  required: [...envelopeRequired, 'reviewId', 'reason', 'label', 'confidence', 'margin', 'modelVersion', 'frameId'],
+  additionalProperties: false,
+  properties: {
+    ...envelopeProperties,
+    reviewId: text,
+    reason: { enum: REVIEW_REASONS },
+    label: text,
+    confidence: unit,
+    margin: unit,
+    similarity: { type: 'number', minimum: -1.01, maximum: 1.01 },
+    modelVersion: text,
+    frameId: text,
+  },
+} as const;
+
 export const laneEventSchemas = {
   result: resultEventSchema,
   state: stateEventSchema,
   model: modelEventSchema,
   training: trainingEventSchema,
   error: errorEventSchema,
+  review: reviewEventSchema,
 } as const;

@@ -22,7 +22,7 @@ import {
   type PublishOutcome,
   type QoS,
 } from './connection.js';
-import type { FrameCounters, LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
+import type { FrameCounters, LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneReviewEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
 import type { LaneTopics } from './topics.js';
 
 const log = createDebug('lane-vision:events');
@@ -45,7 +45,7 @@ export interface EngineInfo {
   modelVersion?: string | null;
 }
 
-type EventOf<K> = K extends 'result' ? LaneResultEvent : K extends 'training' ? LaneTrainingEvent : LaneErrorEvent;
+type EventOf<K> = K extends 'result' ? LaneResultEvent : K extends 'training' ? LaneTrainingEvent : K extends 'review' ? LaneReviewEvent : LaneErrorEvent;
 
 export interface LaneStation {
   /** Connection status, including 'error' when the embedded broker or the connection cannot start. */
@@ -162,7 +162,7 @@ export class LaneStation extends EventEmitter {
    * offline queue overflowed). Rejects with MQTT_NOT_STARTED when the station is not running
    * (naming why the last start failed).
    */
-  async publishEvent<K extends 'result' | 'training' | 'error'>(kind: K, event: EventOf<K>, qos?: QoS): Promise<PublishOutcome> {
+  async publishEvent<K extends 'result' | 'training' | 'error' | 'review'>(kind: K, event: EventOf<K>, qos?: QoS): Promise<PublishOutcome> {
     const connection = await this.runningConnection();
     return connection.publish(this.topics[kind], event, qos === undefined ? {} : { qos });
   }

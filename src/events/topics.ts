@@ -12,8 +12,8 @@ import { LaneVisionError } from '../errors.js';
 export const DEFAULT_TOPIC_TEMPLATE = 'lane-vision/{line}/{station}/{event}';
 
 /** Events a station publishes. */
-export type LaneEventKind = 'result' | 'state' | 'model' | 'training' | 'error';
-export const LANE_EVENT_KINDS: readonly LaneEventKind[] = ['result', 'state', 'model', 'training', 'error'];
+export type LaneEventKind = 'result' | 'state' | 'model' | 'training' | 'error' | 'review';
+export const LANE_EVENT_KINDS: readonly LaneEventKind[] = ['result', 'state', 'model', 'training', 'error', 'review'];
 
 /** Commands a station accepts, on `<prefix>/cmd/<name>`. */
 export type LaneCommandName = 'capture' | 'train' | 'rollback' | 'threshold';
@@ -32,6 +32,8 @@ export interface LaneTopics {
   readonly model: string;
   readonly training: string;
   readonly error: string;
+  /** Frames queued for an operator's look (sent to inspection, or decided by a hair). */
+  readonly review: string;
   /** Filter matching every command of this station: `<prefix>/cmd/+`. */
   readonly commandFilter: string;
   /** Topic of one command, e.g. `<prefix>/cmd/capture`. */
@@ -166,6 +168,7 @@ export function buildLaneTopics(vars: Readonly<Record<string, string>>, template
     model: topicOf('model'),
     training: topicOf('training'),
     error: topicOf('error'),
+    review: topicOf('review'),
     // Built by string concatenation: formatTopic rightly refuses wildcards.
     commandFilter: `${commandPrefix}+`,
     command: (name) => topicOf(`cmd/${name}`),

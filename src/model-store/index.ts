@@ -1,4 +1,4 @@
-export { openModelStore, ModelStore, versionFolderName, REGISTRY_FILE, ACTIVE_FILE, METADATA_FILE, HEAD_FILE } from './store.js';
+export { openModelStore, ModelStore, versionFolderName, REGISTRY_FILE, ACTIVE_FILE, METADATA_FILE, HEAD_FILE, NOVELTY_FILE } from './store.js';
 export { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, FIRST_LABEL_CODE, type LabelCodeRegistry } from './label-codes.js';
 export { backboneCompatibility, type BackboneCompatibility, type LoadedBackboneIdentity } from './backbone-identity.js';
 export {
@@ -17,6 +17,8 @@ export {
   type LoadedModel,
   type ModelMetadata,
   type ModelStoreEvents,
+  type NoveltyFileSpec,
+  type OpenSetSpec,
   type SaveModelInput,
   type VersionRef,
   type VersionSummary,

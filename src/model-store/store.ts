@@ -23,6 +23,7 @@ import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import { listTemps, publishFolderAtomic, removeFolderAtomic, removeStaleTemps, writeFileAtomic, writeFileDurable } from '../fs/atomic.js';
 import { deserialiseHead, serialiseHead, type HeadJson } from '../training/serialise.js';
 import type { TrainedHead } from '../training/types.js';
+import { deserialiseNoveltyIndex, serialiseNoveltyIndex, type NoveltyIndex } from '../open-set/novelty-index.js';
 import { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, type LabelCodeRegistry } from './label-codes.js';
 import {
   MODEL_FORMAT_VERSION,
@@ -31,6 +32,7 @@ import {
   type LoadedModel,
   type ModelMetadata,
   type ModelStoreEvents,
+  type NoveltyFileSpec,
   type SaveModelInput,
   type VersionRef,
   type VersionSummary,
@@ -42,6 +44,7 @@ export const REGISTRY_FILE = 'registry.json';
 export const ACTIVE_FILE = 'active.json';
 export const METADATA_FILE = 'metadata.json';
 export const HEAD_FILE = 'head.bin';
+export const NOVELTY_FILE = 'novelty.bin';
 /** Activations remembered for rollback. */
 const ACTIVE_HISTORY_LIMIT = 50;
 const VERSION_FOLDER = /^v(\d+)$/;
@@ -137,6 +140,17 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       if (input.notes !== undefined) metadata.notes = String(input.notes);
       if (input.importedFrom) metadata.importedFrom = prepared.importedFrom;
       if (prepared.pipeline) metadata.pipeline = prepared.pipeline;
+      if (prepared.openSet) metadata.openSet = prepared.openSet;
+      if (prepared.noveltyData && input.novelty) {
+        metadata.novelty = {
+          file: NOVELTY_FILE,
+          sha256: sha256(prepared.noveltyData),
+          byteLength: prepared.noveltyData.byteLength,
+          count: input.novelty.count,
+          featureSize: input.novelty.featureSize,
+          encoding: 'int8-row-scaled',
+        };
+      }
 
       // Registry first: if we crash after it, a version number and new codes are merely
       // skipped, never handed out twice.
@@ -145,6 +159,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       try {
         await publishFolderAtomic(finalDir, async (temp) => {
           await writeFileDurable(path.join(temp, HEAD_FILE), prepared.headData);
+          if (prepared.noveltyData) await writeFileDurable(path.join(temp, NOVELTY_FILE), prepared.noveltyData);
           await writeFileDurable(path.join(temp, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
         });
       } catch (err) {
@@ -261,6 +276,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       );
     }
     const head = readHead(metadata.head, data, file);
+    const novelty = metadata.novelty ? await readNovelty(metadata.novelty, dir, metadata.version) : undefined;
     return {
       version: metadata.version,
       dir,
@@ -268,6 +284,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       head,
       labels: metadata.classes.map((c) => c.label),
       codes: metadata.classes.map((c) => c.code),
+      ...(novelty ? { novelty } : {}),
     };
   }
 
@@ -526,7 +543,16 @@ function prepareSave(input: SaveModelInput) {
     userMetadata: jsonCopy(input.userMetadata ?? {}, 'userMetadata'),
     importedFrom: input.importedFrom ? jsonCopy(input.importedFrom, 'importedFrom') : undefined,
     pipeline: input.pipeline ? jsonCopy(input.pipeline, 'pipeline') : undefined,
+    openSet: input.openSet ? jsonCopy(input.openSet, 'openSet') : undefined,
+    noveltyData: input.novelty ? noveltyBytes(input.novelty, input.head.featureSize) : undefined,
   };
+}
+
+function noveltyBytes(index: NoveltyIndex, featureSize: number): Buffer {
+  if (index.featureSize !== featureSize) {
+    throw new LaneVisionError('MODEL_INVALID', `The novelty index holds ${index.featureSize} features per frame but the head takes ${featureSize}`);
+  }
+  return serialiseNoveltyIndex(index);
 }
 
 /** The head in the training module's format; a head that cannot be stored is MODEL_INVALID. */
@@ -536,6 +562,29 @@ function writeHead(head: TrainedHead): { json: HeadJson; weights: Buffer } {
   } catch (err) {
     if (!isLaneVisionError(err, 'HEAD_INVALID')) throw err;
     throw new LaneVisionError('MODEL_INVALID', `Cannot save this model: ${err.message}`, { cause: err });
+  }
+}
+
+/** A version's novelty index, checked against its recorded sha256; anything off is MODEL_CORRUPT. */
+async function readNovelty(spec: NoveltyFileSpec, dir: string, version: number): Promise<NoveltyIndex> {
+  const name = versionFolderName(version);
+  if (typeof spec.file !== 'string' || spec.file !== path.basename(spec.file) || spec.file.startsWith('.')) {
+    throw new LaneVisionError('MODEL_CORRUPT', `Model ${name} names a bad novelty index file`);
+  }
+  const file = path.join(dir, spec.file);
+  let data: Buffer;
+  try {
+    data = await fsp.readFile(file);
+  } catch (err) {
+    throw new LaneVisionError('MODEL_CORRUPT', `Model ${name} novelty index is missing (${file})`, { cause: err });
+  }
+  if (data.byteLength !== spec.byteLength || sha256(data) !== spec.sha256) {
+    throw new LaneVisionError('MODEL_CORRUPT', `Model ${name} novelty index does not match its checksum (${file})`);
+  }
+  try {
+    return deserialiseNoveltyIndex(data, spec);
+  } catch (err) {
+    throw new LaneVisionError('MODEL_CORRUPT', `Model ${name} novelty index is damaged: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -10,6 +10,8 @@ import type { FitPolicy } from '../image/types.js';
 import type { HeadJson } from '../training/serialise.js';
 import type { TrainedHead } from '../training/types.js';
 import type { PipelineReport } from '../pipeline/types.js';
+import type { CurvePoint, OperatingPoint } from '../open-set/decision.js';
+import type { NoveltyIndex } from '../open-set/novelty-index.js';
 
 /** Bumped when the on-disk layout changes incompatibly; older stores stay readable. */
 export const MODEL_FORMAT_VERSION = 1;
@@ -113,6 +115,27 @@ export interface ModelMetadata {
    * which is what frames are fed with.
    */
   pipeline?: PipelineReport;
+  /** The training frames' novelty index (file in the version folder), for the unknown-product gate. */
+  novelty?: NoveltyFileSpec;
+  /** How the version decides: its operating point (thresholds), the curve it was chosen from, and its reject-class labels. */
+  openSet?: OpenSetSpec;
+}
+
+export interface NoveltyFileSpec {
+  file: string;
+  sha256: string;
+  byteLength: number;
+  count: number;
+  featureSize: number;
+  /** How the vectors are stored (see src/open-set/novelty-index.ts). */
+  encoding: 'int8-row-scaled';
+}
+
+export interface OpenSetSpec {
+  operatingPoint: OperatingPoint;
+  curve: CurvePoint[];
+  /** Labels trained like any other that decide as "send to inspection" (e.g. other products, an empty belt). */
+  rejectLabels: string[];
 }
 
 export interface SaveModelInput {
@@ -127,6 +150,8 @@ export interface SaveModelInput {
   userMetadata?: Record<string, unknown>;
   importedFrom?: ImportedFrom;
   pipeline?: PipelineReport;
+  novelty?: NoveltyIndex;
+  openSet?: OpenSetSpec;
   /** Make this the version classifiers use. Default true. */
   activate?: boolean;
 }
@@ -156,6 +181,8 @@ export interface LoadedModel {
   labels: string[];
   /** Stable code per class, in head output order. */
   codes: number[];
+  /** The training frames' novelty index, when the version has one. */
+  novelty?: NoveltyIndex;
 }
 
 export interface ActiveChange {

@@ -56,24 +56,35 @@ export class FrameFeatures {
   }
 
   private async run(paths: readonly string[], fit: FitPolicy, view: ViewTransform | undefined, what: string): Promise<(Float32Array | Error)[]> {
-    const out: (Float32Array | Error)[] = [];
+    const out = new Array<Float32Array | Error>(paths.length);
     const { signal } = this.options;
-    for (let start = 0; start < paths.length; start += CHUNK) {
-      signal?.throwIfAborted();
-      const started = performance.now();
-      const report = await embedImagesSettled(this.backbone, paths.slice(start, start + CHUNK), {
-        fit,
-        view,
-        cache: this.options.cache,
-        signal,
-        decodeConcurrency: this.options.decodeConcurrency,
-        beforeStep: this.options.beforeStep,
-      });
-      this.embedMs += performance.now() - started;
-      this.cachedVectors += report.cacheHits;
-      for (const result of report.results) out.push('error' in result ? result.error : result.features);
-      this.options.onProgress?.({ done: Math.min(paths.length, start + CHUNK), total: paths.length, what });
-    }
+    const started = performance.now();
+    let next = 0;
+    let done = 0;
+    // Two chunks at once: one decodes on libuv's pool while the other's backbone call runs
+    // (ONNX Runtime's is synchronous on this thread); measured 5-8 % faster on 2 cores.
+    // One at a time when decodes are rationed (a training worker leaving the pool to the lane).
+    const lane = async () => {
+      while (next < paths.length) {
+        const start = next;
+        next += CHUNK;
+        signal?.throwIfAborted();
+        const report = await embedImagesSettled(this.backbone, paths.slice(start, start + CHUNK), {
+          fit,
+          view,
+          cache: this.options.cache,
+          signal,
+          decodeConcurrency: this.options.decodeConcurrency,
+          beforeStep: this.options.beforeStep,
+        });
+        this.cachedVectors += report.cacheHits;
+        report.results.forEach((result, i) => (out[start + i] = 'error' in result ? result.error : result.features));
+        done += report.results.length;
+        this.options.onProgress?.({ done, total: paths.length, what });
+      }
+    };
+    await Promise.all(Array.from({ length: this.options.decodeConcurrency === 1 ? 1 : 2 }, lane));
+    this.embedMs += performance.now() - started;
     return out;
   }
 }

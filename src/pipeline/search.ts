@@ -43,7 +43,7 @@ export interface SearchResult {
 
 /** The default head the crops are compared with. */
 export const SEARCH_BASE_HEAD: TrainHeadParams = { kind: 'logistic' };
-/** Centre crops tried, then refined around the best; null is the whole frame. */
+/** Centre crops tried, then one step tighter than the best (the direction that carries over to a new session); null is the whole frame. */
 const CROP_FRACTIONS: readonly (number | null)[] = [null, 0.85, 0.7, 0.55];
 const CROP_REFINE_STEP = 0.075;
 const MIN_CROP = 0.3;
@@ -155,18 +155,14 @@ export async function searchPipeline(input: SearchInput): Promise<SearchResult> 
   const plain = (fraction: number | null): PipelineSpec => ({ crop: fraction === null || fraction >= 1 ? null : { fraction }, head: SEARCH_BASE_HEAD, trainViews: 0, testViews: 0 });
   const fractionOf = (spec: PipelineSpec): number => (spec.crop && 'fraction' in spec.crop ? spec.crop.fraction : 1);
   const cropRule = (fraction: number): 'better' | 'not-worse' => (oneSession && fraction < fractionOf(best!.spec) ? 'not-worse' : 'better');
-  // 1. Where to look: from the whole frame inwards, then around the best.
+  // 1. Where to look: from the whole frame inwards, then one step tighter than the best.
   const tried: number[] = [];
   for (const fraction of CROP_FRACTIONS) {
     tried.push(fraction ?? 1);
     await tryCandidate('crop', plain(fraction), best ? cropRule(fraction ?? 1) : 'better');
   }
-  for (const step of [-CROP_REFINE_STEP, CROP_REFINE_STEP]) {
-    const fraction = Math.round((fractionOf(best!.spec) + step) * 1000) / 1000;
-    if (fraction < MIN_CROP || fraction >= 1 || tried.some((t) => Math.abs(t - fraction) < CROP_REFINE_STEP / 2)) continue;
-    tried.push(fraction);
-    await tryCandidate('crop', plain(fraction), cropRule(fraction));
-  }
+  const tighter = Math.round((fractionOf(best!.spec) - CROP_REFINE_STEP) * 1000) / 1000;
+  if (tighter >= MIN_CROP && !tried.some((t) => Math.abs(t - tighter) < CROP_REFINE_STEP / 2)) await tryCandidate('crop', plain(tighter), cropRule(tighter));
   // 2. Augmentation views of each training frame (before the heads: they measured the larger gain on another session).
   await tryCandidate('views', { ...best!.spec, trainViews: SEARCH_TRAIN_VIEWS }, 'not-worse');
   // 3. Which head decides.

@@ -11,7 +11,8 @@ import type { Dataset, DatasetEntry } from '../dataset/index.js';
 import type { FeatureCache } from '../features/index.js';
 import type { CropRegion, FitPolicy } from '../image/types.js';
 import { checkCrop } from '../image/geometry.js';
-import type { BackboneDescriptor, LabelCode, ModelStore } from '../model-store/index.js';
+import type { BackboneDescriptor, LabelCode, ModelStore, OpenSetSpec } from '../model-store/index.js';
+import { buildNoveltyIndex, chooseOperatingPoint, heldOutSimilarities } from '../open-set/index.js';
 import { thresholdForPrecision, type HeadMetrics, type PrecisionThreshold, type TrainHeadParams } from '../training/index.js';
 import { adviseFromTraining, type Advice } from '../advisor/index.js';
 import {
@@ -73,8 +74,13 @@ export interface RetrainOptions {
   /** Folds of the grouped cross-validation (default 5). */
   folds?: number;
   seed?: number;
-  /** Precision the suggested confidence threshold must reach on held-out frames. Default 0.95. */
+  /** Precision the suggested thresholds (the operating point) must reach on held-out frames. Default 0.95. */
   targetPrecision?: number;
+  /**
+   * Labels that are reject classes ("other products", "empty belt"): trained like any
+   * label, but a frame that looks most like one is sent to inspection, never sorted.
+   */
+  rejectLabels?: readonly string[];
   /** Make the new version the one classifiers use. Default true. */
   activate?: boolean;
   /** The backbone node's fit (or region): the search crops inside it. Default the backbone's. */
@@ -95,6 +101,8 @@ export interface RetrainMetrics {
   /** Where `holdout` comes from and how far to trust it. */
   validation: ValidationEstimate;
   threshold: PrecisionThreshold;
+  /** The thresholds the model decides with (confidence and novelty), the precision/coverage curve, the reject classes. */
+  openSet: OpenSetSpec;
   /** Frames the final head was trained on. */
   trainCount: number;
   /** Frames the estimate scored (cross-validation: every frame, once, by a head that had not seen it). */
@@ -187,6 +195,7 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     }
   });
   const labels = checkEnoughData(kept.map((e) => e.label));
+  checkRejectLabels(options.rejectLabels ?? [], labels);
   const labelIndex = new Map(labels.map((label, i) => [label, i]));
   const targets = kept.map((e) => labelIndex.get(e.label)!);
   const frames = { labels: targets, classCount: labels.length, labelNames: labels };
@@ -216,7 +225,18 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   });
   const calibration = canCalibrate(head) ? fitSharpness(score.probabilities, score.targets) : 1;
   head = calibrateHead(head, calibration);
-  const threshold = thresholdForPrecision(sharpen(score.probabilities, calibration), score.targets, options.targetPrecision ?? 0.95);
+  const calibrated = sharpen(score.probabilities, calibration);
+  const targetPrecision = options.targetPrecision ?? 0.95;
+  const threshold = thresholdForPrecision(calibrated, score.targets, targetPrecision);
+  // The novelty gate: how a frame of a new capture compares with the frames its head learnt from.
+  const heldOut = validation
+    ? heldOutSimilarities((await source(spec.crop, { train: 0, test: 0 })).validation!.plain, { against: train.plain })
+    : heldOutSimilarities(train.plain, { fold });
+  const rejectLabels = labels.filter((label) => options.rejectLabels?.includes(label));
+  const rejectClasses = new Set(rejectLabels.map((label) => labelIndex.get(label)!));
+  const { point, curve } = chooseOperatingPoint({ probabilities: calibrated, targets: score.targets, similarities: heldOut, rejectClasses, targetPrecision });
+  const openSet: OpenSetSpec = { operatingPoint: point, curve, rejectLabels };
+  const novelty = buildNoveltyIndex(train.plain);
   const trainMs = performance.now() - trainStart;
 
   signal?.throwIfAborted();
@@ -245,6 +265,7 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     holdout: score.metrics,
     validation: estimate,
     threshold,
+    openSet,
     trainCount: kept.length,
     holdoutCount: score.targets.length,
     countsPerLabel,
@@ -262,6 +283,8 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     backbone: { ...descriptorOf(backbone), fit: fitWithCrop(baseFit, spec.crop) },
     metrics: metrics as unknown as Record<string, unknown>,
     pipeline,
+    novelty,
+    openSet,
     datasetFingerprint,
     modelName: options.modelName,
     activate: options.activate ?? true,
@@ -363,6 +386,16 @@ function describeEstimate(kind: EstimateKind, counts: { folds: number; groups: n
   return { kind, optimistic: kind === 'grouped-cross-validation', folds: counts.folds, groups: counts.groups, count: counts.count, note };
 }
 
+function checkRejectLabels(reject: readonly string[], labels: readonly string[]): void {
+  const missing = reject.filter((label) => !labels.includes(label));
+  if (missing.length > 0) {
+    throw new LaneVisionError('RETRAIN_OPTIONS_INVALID', `Reject label${missing.length > 1 ? 's' : ''} ${missing.map((l) => `"${l}"`).join(', ')} not in the training data (labels: ${labels.join(', ')}).`);
+  }
+  if (labels.every((label) => reject.includes(label))) {
+    throw new LaneVisionError('RETRAIN_OPTIONS_INVALID', 'Every label is a reject class: at least one label must be a product to sort.');
+  }
+}
+
 function checkRetrainOptions(options: RetrainOptions): void {
   const bad = (message: string): never => {
     throw new LaneVisionError('RETRAIN_OPTIONS_INVALID', message);
@@ -378,6 +411,8 @@ function checkRetrainOptions(options: RetrainOptions): void {
   if (test !== undefined && test !== 'auto' && !(Number.isInteger(test) && test >= 0 && test <= MAX_TEST_VIEWS)) {
     bad(`testViews must be auto or a whole number from 0 to ${MAX_TEST_VIEWS}, got ${String(test)}`);
   }
+  const reject = options.rejectLabels;
+  if (reject !== undefined && !(Array.isArray(reject) && reject.every((l) => typeof l === 'string'))) bad('rejectLabels must be a list of label names');
   if (options.crop) {
     try {
       checkCrop(options.crop);

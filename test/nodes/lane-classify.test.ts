@@ -251,7 +251,7 @@ test('a retrain and a rollback in the store are picked up while frames flow, non
 });
 
 test('rollback and threshold commands change the model and threshold, send nothing, and bad ones are caught', async () => {
-  const { dir } = await trainedStore('models-commands', 2);
+  const { dir, store } = await trainedStore('models-commands', 2);
   await helper.load(nodes, classifyFlow({ modelsFolder: dir }));
   const out = collect('o0');
   const caught = collect('caught');
@@ -263,7 +263,8 @@ test('rollback and threshold commands change the model and threshold, send nothi
     return out[before].classification;
   };
 
-  assert.equal((await classifyOnce()).modelVersion, 2);
+  const first = await classifyOnce();
+  assert.equal(first.modelVersion, 2);
   send({ topic: 'rollback' });
   assert.equal((await classifyOnce()).modelVersion, 1, 'frames after the command use the previous version');
   assert.match(lastStatus('c1').text!, /^v1 · /);
@@ -283,6 +284,11 @@ test('rollback and threshold commands change the model and threshold, send nothi
   const lax = await classifyOnce();
   assert.equal(lax.accepted, true);
   assert.equal(lax.label, lax.topK[0].label);
+  send({ topic: 'threshold', payload: 'model' });
+  const v1Point = (await store.readMetadata(1)).openSet?.operatingPoint;
+  assert.ok(v1Point, 'v1 stores its operating point');
+  assert.equal((await classifyOnce()).threshold, v1Point.confidence, "'model' goes to the operating point of the model in use, not the node's 0.6");
+  assert.equal(first.threshold, 0.6, "the node's setting was in force before");
 
   const commands = out.length;
   send({ topic: 'threshold', payload: 1.5 });
@@ -292,7 +298,7 @@ test('rollback and threshold commands change the model and threshold, send nothi
   await waitUntil(() => caught.length === 4, 'four caught errors');
   assert.equal(out.length, commands, 'commands send no frame');
   assert.deepEqual(caught.map(caughtCode), ['THRESHOLD_INVALID', 'THRESHOLD_INVALID', 'CLASSIFY_BAD_COMMAND', 'MODEL_VERSION_NOT_FOUND']);
-  assert.match(caught[0].error.message, /threshold command needs msg.payload from 0 to 1, got 1.5/);
+  assert.match(caught[0].error.message, /threshold command needs msg.payload from 0 to 1 \(or "model"\), got 1.5/);
   assert.match(caught[1].error.message, /got "high"/);
   assert.match(caught[2].error.message, /rollback command takes no payload/);
   assert.match(caught[3].error.message, /v0009 is not in/);

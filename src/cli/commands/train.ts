@@ -38,6 +38,7 @@ const OPTIONS = {
   'test-views': { type: 'string' },
   folds: { type: 'string' },
   holdout: { type: 'string' },
+  'reject-labels': { type: 'string' },
   seed: { type: 'string' },
   labels: { type: 'string' },
   epochs: { type: 'string' },
@@ -81,6 +82,8 @@ Options:
   --holdout <share>                   older form of --folds: 0.2 means 5 folds
   --seed <n>                          seed of the folds, views and initial weights (default 1)
   --labels a,b,c                      train on these labels of DIR only (default: all)
+  --reject-labels a,b                 labels that are reject classes (e.g. other products, an empty
+                                      belt): trained like any, but a frame like them goes to inspection
   --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
@@ -128,6 +131,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         backbone,
         store,
         ...pipelineOptions,
+        rejectLabels: listOption(values['reject-labels']),
         validation,
         seed,
         targetPrecision,

@@ -6,6 +6,7 @@ import { createTeach } from './teach.js';
 import { createTrain } from './train.js';
 import { createModels } from './models.js';
 import { createSimilar } from './similar.js';
+import { createReview } from './review.js';
 
 const SECTIONS = ['live', 'teach', 'train', 'models', 'similar'];
 
@@ -20,6 +21,8 @@ const state = {
   models: { active: null, versions: [] },
   train: { state: 'idle', history: [] },
   capture: null,
+  review: { items: [], total: 0 },
+  rejectLabels: [],
   gallery: null,
   frameLimit: 24,
 };
@@ -76,6 +79,7 @@ const sections = {
   train: createTrain(ctx),
   models: createModels(ctx),
   similar: createSimilar(ctx),
+  review: createReview(ctx),
 };
 
 // #region header
@@ -143,8 +147,10 @@ const handlers = {
     state.models = full.models;
     state.train = full.train;
     state.capture = full.capture;
+    state.review = full.review ?? { items: [], total: 0 };
+    state.rejectLabels = full.rejectLabels ?? [];
     document.body.classList.toggle('read-only', !api.canWrite());
-    changed('frames', 'rejects', 'stats', 'dataset', 'models', 'train', 'capture', 'backbone');
+    changed('frames', 'rejects', 'stats', 'dataset', 'models', 'train', 'capture', 'backbone', 'review');
     ctx.refreshGallery();
     if (first) showSection();
   },
@@ -182,6 +188,14 @@ const handlers = {
   capture(view) {
     state.capture = view;
     changed('capture');
+  },
+  review(view) {
+    state.review = view;
+    changed('review');
+  },
+  'reject-labels'(labels) {
+    state.rejectLabels = labels;
+    changed('reject-labels');
   },
   backbone(view) {
     state.backbone = view;

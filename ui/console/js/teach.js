@@ -42,11 +42,19 @@ export function createTeach(ctx) {
   const renderLabels = batched(() => {
     const labels = ctx.labels();
     const counts = state.dataset.counts;
+    const reject = new Set(state.rejectLabels ?? []);
     $('#teach-labels').replaceChildren(
       ...labels.map((label) => {
         const button = h('button.label-button', { type: 'button', onclick: () => teach(label), dataset: { label } }, h('span.label-name', {}, label), h('span.label-count', {}, String(counts[label] ?? 0)));
         button.style.setProperty('--label-colour', labelColour(label));
-        return button;
+        // A reject class (other products, the empty belt) is trained like any label but never sorted.
+        const mark = h(
+          'label.reject-mark.writes.small',
+          { title: 'Reject class: frames like these go to inspection, never into a bin' },
+          h('input', { type: 'checkbox', checked: reject.has(label), onchange: (e) => ctx.act('mark-reject', { label, reject: e.target.checked }) }),
+          ' reject',
+        );
+        return h('span.label-with-mark', {}, button, mark);
       }),
     );
     $('#teach-no-labels').hidden = labels.length > 0;
@@ -277,6 +285,7 @@ export function createTeach(ctx) {
   // #endregion
 
   ctx.on('dataset', renderLabels);
+  ctx.on('reject-labels', renderLabels);
   ctx.on('models', renderLabels);
   ctx.on('frames', renderFrames);
   ctx.on('rejects', renderFrames);
