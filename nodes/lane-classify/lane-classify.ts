@@ -155,7 +155,7 @@ export = function (RED: NodeAPI) {
         try {
           const model = await store!.loadModel(version);
           if (closing || seq !== takingUp.seq) return;
-          classifier!.useModel(model);
+          await classifier!.useLoadedModel(model);
           becomeReady();
         } catch (err) {
           if (closing || seq !== takingUp.seq) return;
@@ -414,6 +414,7 @@ export = function (RED: NodeAPI) {
         // Also while it still loads: the backbone node then drops the load if no one else wants it.
         if (registered) backboneNode?.release(node);
         registered = false;
+        classifier?.dispose();
         done();
       });
     });

@@ -556,8 +556,8 @@ export class OperatorConsole {
       const store = await this.options.models();
       signal.throwIfAborted();
       const onProgress = (p: RetrainProgress): void => {
-        if (p.phase === 'training') {
-          history.push({ epoch: p.epoch, loss: p.loss, accuracy: p.accuracy });
+        if (p.phase === 'training' || p.phase === 'fine-tune') {
+          history.push({ epoch: p.epoch, loss: p.loss, accuracy: p.phase === 'training' ? p.accuracy : p.validationAccuracy });
           if (history.length > MAX_HISTORY) history.shift();
         }
         // Progress goes out as its own small event; the page keeps the curve.

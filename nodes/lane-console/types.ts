@@ -131,7 +131,7 @@ export interface ModelReport {
 
 export interface TrainView {
   state: 'idle' | 'running' | 'finished' | 'failed' | 'cancelled';
-  phase?: 'starting' | 'features' | 'search' | 'training' | 'saving';
+  phase?: 'starting' | 'features' | 'search' | 'training' | 'fine-tune' | 'saving';
   /** search: the last candidate scored, in words. */
   name?: string;
   done?: number;

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
 import type { Backbone } from '../engine/types.js';
+import { acquireBackbone } from '../engine/load-backbone.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
 import { embedImagesSettled, type EmbeddedImage, type Embedder, type FeatureCache } from '../features/index.js';
@@ -51,11 +52,16 @@ export interface ClassifierOptions {
    */
   embed?: Embedder;
   maxInputPixels?: number;
+  /**
+   * Loads the fine-tuned backbone a model version carries (see BackboneDescriptor.tuned).
+   * Default: acquireBackbone on this thread, with the lane backbone's input and engine.
+   */
+  loadTunedBackbone?: (model: LoadedModel, base: Backbone) => Promise<Backbone>;
 }
 
 /** The model a classifier decides with. */
 type ActiveModel =
-  | { kind: 'head'; model: LoadedModel }
+  | { kind: 'head'; model: LoadedModel; tuned?: Backbone }
   | { kind: 'backbone'; labels: readonly string[]; codes: number[] };
 
 export class LaneClassifier {
@@ -70,6 +76,9 @@ export class LaneClassifier {
   private readonly cache: FeatureCache | null;
   private readonly maxInputPixels: number | undefined;
   private readonly embed: Embedder;
+  private readonly loadTuned: (model: LoadedModel, base: Backbone) => Promise<Backbone>;
+  /** Batches running on each fine-tuned backbone, and releases owed once they finish (a swap must not dispose it under them). */
+  private readonly tunedUse = new Map<Backbone, { inflight: number; owed: number }>();
 
   constructor(options: ClassifierOptions) {
     this.backbone = options.backbone;
@@ -84,6 +93,7 @@ export class LaneClassifier {
     this.embed =
       options.embed ??
       ((inputs, embedOptions) => embedImagesSettled(this.backbone, inputs, { ...embedOptions, cache: this.cache, batchSize: Math.max(1, inputs.length) }));
+    this.loadTuned = options.loadTunedBackbone ?? loadTunedBackbone;
   }
 
   /** The confidence threshold in force: the override, else the model's own, else 0.6. */
@@ -127,17 +137,69 @@ export class LaneClassifier {
     return this.current?.kind === 'head' ? (this.current.model.metadata.pipeline?.spec.testViews ?? 0) : 0;
   }
 
-  /** Decide with a trained head. Its features must come from this backbone (same network, layer and input). */
-  useModel(model: LoadedModel): void {
-    const fit = backboneCompatibility(model.metadata.backbone, this.backbone);
-    if (!fit.fits) {
+  /**
+   * Decide with a trained head. Its features must come from this backbone (same network,
+   * layer and input); a fine-tuned version's from the tuned copy of it, loaded first with
+   * `useLoadedModel`.
+   */
+  useModel(model: LoadedModel, tuned?: Backbone): void {
+    const serving = tuned ?? this.backbone;
+    const fit = backboneCompatibility(model.metadata.backbone, serving);
+    if (!fit.fits || (model.metadata.backbone.tuned && !tuned)) {
       throw new LaneVisionError(
         'MODEL_BACKBONE_MISMATCH',
-        `Model v${model.version} does not fit the backbone in use (${this.backbone.source}): ${fit.reason ?? 'different features'}. ` +
+        `Model v${model.version} does not fit the backbone in use (${serving.source}): ${fit.reason ?? 'its fine-tuned backbone is not loaded'}. ` +
           'Retrain, or select the backbone it was trained with.',
       );
     }
-    this.current = { kind: 'head', model };
+    const before = this.current;
+    this.current = { kind: 'head', model, ...(tuned ? { tuned } : {}) };
+    if (before?.kind === 'head' && before.tuned) this.retire(before.tuned);
+  }
+
+  private retire(tuned: Backbone): void {
+    const use = this.tunedUse.get(tuned);
+    if (use && use.inflight > 0) use.owed++;
+    else tuned.release();
+  }
+
+  private async onTuned<T>(tuned: Backbone, run: () => Promise<T>): Promise<T> {
+    const use = this.tunedUse.get(tuned) ?? this.tunedUse.set(tuned, { inflight: 0, owed: 0 }).get(tuned)!;
+    use.inflight++;
+    try {
+      return await run();
+    } finally {
+      if (--use.inflight === 0) {
+        this.tunedUse.delete(tuned);
+        for (; use.owed > 0; use.owed--) tuned.release();
+      }
+    }
+  }
+
+  /** useModel, after loading the fine-tuned backbone a version carries (refused unless tuned from this lane's backbone). */
+  async useLoadedModel(model: LoadedModel): Promise<void> {
+    const tunedFrom = model.metadata.backbone.tuned;
+    if (!tunedFrom) return this.useModel(model);
+    if (tunedFrom.from !== this.backbone.id || !model.tunedBackboneDir) {
+      throw new LaneVisionError(
+        'MODEL_BACKBONE_MISMATCH',
+        `Model v${model.version} was fine-tuned from backbone ${tunedFrom.from}, not from the loaded ${this.backbone.id}. Select the backbone it was tuned from, or retrain.`,
+      );
+    }
+    // The shared registry hands out the same loaded copy to every classifier serving this folder.
+    const tuned = await this.loadTuned(model, this.backbone);
+    try {
+      this.useModel(model, tuned);
+    } catch (err) {
+      tuned.release();
+      throw err;
+    }
+  }
+
+  /** Releases a fine-tuned backbone the classifier holds. */
+  dispose(): void {
+    if (this.current?.kind === 'head' && this.current.tuned) this.retire(this.current.tuned);
+    this.current = undefined;
   }
 
   /** Decide with the backbone's own classifier (e.g. ImageNet classes), used as it is. */
@@ -155,7 +217,7 @@ export class LaneClassifier {
    * (a retrain, a rollback). Returns a function that stops following.
    */
   async followActiveModel(store: ModelStore, onChange?: (version: number, error?: Error) => void): Promise<() => void> {
-    this.useModel(await store.loadModel('active'));
+    await this.useLoadedModel(await store.loadModel('active'));
     // Loads can finish out of order (a big head, then a quick rollback): the newest change wins.
     let latestChange = 0;
     return store.watchActive((change) => {
@@ -164,10 +226,10 @@ export class LaneClassifier {
         if (changeNumber === latestChange) onChange?.(version, error);
       };
       store.loadModel(change.version).then(
-        (model) => {
+        async (model) => {
           if (changeNumber !== latestChange) return;
           try {
-            this.useModel(model);
+            await this.useLoadedModel(model);
           } catch (error) {
             // A model that does not fit this backbone keeps the current one in use.
             report(model.version, error as Error);
@@ -198,7 +260,12 @@ export class LaneClassifier {
     const views = model.kind === 'head' ? testTimeViews(this.testViews) : [];
     const request = { fit, maxInputPixels: this.maxInputPixels, output } as const;
     // The plain frames, and each test-time view of them, as one backbone call each.
-    const embedded = await Promise.all([this.embed(inputs, request), ...views.map((view) => this.embed(inputs, { ...request, view }))]);
+    // A fine-tuned version runs its own copy of the backbone on this thread (the inference worker serves the base backbone only).
+    const tuned = model.kind === 'head' ? model.tuned : undefined;
+    const embed: Embedder = tuned
+      ? (list, embedOptions) => this.onTuned(tuned, () => embedImagesSettled(tuned, list, { ...embedOptions, cache: null, batchSize: Math.max(1, list.length) }))
+      : this.embed;
+    const embedded = await Promise.all([embed(inputs, request), ...views.map((view) => embed(inputs, { ...request, view }))]);
     const [plain] = embedded;
     const share = inputs.length || 1;
     const decodeMs = embedded.reduce((sum, e) => sum + e.decodeMs, 0);
@@ -256,7 +323,7 @@ export class LaneClassifier {
       margin: (best?.confidence ?? 0) - (ranked[1]?.confidence ?? 0),
       topK: ranked.slice(0, this.k),
       modelVersion,
-      backboneId: this.backbone.id,
+      backboneId: this.current?.kind === 'head' && this.current.tuned ? this.current.tuned.id : this.backbone.id,
       engine: this.backbone.engine.name,
       backend: this.backbone.backend.name,
       frameHash,
@@ -296,4 +363,17 @@ function checkThreshold(value: number): number {
     throw new LaneVisionError('THRESHOLD_INVALID', `The confidence threshold must be a number from 0 to 1, got ${String(value)}.`);
   }
   return value;
+}
+
+/** The default loader of a version's fine-tuned backbone: the shared registry, same input and engine as the lane's. */
+async function loadTunedBackbone(model: LoadedModel, base: Backbone): Promise<Backbone> {
+  return acquireBackbone(
+    {
+      source: model.tunedBackboneDir!,
+      ...(base.featureLayer.includes('/') ? {} : { featureLayer: base.featureLayer }),
+      inputRange: base.inputRange,
+      inputSize: base.inputSize,
+    },
+    { engine: base.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' },
+  );
 }

@@ -75,10 +75,17 @@ export function specForDescriptor(descriptor: BackboneDescriptor): BackboneSpec 
  * Loads the backbone for a stored model: `override` (--backbone) when given, else the one
  * recorded in its metadata. Throws MODEL_BACKBONE_MISMATCH when the head cannot use its features.
  */
-export async function loadBackboneForModel(metadata: ModelMetadata, override: string | undefined, choice: BackboneChoice = {}): Promise<Backbone> {
+export async function loadBackboneForModel(
+  metadata: ModelMetadata,
+  override: string | undefined,
+  choice: BackboneChoice = {},
+  /** A fine-tuned version's own backbone folder (LoadedModel.tunedBackboneDir): loaded instead of the recorded source. */
+  tunedBackboneDir?: string,
+): Promise<Backbone> {
+  const recorded = tunedBackboneDir ? { ...specForDescriptor(metadata.backbone), source: tunedBackboneDir } : specForDescriptor(metadata.backbone);
   const backbone = override
     ? await loadNamedBackbone(override, choice)
-    : await loadBackbone(choice.featureLayer ? { ...specForDescriptor(metadata.backbone), featureLayer: choice.featureLayer } : specForDescriptor(metadata.backbone), {
+    : await loadBackbone(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, {
         backend: choice.backend,
         engine: choice.engine,
         onnxThreads: commandOnnxThreads(),

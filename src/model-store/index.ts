@@ -9,6 +9,8 @@ export {
 } from './teachable-machine.js';
 export {
   MODEL_FORMAT_VERSION,
+  TUNED_WEIGHTS_FILE,
+  type TunedBackbone,
   type ActiveChange,
   type BackboneDescriptor,
   type HeadFileSpec,

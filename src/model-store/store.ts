@@ -27,6 +27,8 @@ import { deserialiseNoveltyIndex, serialiseNoveltyIndex, type NoveltyIndex } fro
 import { assignLabelCodes, emptyLabelCodeRegistry, mergeLabelCodes, validateLabels, type LabelCodeRegistry } from './label-codes.js';
 import {
   MODEL_FORMAT_VERSION,
+  TUNED_WEIGHTS_FILE,
+  type TunedBackbone,
   type ActiveChange,
   type BackboneDescriptor,
   type LoadedModel,
@@ -160,6 +162,13 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
         await publishFolderAtomic(finalDir, async (temp) => {
           await writeFileDurable(path.join(temp, HEAD_FILE), prepared.headData);
           if (prepared.noveltyData) await writeFileDurable(path.join(temp, NOVELTY_FILE), prepared.noveltyData);
+          if (input.tunedBackboneDir && prepared.backbone.tuned) {
+            const into = path.join(temp, prepared.backbone.tuned.folder);
+            await fsp.mkdir(into);
+            for (const file of await fsp.readdir(input.tunedBackboneDir)) {
+              await writeFileDurable(path.join(into, file), await fsp.readFile(path.join(input.tunedBackboneDir, file)));
+            }
+          }
           await writeFileDurable(path.join(temp, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
         });
       } catch (err) {
@@ -277,6 +286,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     }
     const head = readHead(metadata.head, data, file);
     const novelty = metadata.novelty ? await readNovelty(metadata.novelty, dir, metadata.version) : undefined;
+    const tunedBackboneDir = metadata.backbone.tuned ? await checkTunedBackbone(metadata.backbone.tuned, dir, metadata.version) : undefined;
     return {
       version: metadata.version,
       dir,
@@ -285,6 +295,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       labels: metadata.classes.map((c) => c.label),
       codes: metadata.classes.map((c) => c.code),
       ...(novelty ? { novelty } : {}),
+      ...(tunedBackboneDir ? { tunedBackboneDir } : {}),
     };
   }
 
@@ -599,6 +610,17 @@ function readHead(spec: ModelMetadata['head'], weights: Buffer, file: string): T
   }
 }
 
+/** The tuned backbone folder of a version, after checking its weights against the stored hash. */
+async function checkTunedBackbone(tuned: TunedBackbone, dir: string, version: number): Promise<string> {
+  const folder = path.join(dir, tuned.folder);
+  const file = path.join(folder, TUNED_WEIGHTS_FILE);
+  const data = await fsp.readFile(file).catch((err: unknown) => {
+    throw new LaneVisionError('MODEL_CORRUPT', `Model ${versionFolderName(version)}'s tuned backbone is missing (${file})`, { cause: err });
+  });
+  if (sha256(data) !== tuned.sha256) throw new LaneVisionError('MODEL_CORRUPT', `Model ${versionFolderName(version)}'s tuned backbone does not match its checksum (${file})`);
+  return folder;
+}
+
 function checkBackbone(value: unknown, code: string, where: string): BackboneDescriptor {
   const b = value as BackboneDescriptor;
   const problem =
@@ -623,7 +645,11 @@ function checkBackbone(value: unknown, code: string, where: string): BackboneDes
                       : undefined;
   if (problem) throw new LaneVisionError(code, `The ${where} description is incomplete: ${problem}`);
   // Pick the descriptor's fields: a loaded engine Backbone may be passed as it is.
-  const { id, source, preset, featureLayer, featureLayerAliases, weightsFingerprint, featureSize, inputSize, inputRange, fit } = b;
+  const { id, source, preset, featureLayer, featureLayerAliases, weightsFingerprint, featureSize, inputSize, inputRange, fit, tuned } = b;
+  if (tuned !== undefined) {
+    const ok = tuned && typeof tuned.from === 'string' && /^[\w.-]+$/.test(String(tuned.folder)) && /^[0-9a-f]{64}$/.test(String(tuned.sha256)) && isPositiveInt(tuned.blocks) && typeof tuned.cut === 'string';
+    if (!ok) throw new LaneVisionError(code, `The ${where} description is incomplete: tuned needs from, folder, sha256, blocks and cut`);
+  }
   return jsonCopy(
     {
       id,
@@ -636,6 +662,7 @@ function checkBackbone(value: unknown, code: string, where: string): BackboneDes
       inputSize: { width: inputSize.width, height: inputSize.height },
       inputRange,
       fit,
+      ...(tuned !== undefined ? { tuned: { from: tuned.from, folder: tuned.folder, sha256: tuned.sha256, blocks: tuned.blocks, cut: tuned.cut } } : {}),
     },
     where,
   );

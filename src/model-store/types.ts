@@ -53,10 +53,31 @@ export interface BackboneDescriptor {
    * model.json, so only this recognises the same network saved with another model.json.
    */
   weightsFingerprint?: string;
+  /**
+   * A fine-tuned backbone: the version holds its own copy (a layers-model folder) whose top
+   * blocks were trained from the base backbone `id`. A lane serving the base loads this copy
+   * for the version; rolling back to a frozen-feature version serves the base again.
+   */
+  tuned?: TunedBackbone;
   featureSize: number;
   inputSize: { width: number; height: number };
   inputRange: InputRange;
   fit: FitPolicy;
+}
+
+/** The tuned backbone folder's one weights file. */
+export const TUNED_WEIGHTS_FILE = 'weights.bin';
+
+export interface TunedBackbone {
+  /** Id of the base backbone the version was tuned from (what the lane must have loaded). */
+  from: string;
+  /** Folder inside the version holding model.json and the tuned weights. */
+  folder: string;
+  /** sha256 (hex) of the tuned weights file, checked before loading. */
+  sha256: string;
+  blocks: number;
+  /** Layer the frozen bottom ends at. */
+  cut: string;
 }
 
 /**
@@ -152,6 +173,8 @@ export interface SaveModelInput {
   pipeline?: PipelineReport;
   novelty?: NoveltyIndex;
   openSet?: OpenSetSpec;
+  /** A fine-tuned backbone folder (model.json + weights) to keep inside the version; `backbone.tuned` describes it. */
+  tunedBackboneDir?: string;
   /** Make this the version classifiers use. Default true. */
   activate?: boolean;
 }
@@ -183,6 +206,8 @@ export interface LoadedModel {
   codes: number[];
   /** The training frames' novelty index, when the version has one. */
   novelty?: NoveltyIndex;
+  /** Folder of the version's fine-tuned backbone (checked against its hash), when it has one. */
+  tunedBackboneDir?: string;
 }
 
 export interface ActiveChange {

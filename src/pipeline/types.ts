@@ -17,9 +17,12 @@ export interface PipelineSpec {
   testViews: number;
 }
 
-/** `auto` searches for the pipeline (the default); `fixed` trains the one given. */
-export type TrainingStrategy = 'auto' | 'fixed';
-export const TRAINING_STRATEGIES: readonly TrainingStrategy[] = ['auto', 'fixed'];
+/**
+ * `auto` searches for the pipeline (the default); `fixed` trains the one given;
+ * `fine-tune` also trains the backbone's last blocks (src/fine-tuning) before the head.
+ */
+export type TrainingStrategy = 'auto' | 'fixed' | 'fine-tune';
+export const TRAINING_STRATEGIES: readonly TrainingStrategy[] = ['auto', 'fixed', 'fine-tune'];
 
 /**
  * Where the reported accuracy comes from:

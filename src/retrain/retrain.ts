@@ -15,6 +15,8 @@ import type { BackboneDescriptor, LabelCode, ModelStore, OpenSetSpec } from '../
 import { buildNoveltyIndex, chooseOperatingPoint, heldOutSimilarities } from '../open-set/index.js';
 import { thresholdForPrecision, type HeadMetrics, type PrecisionThreshold, type TrainHeadParams } from '../training/index.js';
 import { adviseFromTraining, type Advice } from '../advisor/index.js';
+import { checkFineTuneOptions } from '../fine-tuning/index.js';
+import { fineTuneRetrain, type FineTuneReport, type FineTuneSettings, type TunedRun } from './fine-tune-retrain.js';
 import {
   calibrateHead,
   canCalibrate,
@@ -28,6 +30,7 @@ import {
   groupFrames,
   MAX_TEST_VIEWS,
   MAX_VIEWS,
+  TRAINING_STRATEGIES,
   scoreSpec,
   searchPipeline,
   sharpen,
@@ -44,6 +47,7 @@ export type RetrainProgress =
   | { phase: 'features'; done: number; total: number; what?: string }
   | { phase: 'search'; done: number; name: string }
   | { phase: 'training'; epoch: number; epochs: number; loss: number; accuracy: number }
+  | { phase: 'fine-tune'; epoch: number; epochs: number; loss: number; validationAccuracy: number; epochMs: number }
   | { phase: 'saving' };
 
 /** What a retrain reads from the dataset: a Dataset, or a training worker's stand-in for one. */
@@ -93,6 +97,10 @@ export interface RetrainOptions {
   /** Awaited before each embedding step (see EmbedOptions.beforeStep). */
   beforeStep?: () => Promise<unknown>;
   modelName?: string;
+  /** fine-tune: blocks to unfreeze (default per backbone family), epochs, learning rates, weight decay. */
+  fineTune?: FineTuneSettings;
+  /** Set by the fine-tune strategy for the head training it runs on the tuned backbone. */
+  tuned?: TunedRun;
 }
 
 export interface RetrainMetrics {
@@ -114,6 +122,8 @@ export interface RetrainMetrics {
   pipeline: PipelineReport;
   advice: Advice;
   timings: { featuresMs: number; cachedFeatures: number; searchMs: number; trainMs: number; totalMs: number };
+  /** fine-tune: what the backbone's blocks learnt, and the held-out accuracy that steered them. */
+  fineTune?: FineTuneReport;
 }
 
 export interface RetrainResult {
@@ -168,6 +178,7 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const seed = options.seed ?? 1;
   const strategy = options.strategy ?? 'auto';
   checkRetrainOptions(options);
+  if (strategy === 'fine-tune') return fineTuneRetrain(options, runRetrain);
   const baseFit = options.fit ?? backbone.fit;
   const budgetMs = (options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
   const features = new FrameFeatures(backbone, {
@@ -250,8 +261,13 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     count: score.targets.length,
     sessions: new Set(kept.map((e) => e.session).filter((s) => s)).size,
   });
+  if (options.tuned && estimate.kind !== 'validation-set') {
+    // The tuned blocks saw every group but the held-out ones: only those are an honest figure.
+    estimate.optimistic = true;
+    estimate.note += ` The backbone's tuned blocks trained on most of these frames: trust the fine-tune's held-out accuracy (${(options.tuned.report.validationAccuracy * 100).toFixed(1)} %) or a validation folder more.`;
+  }
   const pipeline: PipelineReport = {
-    strategy: chosen.strategy,
+    strategy: options.tuned ? 'fine-tune' : chosen.strategy,
     spec,
     candidates: chosen.candidates,
     searchMs,
@@ -275,12 +291,19 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     pipeline,
     advice: adviseFromTraining({ countsPerLabel, metrics: score.metrics, estimate, spec, candidates: chosen.candidates }),
     timings: { featuresMs: features.embedMs, cachedFeatures: features.cachedVectors, searchMs, trainMs, totalMs: 0 },
+    ...(options.tuned ? { fineTune: options.tuned.report } : {}),
   };
   const saved = await store.saveModel({
     head,
     labels,
     // The model's own preprocessing: frames are fed to it with this fit, whatever the backbone node says later.
-    backbone: { ...descriptorOf(backbone), fit: fitWithCrop(baseFit, spec.crop) },
+    backbone: {
+      ...descriptorOf(backbone),
+      fit: fitWithCrop(baseFit, spec.crop),
+      // A tuned backbone lives in the version, not where it was written during the training.
+      ...(options.tuned ? { source: options.tuned.descriptor.folder, tuned: options.tuned.descriptor } : {}),
+    },
+    ...(options.tuned ? { tunedBackboneDir: options.tuned.dir } : {}),
     metrics: metrics as unknown as Record<string, unknown>,
     pipeline,
     novelty,
@@ -400,7 +423,16 @@ function checkRetrainOptions(options: RetrainOptions): void {
   const bad = (message: string): never => {
     throw new LaneVisionError('RETRAIN_OPTIONS_INVALID', message);
   };
-  if (options.strategy !== undefined && options.strategy !== 'auto' && options.strategy !== 'fixed') bad(`strategy must be auto or fixed, got ${JSON.stringify(options.strategy)}`);
+  if (options.strategy !== undefined && !TRAINING_STRATEGIES.includes(options.strategy)) bad(`strategy must be ${TRAINING_STRATEGIES.join(', ')}, got ${JSON.stringify(options.strategy)}`);
+  if (options.fineTune) {
+    try {
+      checkFineTuneOptions(options.fineTune);
+    } catch (err) {
+      bad((err as Error).message);
+    }
+    const blocks = options.fineTune.blocks;
+    if (blocks !== undefined && !(Number.isInteger(blocks) && blocks >= 1 && blocks <= 8)) bad(`fine-tune blocks must be a whole number from 1 to 8, got ${String(blocks)}`);
+  }
   const budget = options.budgetSeconds;
   if (budget !== undefined && !(typeof budget === 'number' && budget > 0 && budget <= 24 * 3600)) bad(`The time budget must be above 0 seconds and at most a day, got ${String(budget)}`);
   const folds = options.folds;

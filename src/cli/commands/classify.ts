@@ -53,12 +53,13 @@ With --json each image gives {"image", "label", "code", "confidence", "accepted"
 
     const store = await openModelStore(storeDir);
     const model = await store.loadModel(values.version ?? 'active');
-    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice);
+    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice, model.tunedBackboneDir);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(`model v${model.version} (${model.labels.length} labels) from ${storeDir}, threshold ${threshold}`);
       const classifier = new LaneClassifier({ backbone, threshold, topK });
-      classifier.useModel(model);
+      // The backbone loaded above is the version's own (tuned or not): its features are what the head takes.
+      classifier.useModel(model, model.metadata.backbone.tuned ? backbone : undefined);
       let failures = 0;
       for (const image of positionals) {
         try {

@@ -42,6 +42,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   labels: { type: 'string' },
   epochs: { type: 'string' },
+  blocks: { type: 'string' },
   'target-precision': { type: 'string' },
   name: { type: 'string' },
 } as const;
@@ -68,7 +69,7 @@ Options:
   -b, --backbone <folder|url|preset>  the backbone giving the features
   -d, --data DIR                      labelled images: DIR/<label>/*.jpg (also a dataset made by the capture node)
   -s, --store DIR                     model store to save the new version in (created if missing)
-  --strategy auto|fixed               auto (default): search crop, head and views; fixed: train the
+  --strategy auto|fixed|fine-tune     auto (default): search crop, head and views; fixed: train the
                                       --head, --crop and --views given (--head alone implies fixed)
   --budget <seconds>                  time the auto search may take (default ${DEFAULT_BUDGET_SECONDS})
   --validation DIR                    labelled images of another session to score on (and choose by)
@@ -84,7 +85,10 @@ Options:
   --labels a,b,c                      train on these labels of DIR only (default: all)
   --reject-labels a,b                 labels that are reject classes (e.g. other products, an empty
                                       belt): trained like any, but a frame like them goes to inspection
-  --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm)
+  --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm);
+                                      with --strategy fine-tune, epochs of the backbone's blocks (default 6)
+  --blocks <n>                        fine-tune: the backbone's last depthwise blocks to train (default 2 for
+                                      MobileNet V2/V3, 1 for V1; a graph model cannot be fine-tuned)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
   --name <text>                       model name stored in the metadata
@@ -183,6 +187,14 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
               `(rejects ${percent(threshold.rejectedShare)} of held-out frames, accepted precision ${percent(threshold.precision)})`
           : `threshold for ${percent(threshold.targetPrecision, 0)} precision: not reachable on the held-out frames (add more images)`,
       );
+      if (metrics.fineTune) {
+        const f = metrics.fineTune;
+        const epochMs = f.history.reduce((sum, e) => sum + e.epochMs, 0) / Math.max(1, f.history.length);
+        out.line(
+          `fine-tune  ${f.blocks} block(s) after ${f.cut}: ${f.history.length} epochs (best ${f.bestEpoch}), ${milliseconds(epochMs)}/epoch, ` +
+            `held-out groups ${percent(f.validationAccuracy)} of ${f.heldOutFrames} frames; activations ${milliseconds(f.activationMs)}, rss ${f.rssMb} MB`,
+        );
+      }
       out.line('');
       for (const line of adviceLines(metrics.advice)) out.line(line);
       out.line('');
@@ -207,21 +219,42 @@ function describeProgress(progress: RetrainProgress): string {
       return `candidate ${progress.done} scored: ${progress.name}`;
     case 'training':
       return `final head, step ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}`;
+    case 'fine-tune':
+      return `fine-tune epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, held-out ${Number.isNaN(progress.validationAccuracy) ? '-' : percent(progress.validationAccuracy)} (${milliseconds(progress.epochMs)})`;
     case 'saving':
       return 'saving';
   }
 }
 
-type TrainValues = { strategy?: string; budget?: string; head?: string; crop?: string; views?: string; 'test-views'?: string; folds?: string; holdout?: string; epochs?: string };
+type TrainValues = {
+  strategy?: string;
+  budget?: string;
+  head?: string;
+  crop?: string;
+  views?: string;
+  'test-views'?: string;
+  folds?: string;
+  holdout?: string;
+  epochs?: string;
+  blocks?: string;
+};
 
 /** The pipeline part of the command line; --head (or --crop, --views) without --strategy means fixed. */
-export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<RetrainOptions, 'strategy' | 'budgetSeconds' | 'head' | 'crop' | 'trainViews' | 'testViews' | 'folds'> & { strategy: TrainingStrategy } {
+export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<RetrainOptions, 'strategy' | 'budgetSeconds' | 'head' | 'crop' | 'trainViews' | 'testViews' | 'folds' | 'fineTune'> & { strategy: TrainingStrategy } {
   const givesFixed = values.head !== undefined || values.crop !== undefined || values.views !== undefined;
   const strategy = oneOf<TrainingStrategy>('train', 'strategy', values.strategy, TRAINING_STRATEGIES, givesFixed ? 'fixed' : 'auto');
   if (strategy === 'auto' && givesFixed) throw new UsageError('train', '--head, --crop and --views choose a fixed pipeline: leave them out with --strategy auto');
   const options: ReturnType<typeof pipelineOptionsFrom> = { strategy };
   if (values.budget !== undefined) options.budgetSeconds = numberOption('train', 'budget', values.budget, DEFAULT_BUDGET_SECONDS, { min: 1, max: 24 * 3600 });
-  if (strategy === 'fixed') {
+  if (values.blocks !== undefined && strategy !== 'fine-tune') throw new UsageError('train', '--blocks needs --strategy fine-tune');
+  if (strategy === 'fine-tune') {
+    options.fineTune = {};
+    if (values.epochs !== undefined) options.fineTune.epochs = integerOption('train', 'epochs', values.epochs, 6, { min: 1, max: 100 });
+    if (values.blocks !== undefined) options.fineTune.blocks = integerOption('train', 'blocks', values.blocks, 2, { min: 1, max: 8 });
+    if (values.head !== undefined) options.head = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
+    if (values.crop !== undefined) options.crop = values.crop === 'none' ? null : { fraction: numberOption('train', 'crop', values.crop, 1, { min: 0.05, max: 1 }) };
+    if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });
+  } else if (strategy === 'fixed') {
     const head: TrainHeadParams = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
     if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
     options.head = head;
@@ -242,6 +275,7 @@ export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<Ret
 function describeStrategy(pipeline: PipelineReport): string {
   if (pipeline.strategy === 'reused') return 'reused from the previous version';
   if (pipeline.strategy === 'fixed') return 'as given';
+  if (pipeline.strategy === 'fine-tune') return 'on the fine-tuned backbone';
   const scored = pipeline.candidates.filter((c) => c.accuracy !== null).length;
   return `best of ${scored} candidates in ${milliseconds(pipeline.searchMs)}`;
 }

@@ -8,6 +8,7 @@ const PHASE_TEXT = {
   features: 'Reading frames through the backbone',
   search: 'Scoring pipelines on held-out frames',
   training: 'Training the classifier',
+  'fine-tune': "Fine-tuning the backbone's last blocks",
   saving: 'Saving the new version',
 };
 
@@ -17,7 +18,7 @@ export function createTrain(ctx) {
   $('#train-start').addEventListener('click', async () => {
     $('#train-start').disabled = true;
     const choice = $('#train-strategy').value;
-    const body = choice === 'auto' ? { strategy: 'auto' } : { strategy: 'fixed', head: choice };
+    const body = choice === 'auto' || choice === 'fine-tune' ? { strategy: choice } : { strategy: 'fixed', head: choice };
     if (!(await ctx.act('train', body))) $('#train-start').disabled = false;
   });
   $('#train-cancel').addEventListener('click', () => ctx.act('cancel-train', {}, 'Cancelling the training…'));

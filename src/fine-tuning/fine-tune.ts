@@ -1,0 +1,184 @@
+/**
+ * Trains the top of a backbone together with a classifier on cached cut activations: the
+ * backbone blocks with a learning rate `backboneLearningRateFactor` times lower than the
+ * head's, weight decay pulling them back towards their pretrained values (L2-SP: with few
+ * photos, plain decay towards zero forgets ImageNet), batch norm frozen, early stopping on
+ * held-out capture groups. The classifier trained here only steers the top; the version's
+ * head is fitted afterwards on the tuned features like any frozen-feature head.
+ */
+import { performance } from 'node:perf_hooks';
+import { LaneVisionError } from '../errors.js';
+import { tf } from '../engine/backend.js';
+import { createRandom, shuffleInPlace } from '../random.js';
+import { runTop, topVariables } from './top-forward.js';
+import type { TopGraph } from './top-graph.js';
+
+export interface FineTuneSample {
+  /** Cut activations, [h, w, c] flattened. */
+  activations: Float32Array;
+  target: number;
+  /** Whether this sample's frame is held out for early stopping (only its plain view is scored). */
+  heldOut: boolean;
+  /** The plain frame rather than an augmentation view. */
+  plain: boolean;
+}
+
+export interface FineTuneProgress {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  /** Share of held-out frames right (NaN without held-out frames). */
+  validationAccuracy: number;
+  epochMs: number;
+}
+
+export interface FineTuneOptions {
+  classCount: number;
+  epochs?: number;
+  /** Epochs without a better held-out accuracy before stopping. */
+  patience?: number;
+  headLearningRate?: number;
+  /** How many times lower the backbone blocks' learning rate is than the head's. */
+  backboneLearningRateFactor?: number;
+  weightDecay?: number;
+  labelSmoothing?: number;
+  batchSize?: number;
+  seed?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: FineTuneProgress) => void;
+}
+
+export interface FineTuneResult {
+  /** The tuned values of the top's trainable weights, by manifest name (the best epoch's). */
+  weights: Map<string, Float32Array>;
+  history: FineTuneProgress[];
+  bestEpoch: number;
+  validationAccuracy: number;
+  trainMs: number;
+}
+
+export const FINE_TUNE_DEFAULTS = {
+  epochs: 6,
+  patience: 2,
+  headLearningRate: 3e-3,
+  backboneLearningRateFactor: 10,
+  weightDecay: 1e-3,
+  labelSmoothing: 0.1,
+  batchSize: 32,
+};
+
+export function checkFineTuneOptions(options: Partial<FineTuneOptions>): void {
+  const bad = (why: string) => new LaneVisionError('FINE_TUNE_INVALID', `Invalid fine-tune settings: ${why}`);
+  const positive = (name: string, v: unknown, integer = false) => {
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) throw bad(`${name} must be a positive ${integer ? 'whole ' : ''}number, got ${JSON.stringify(v)}`);
+  };
+  positive('epochs', options.epochs, true);
+  positive('patience', options.patience, true);
+  positive('headLearningRate', options.headLearningRate);
+  positive('backboneLearningRateFactor', options.backboneLearningRateFactor);
+  positive('batchSize', options.batchSize, true);
+  if (options.weightDecay !== undefined && !(options.weightDecay >= 0)) throw bad('weightDecay must be 0 or more');
+  if (options.epochs !== undefined && options.epochs > 100) throw bad('epochs must be at most 100');
+}
+
+export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSample[], options: FineTuneOptions): Promise<FineTuneResult> {
+  checkFineTuneOptions(options);
+  const o = { ...FINE_TUNE_DEFAULTS, ...options };
+  const [h, w, c] = top.cutShape;
+  const train = samples.filter((s) => !s.heldOut);
+  const heldOut = samples.filter((s) => s.heldOut && s.plain);
+  if (train.length === 0) throw new LaneVisionError('FINE_TUNE_INVALID', 'Fine-tuning needs training frames outside the held-out groups');
+  const started = performance.now();
+  const params = topVariables(top);
+  const pretrained = new Map([...top.weights].map(([name, weight]) => [name, tf.tensor(weight.values, weight.shape)]));
+  const batchOf = (list: readonly FineTuneSample[]) => {
+    const data = new Float32Array(list.length * h * w * c);
+    list.forEach((s, i) => data.set(s.activations, i * h * w * c));
+    return tf.tensor4d(data, [list.length, h, w, c]);
+  };
+
+  // Standardisation of the top's initial features, so a zero-initialised head starts well scaled.
+  const featureSize = tf.tidy(() => runTop(top, params, batchOf(train.slice(0, 1))).shape[1]);
+  const sum = new Float64Array(featureSize);
+  const sumSq = new Float64Array(featureSize);
+  for (let start = 0; start < train.length; start += o.batchSize) {
+    const f = tf.tidy(() => runTop(top, params, batchOf(train.slice(start, start + o.batchSize))).dataSync());
+    for (let i = 0; i < f.length; i++) {
+      sum[i % featureSize] += f[i];
+      sumSq[i % featureSize] += f[i] * f[i];
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const mean = tf.tensor1d(Float32Array.from(sum, (s) => s / train.length));
+  const std = tf.tensor1d(Float32Array.from(sum, (s, i) => Math.sqrt(Math.max(sumSq[i] / train.length - (s / train.length) ** 2, 1e-6))));
+  const headW = tf.tidy(() => tf.variable(tf.zeros([featureSize, o.classCount]), true));
+  const headB = tf.tidy(() => tf.variable(tf.zeros([o.classCount]), true));
+  const headOptimizer = tf.train.adam(o.headLearningRate);
+  const backboneOptimizer = tf.train.adam(o.headLearningRate / o.backboneLearningRateFactor);
+  const logitsOf = (x: tf.Tensor4D) => tf.add(tf.matMul(tf.div(tf.sub(runTop(top, params, x), mean), std), headW), headB) as tf.Tensor2D;
+
+  const random = createRandom(o.seed ?? 1);
+  const order = train.map((_, i) => i);
+  const history: FineTuneProgress[] = [];
+  let best = { accuracy: -1, epoch: 0, weights: new Map<string, Float32Array>() };
+  const snapshot = () => new Map([...params].map(([name, v]) => [name, v.dataSync().slice() as Float32Array]));
+  try {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const epochStart = performance.now();
+      shuffleInPlace(order, random);
+      let lossSum = 0;
+      for (let start = 0; start < order.length; start += o.batchSize) {
+        o.signal?.throwIfAborted();
+        const batch = order.slice(start, start + o.batchSize).map((i) => train[i]);
+        const loss = tf.tidy(() => {
+          const x = batchOf(batch);
+          const y = tf.oneHot(tf.tensor1d(batch.map((s) => s.target), 'int32'), o.classCount);
+          const { value, grads } = tf.variableGrads(() => {
+            const ce = tf.losses.softmaxCrossEntropy(y, logitsOf(x), undefined, o.labelSmoothing);
+            let decay: tf.Scalar = tf.mul(tf.sum(tf.square(headW)), o.weightDecay);
+            for (const [name, v] of params) decay = tf.add(decay, tf.mul(tf.sum(tf.square(tf.sub(v, pretrained.get(name)!))), o.weightDecay));
+            return tf.add(ce, decay) as tf.Scalar;
+          }, [headW, headB, ...params.values()]);
+          headOptimizer.applyGradients([headW, headB].map((v) => ({ name: v.name, tensor: grads[v.name] })));
+          // The first epoch trains the head alone: a random head's gradients would only shake the blocks.
+          if (epoch > 1) backboneOptimizer.applyGradients([...params.values()].map((v) => ({ name: v.name, tensor: grads[v.name] })));
+          return value.dataSync()[0];
+        });
+        lossSum += loss * batch.length;
+        // Let cancellation and progress messages through between batches.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      let right = 0;
+      for (let start = 0; start < heldOut.length; start += o.batchSize) {
+        const list = heldOut.slice(start, start + o.batchSize);
+        const predicted = tf.tidy(() => tf.argMax(logitsOf(batchOf(list)), 1).dataSync());
+        list.forEach((s, i) => (right += predicted[i] === s.target ? 1 : 0));
+      }
+      const validationAccuracy = heldOut.length ? right / heldOut.length : Number.NaN;
+      const progress = { epoch, epochs: o.epochs, loss: lossSum / order.length, validationAccuracy, epochMs: performance.now() - epochStart };
+      history.push(progress);
+      o.onProgress?.(progress);
+      const score = Number.isNaN(validationAccuracy) ? epoch : validationAccuracy;
+      const tuned = epoch > 1 || o.epochs === 1;
+      if (tuned && score > best.accuracy) best = { accuracy: score, epoch, weights: snapshot() };
+      else if (tuned && epoch - best.epoch >= o.patience) break;
+    }
+  } finally {
+    for (const v of params.values()) v.dispose();
+    for (const t of pretrained.values()) t.dispose();
+    headW.dispose();
+    headB.dispose();
+    mean.dispose();
+    std.dispose();
+    headOptimizer.dispose();
+    backboneOptimizer.dispose();
+  }
+  return {
+    weights: best.weights,
+    history,
+    bestEpoch: best.epoch,
+    validationAccuracy: heldOut.length ? best.accuracy : Number.NaN,
+    trainMs: performance.now() - started,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The fine-tune strategy: the backbone's last blocks are trained on the job's frames
+ * (src/fine-tuning), then the ordinary fixed pipeline runs on the tuned backbone, whose
+ * folder the new version keeps. Early stopping holds out one grouped fold of capture groups.
+ */
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { loadBackbone } from '../engine/load-backbone.js';
+import type { Backbone } from '../engine/types.js';
+import { tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
+import type { CropRegion } from '../image/types.js';
+import { TUNED_WEIGHTS_FILE, type TunedBackbone } from '../model-store/index.js';
+import { FrameFeatures, fitWithCrop, groupedFolds, groupFrames } from '../pipeline/index.js';
+import type { RetrainOptions, RetrainResult } from './retrain.js';
+import { LaneVisionError } from '../errors.js';
+
+export interface FineTuneSettings extends Pick<FineTuneOptions, 'epochs' | 'patience' | 'headLearningRate' | 'backboneLearningRateFactor' | 'weightDecay'> {
+  blocks?: number;
+}
+
+export interface FineTuneReport {
+  blocks: number;
+  cut: string;
+  /** Accuracy of the fine-tune's own classifier on held-out capture groups, at the best epoch. */
+  validationAccuracy: number;
+  heldOutFrames: number;
+  bestEpoch: number;
+  history: FineTuneProgress[];
+  activationMs: number;
+  trainMs: number;
+  /** Resident memory at the end of the fine-tune, MB (the peak is near it: activations and weights stay until then). */
+  rssMb: number;
+}
+
+export interface TunedRun {
+  descriptor: TunedBackbone;
+  dir: string;
+  report: FineTuneReport;
+}
+
+/** Crop used when neither the options nor the previous version give one: the shared photos' best (Issue 12). */
+const DEFAULT_CROP: CropRegion = { fraction: 0.7 };
+const DEFAULT_TRAIN_VIEWS = 4;
+export const TUNED_FOLDER = 'backbone';
+
+export async function fineTuneRetrain(options: RetrainOptions, runFixed: (options: RetrainOptions) => Promise<RetrainResult>): Promise<RetrainResult> {
+  const { backbone, signal } = options;
+  const seed = options.seed ?? 1;
+  const baseFit = options.fit ?? backbone.fit;
+  const crop = options.crop !== undefined ? options.crop : (options.previous?.spec?.crop ?? DEFAULT_CROP);
+  const trainViews = options.trainViews ?? DEFAULT_TRAIN_VIEWS;
+
+  // Held-out capture groups for early stopping, grouped as the frozen pipeline groups them.
+  const entries = (await options.dataset.entries()).filter((entry) => !entry.problem);
+  const labels = [...new Set(entries.map((e) => e.label))].sort();
+  if (labels.length < 2) throw new LaneVisionError('RETRAIN_NOT_ENOUGH_DATA', `Training needs at least 2 labels; the dataset has ${labels.length}.`);
+  const plainFeatures = new FrameFeatures(backbone, { cache: options.cache, signal, decodeConcurrency: options.decodeConcurrency, beforeStep: options.beforeStep });
+  const paths = entries.map((e) => e.path);
+  const plain = await plainFeatures.embed(paths, fitWithCrop(baseFit, null), undefined, 'training frames');
+  const readable = plain.map((r, i) => (r instanceof Error ? -1 : i)).filter((i) => i >= 0);
+  const targets = readable.map((i) => labels.indexOf(entries[i].label));
+  const groups = groupFrames(readable.map((i) => plain[i] as Float32Array), targets, readable.map((i) => entries[i].session));
+  const fold = groupedFolds(groups, targets, options.folds ?? 5, seed);
+  const heldOut = Array.from(fold, (f) => f === 0);
+
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'lane-vision-fine-tune-'));
+  // The folder is named as it will be inside the version, so the backbone id is the same there.
+  const dir = path.join(work, TUNED_FOLDER);
+  let tunedBackbone: Backbone | undefined;
+  try {
+    const tuned = await tuneBackbone({
+      ...options.fineTune,
+      backbone,
+      paths: readable.map((i) => paths[i]),
+      targets,
+      classCount: labels.length,
+      heldOut,
+      fit: fitWithCrop(baseFit, crop),
+      trainViews,
+      seed,
+      signal,
+      outDir: dir,
+      decodeConcurrency: options.decodeConcurrency,
+      beforeStep: options.beforeStep,
+      onActivations: (p) => options.onProgress?.({ phase: 'features', ...p }),
+      onEpoch: (p) => options.onProgress?.({ phase: 'fine-tune', ...p }),
+    });
+    signal?.throwIfAborted();
+    tunedBackbone = await loadBackbone(
+      {
+        source: dir,
+        // A nested layer's name (owner/layer) is found by default, as for the base.
+        ...(backbone.featureLayer.includes('/') ? {} : { featureLayer: backbone.featureLayer }),
+        inputRange: backbone.inputRange,
+        inputSize: backbone.inputSize,
+      },
+      { engine: backbone.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' },
+    );
+    const weights = await fs.readFile(path.join(dir, TUNED_WEIGHTS_FILE));
+    const report: FineTuneReport = {
+      blocks: tuned.blocks,
+      cut: tuned.cut,
+      validationAccuracy: tuned.validationAccuracy,
+      heldOutFrames: heldOut.filter(Boolean).length,
+      bestEpoch: tuned.bestEpoch,
+      history: tuned.history,
+      activationMs: tuned.activationMs,
+      trainMs: tuned.trainMs,
+      rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+    };
+    return await runFixed({
+      ...options,
+      strategy: 'fixed',
+      backbone: tunedBackbone,
+      crop,
+      trainViews,
+      previous: undefined,
+      tuned: {
+        descriptor: { from: backbone.id, folder: TUNED_FOLDER, sha256: createHash('sha256').update(weights).digest('hex'), blocks: tuned.blocks, cut: tuned.cut },
+        dir,
+        report,
+      },
+    });
+  } finally {
+    tunedBackbone?.release();
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Fine-tuning on real weights and photos: the interpreted top reproduces the backbone's
+ * features before training; a fine-tuned version carries its own backbone whose features
+ * differ from the base, is served by a classifier holding the base backbone (and after a
+ * fresh store open), and a rollback serves the base again; a cancelled fine-tune saves
+ * nothing; a graph model is refused clearly; no tensor is left behind.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { acquireBackbone, loadBackbone, readModelFolder, tf, type Backbone } from '../../../src/engine/index.js';
+import { embedImages } from '../../../src/features/index.js';
+import { openDataset, type Dataset } from '../../../src/dataset/index.js';
+import { openModelStore } from '../../../src/model-store/index.js';
+import { retrain } from '../../../src/retrain/index.js';
+import { LaneClassifier } from '../../../src/classify/index.js';
+import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
+import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
+import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../../support/shared.js';
+
+const LABELS = ['Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
+const FINE_TUNE = { blocks: 1, epochs: 2 };
+let backbone: Backbone;
+let work: string;
+let dataset: Dataset;
+const valPhoto = () => classImages(groceryValDir, LABELS[1])[0];
+
+before(async () => {
+  backbone = await acquireBackbone(modelDir('mobilenet-v2-0.35-features'));
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-fine-tune-'));
+  dataset = await openDataset(path.join(work, 'dataset'));
+  for (const label of LABELS) for (const file of classImages(groceryTrainDir, label).slice(0, 10)) await dataset.add(label, file);
+});
+after(() => {
+  backbone.release();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+test('the untrained top, run as matmuls and shifted slices on the bottom activations, gives the backbone features', async () => {
+  const files = await readModelFolder(backbone.location);
+  const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: files.modelJson.modelTopology, weightSpecs: files.weightSpecs, weightData: files.weightData }));
+  try {
+    const { bottom, top } = splitBackbone(model, backbone.featureLayer, 2);
+    assert.equal(top.cut, 'block_14_add', 'two blocks: cut before block 15');
+    assert.equal(top.ops.filter((op) => op.kind === 'depthwise').length, 2);
+    const bottomBb = await bottomBackbone(backbone, bottom, top.cut);
+    const [activations] = (await embedImages(bottomBb, [valPhoto()], { cache: null })).results;
+    const [features] = (await embedImages(backbone, [valPhoto()], { cache: null })).results;
+    const params = topVariables(top);
+    const mine = tf.tidy(() => runTop(top, params, tf.tensor4d(activations.features, [1, ...top.cutShape])).dataSync());
+    for (const v of params.values()) v.dispose();
+    bottomBb.dispose();
+    assert.equal(mine.length, features.features.length);
+    const worst = mine.reduce((m, v, i) => Math.max(m, Math.abs(v - features.features[i])), 0);
+    assert.ok(worst < 1e-3, `largest difference ${worst}`);
+    assert.throws(() => splitBackbone(model, backbone.featureLayer, 40), /cannot unfreeze 40/);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a fine-tuned version serves its own backbone, survives a reopen, and a rollback serves the base again', async () => {
+  const storeDir = path.join(work, 'models');
+  const store = await openModelStore(storeDir);
+  await retrain({ dataset, backbone, store, strategy: 'fixed', crop: { fraction: 0.7 } });
+  const tensorsBefore = tf.memory().numTensors;
+  const epochs: number[] = [];
+  const tuned = await retrain({
+    dataset,
+    backbone,
+    store,
+    strategy: 'fine-tune',
+    fineTune: FINE_TUNE,
+    trainViews: 1,
+    onProgress: (p) => p.phase === 'fine-tune' && epochs.push(p.epoch),
+  });
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'the fine-tune disposes every tensor it made');
+  assert.deepEqual(epochs, [1, 2], 'one progress report per epoch, in order');
+  assert.equal(tuned.version, 2);
+  assert.equal(tuned.metrics.pipeline.strategy, 'fine-tune');
+  assert.equal(tuned.metrics.fineTune?.blocks, 1);
+
+  const reopened = await openModelStore(storeDir);
+  const model = await reopened.loadModel('active');
+  const descriptor = model.metadata.backbone;
+  assert.equal(descriptor.tuned?.from, backbone.id, 'tuned from the lane backbone');
+  assert.notEqual(descriptor.id, backbone.id, 'a tuned backbone has its own identity');
+  assert.ok(model.tunedBackboneDir && fs.existsSync(path.join(model.tunedBackboneDir, 'model.json')), 'the version holds the tuned folder');
+
+  const tunedBackbone = await loadBackbone({ source: model.tunedBackboneDir!, inputRange: backbone.inputRange });
+  const [base] = (await embedImages(backbone, [valPhoto()], { cache: null })).results;
+  const [own] = (await embedImages(tunedBackbone, [valPhoto()], { cache: null })).results;
+  tunedBackbone.release();
+  const change = base.features.reduce((sum, v, i) => sum + Math.abs(v - own.features[i]), 0) / base.features.length;
+  assert.ok(change > 1e-3, `tuned features differ from the base (mean |diff| ${change})`);
+
+  const classifier = new LaneClassifier({ backbone });
+  assert.throws(() => classifier.useModel(model), { code: 'MODEL_BACKBONE_MISMATCH' }, 'a tuned version needs its own backbone loaded');
+  const stop = await classifier.followActiveModel(reopened);
+  try {
+    const served = await classifier.classify(valPhoto());
+    assert.equal(served.modelVersion, 2);
+    assert.equal(served.backboneId, descriptor.id, 'frames go through the tuned backbone');
+    const versionChanged = new Promise<number>((resolve) => {
+      const off = reopened.watchActive((c) => {
+        off();
+        resolve(c.version);
+      });
+    });
+    await reopened.rollback();
+    assert.equal(await versionChanged, 1);
+    // followActiveModel takes the change up asynchronously: wait until it serves v1.
+    let back = await classifier.classify(valPhoto());
+    for (let i = 0; i < 100 && back.modelVersion !== 1; i++) back = await classifier.classify(valPhoto());
+    assert.equal(back.modelVersion, 1);
+    assert.equal(back.backboneId, backbone.id, 'the frozen version is served by the base backbone');
+  } finally {
+    stop();
+    classifier.dispose();
+  }
+});
+
+test('a cancelled fine-tune saves nothing; a graph model cannot be fine-tuned', async () => {
+  const store = await openModelStore(path.join(work, 'models-cancel'));
+  await retrain({ dataset, backbone, store, strategy: 'fixed' });
+  const controller = new AbortController();
+  await assert.rejects(
+    retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, signal: controller.signal, onProgress: (p) => p.phase === 'fine-tune' && controller.abort() }),
+    (err: Error) => err.name === 'AbortError' || /abort/i.test(err.message),
+  );
+  assert.equal((await store.listVersions()).length, 1, 'no new version');
+  assert.equal(await store.activeVersion(), 1, 'the active version is untouched');
+
+  const graph = await acquireBackbone(modelDir('mobilenet-v1-0.25-imagenet-graph'));
+  try {
+    await assert.rejects(retrain({ dataset, backbone: graph, store, strategy: 'fine-tune', fineTune: FINE_TUNE }), { code: 'FINE_TUNE_UNSUPPORTED', message: /graph model.*cannot be fine-tuned/ });
+  } finally {
+    graph.release();
+  }
+});
