@@ -154,9 +154,9 @@ export = function (RED: NodeAPI) {
       return trainer.retrain(options);
     }
 
-    function startFrameEmbedder(backbone: Backbone): FrameEmbedder {
+    function startFrameEmbedder(backbone: Backbone, forSpec: BackboneSpec = spec): FrameEmbedder {
       return new FrameEmbedder(backbone, {
-        spec,
+        spec: forSpec,
         backend: backendPreference === 'auto' ? undefined : backendPreference,
         onWorkerReady: (info) => {
           const backend = runtimeName({ engine: { name: info.engine }, backend: { name: info.backend } });
@@ -198,6 +198,8 @@ export = function (RED: NodeAPI) {
       },
       retrain: train,
       embedder,
+      // A fine-tuned version's backbone gets an inference thread of its own, ended by the classifier that asked.
+      tunedEmbedder: (tuned: Backbone, tunedSpec: BackboneSpec) => startFrameEmbedder(tuned, tunedSpec),
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {

@@ -126,7 +126,7 @@ export = function (RED: NodeAPI) {
       registered = true;
       const backbone = await backboneNode!.acquire(node);
       if (closing) return;
-      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, testViews: settings.testViews, embed: backboneNode!.embedder() });
+      classifier = new LaneClassifier({ backbone, threshold: settings.threshold, topK: settings.topK, testViews: settings.testViews, embed: backboneNode!.embedder(), tunedEmbedder: (tuned, spec) => backboneNode!.tunedEmbedder(tuned, spec) });
       if (mode === 'backbone') {
         classifier.useBackboneClassifier();
         becomeReady();

@@ -3,7 +3,7 @@
  * their mqtt-broker node). Implemented by nodes/lane-backbone and nodes/lane-dataset.
  */
 import type { Node } from 'node-red';
-import type { Backbone, BackendPreference } from '../../src/engine/index.js';
+import type { Backbone, BackboneSpec, BackendPreference } from '../../src/engine/index.js';
 import type { Dataset } from '../../src/dataset/index.js';
 import type { Embedder } from '../../src/features/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
@@ -34,6 +34,8 @@ export interface BackboneConfigNode extends Node {
    * the main thread when LANE_VISION_INFERENCE_THREAD=main or the thread cannot load it.
    */
   embedder(): Embedder;
+  /** The same for a model version's fine-tuned copy of this backbone (its own thread); dispose() ends it. */
+  tunedEmbedder(tuned: Backbone, spec: BackboneSpec): { embed: Embedder; dispose(): unknown };
 }
 
 export interface DatasetConfigNode extends Node {

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
-import type { Backbone } from '../engine/types.js';
+import type { Backbone, BackboneSpec } from '../engine/types.js';
 import { acquireBackbone } from '../engine/load-backbone.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
@@ -56,12 +56,27 @@ export interface ClassifierOptions {
    * Loads the fine-tuned backbone a model version carries (see BackboneDescriptor.tuned).
    * Default: acquireBackbone on this thread, with the lane backbone's input and engine.
    */
-  loadTunedBackbone?: (model: LoadedModel, base: Backbone) => Promise<Backbone>;
+  loadTunedBackbone?: (spec: BackboneSpec, base: Backbone) => Promise<Backbone>;
+  /**
+   * Embeds frames with a fine-tuned backbone, e.g. a FrameEmbedder for it (its own worker
+   * thread). Default: embedImagesSettled on this thread.
+   */
+  tunedEmbedder?: (tuned: Backbone, spec: BackboneSpec) => { embed: Embedder; dispose(): unknown };
+}
+
+/** A fine-tuned backbone a classifier serves a version with, and how frames reach it. */
+interface TunedServing {
+  backbone: Backbone;
+  embed: Embedder;
+  /** Batches running on it: a swap must not dispose it under them. */
+  inflight: number;
+  retired: boolean;
+  dispose(): void;
 }
 
 /** The model a classifier decides with. */
 type ActiveModel =
-  | { kind: 'head'; model: LoadedModel; tuned?: Backbone }
+  | { kind: 'head'; model: LoadedModel; tuned?: TunedServing }
   | { kind: 'backbone'; labels: readonly string[]; codes: number[] };
 
 export class LaneClassifier {
@@ -76,9 +91,8 @@ export class LaneClassifier {
   private readonly cache: FeatureCache | null;
   private readonly maxInputPixels: number | undefined;
   private readonly embed: Embedder;
-  private readonly loadTuned: (model: LoadedModel, base: Backbone) => Promise<Backbone>;
-  /** Batches running on each fine-tuned backbone, and releases owed once they finish (a swap must not dispose it under them). */
-  private readonly tunedUse = new Map<Backbone, { inflight: number; owed: number }>();
+  private readonly loadTuned: (spec: BackboneSpec, base: Backbone) => Promise<Backbone>;
+  private readonly tunedEmbedder: ClassifierOptions['tunedEmbedder'];
 
   constructor(options: ClassifierOptions) {
     this.backbone = options.backbone;
@@ -94,6 +108,7 @@ export class LaneClassifier {
       options.embed ??
       ((inputs, embedOptions) => embedImagesSettled(this.backbone, inputs, { ...embedOptions, cache: this.cache, batchSize: Math.max(1, inputs.length) }));
     this.loadTuned = options.loadTunedBackbone ?? loadTunedBackbone;
+    this.tunedEmbedder = options.tunedEmbedder;
   }
 
   /** The confidence threshold in force: the override, else the model's own, else 0.6. */
@@ -142,8 +157,12 @@ export class LaneClassifier {
    * layer and input); a fine-tuned version's from the tuned copy of it, loaded first with
    * `useLoadedModel`.
    */
-  useModel(model: LoadedModel, tuned?: Backbone): void {
-    const serving = tuned ?? this.backbone;
+  useModel(model: LoadedModel, tunedBackbone?: Backbone): void {
+    this.serve(model, tunedBackbone && this.servingFor(tunedBackbone));
+  }
+
+  private serve(model: LoadedModel, tuned: TunedServing | undefined): void {
+    const serving = tuned?.backbone ?? this.backbone;
     const fit = backboneCompatibility(model.metadata.backbone, serving);
     if (!fit.fits || (model.metadata.backbone.tuned && !tuned)) {
       throw new LaneVisionError(
@@ -157,22 +176,32 @@ export class LaneClassifier {
     if (before?.kind === 'head' && before.tuned) this.retire(before.tuned);
   }
 
-  private retire(tuned: Backbone): void {
-    const use = this.tunedUse.get(tuned);
-    if (use && use.inflight > 0) use.owed++;
-    else tuned.release();
+  /** A tuned backbone given by the caller: frames run on it on this thread; the caller keeps its share. */
+  private servingFor(backbone: Backbone, spec?: BackboneSpec, release = false): TunedServing {
+    const own = spec && this.tunedEmbedder ? this.tunedEmbedder(backbone, spec) : undefined;
+    return {
+      backbone,
+      embed: own?.embed ?? ((list, options) => embedImagesSettled(backbone, list, { ...options, cache: null, batchSize: Math.max(1, list.length) })),
+      inflight: 0,
+      retired: false,
+      dispose: () => {
+        void own?.dispose();
+        if (release) backbone.release();
+      },
+    };
   }
 
-  private async onTuned<T>(tuned: Backbone, run: () => Promise<T>): Promise<T> {
-    const use = this.tunedUse.get(tuned) ?? this.tunedUse.set(tuned, { inflight: 0, owed: 0 }).get(tuned)!;
-    use.inflight++;
+  private retire(tuned: TunedServing): void {
+    tuned.retired = true;
+    if (tuned.inflight === 0) tuned.dispose();
+  }
+
+  private async onTuned<T>(tuned: TunedServing, run: () => Promise<T>): Promise<T> {
+    tuned.inflight++;
     try {
       return await run();
     } finally {
-      if (--use.inflight === 0) {
-        this.tunedUse.delete(tuned);
-        for (; use.owed > 0; use.owed--) tuned.release();
-      }
+      if (--tuned.inflight === 0 && tuned.retired) tuned.dispose();
     }
   }
 
@@ -187,11 +216,12 @@ export class LaneClassifier {
       );
     }
     // The shared registry hands out the same loaded copy to every classifier serving this folder.
-    const tuned = await this.loadTuned(model, this.backbone);
+    const spec = tunedSpec(model.tunedBackboneDir, this.backbone);
+    const tuned = this.servingFor(await this.loadTuned(spec, this.backbone), spec, true);
     try {
-      this.useModel(model, tuned);
+      this.serve(model, tuned);
     } catch (err) {
-      tuned.release();
+      tuned.dispose();
       throw err;
     }
   }
@@ -260,11 +290,9 @@ export class LaneClassifier {
     const views = model.kind === 'head' ? testTimeViews(this.testViews) : [];
     const request = { fit, maxInputPixels: this.maxInputPixels, output } as const;
     // The plain frames, and each test-time view of them, as one backbone call each.
-    // A fine-tuned version runs its own copy of the backbone on this thread (the inference worker serves the base backbone only).
+    // A fine-tuned version runs its own copy of the backbone.
     const tuned = model.kind === 'head' ? model.tuned : undefined;
-    const embed: Embedder = tuned
-      ? (list, embedOptions) => this.onTuned(tuned, () => embedImagesSettled(tuned, list, { ...embedOptions, cache: null, batchSize: Math.max(1, list.length) }))
-      : this.embed;
+    const embed: Embedder = tuned ? (list, embedOptions) => this.onTuned(tuned, () => tuned.embed(list, embedOptions)) : this.embed;
     const embedded = await Promise.all([embed(inputs, request), ...views.map((view) => embed(inputs, { ...request, view }))]);
     const [plain] = embedded;
     const share = inputs.length || 1;
@@ -323,7 +351,7 @@ export class LaneClassifier {
       margin: (best?.confidence ?? 0) - (ranked[1]?.confidence ?? 0),
       topK: ranked.slice(0, this.k),
       modelVersion,
-      backboneId: this.current?.kind === 'head' && this.current.tuned ? this.current.tuned.id : this.backbone.id,
+      backboneId: this.current?.kind === 'head' && this.current.tuned ? this.current.tuned.backbone.id : this.backbone.id,
       engine: this.backbone.engine.name,
       backend: this.backbone.backend.name,
       frameHash,
@@ -365,15 +393,18 @@ function checkThreshold(value: number): number {
   return value;
 }
 
-/** The default loader of a version's fine-tuned backbone: the shared registry, same input and engine as the lane's. */
-async function loadTunedBackbone(model: LoadedModel, base: Backbone): Promise<Backbone> {
-  return acquireBackbone(
-    {
-      source: model.tunedBackboneDir!,
-      ...(base.featureLayer.includes('/') ? {} : { featureLayer: base.featureLayer }),
-      inputRange: base.inputRange,
-      inputSize: base.inputSize,
-    },
-    { engine: base.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' },
-  );
+/** How a version's fine-tuned backbone folder is loaded: with the lane backbone's input, layer and engine. */
+export function tunedSpec(dir: string, base: Backbone): BackboneSpec {
+  return {
+    source: dir,
+    // A nested layer's name (owner/layer) is found by default, as for the base.
+    ...(base.featureLayer.includes('/') ? {} : { featureLayer: base.featureLayer }),
+    inputRange: base.inputRange,
+    inputSize: base.inputSize,
+  };
+}
+
+/** The default loader of a version's fine-tuned backbone: the shared registry, on the lane backbone's engine. */
+async function loadTunedBackbone(spec: BackboneSpec, base: Backbone): Promise<Backbone> {
+  return acquireBackbone(spec, { engine: base.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' });
 }

@@ -419,6 +419,30 @@ test('frames are decoded and embedded in the backbone node\'s inference worker; 
   }
 });
 
+test('a fine-tuned version is served by an inference worker of its own; a rollback serves the base backbone again', async () => {
+  const { dir, store } = await trainedStore('models-fine-tune', 1);
+  const tuned = await lib.retrain({ dataset, backbone, store, cache, strategy: 'fine-tune', fineTune: { blocks: 1, epochs: 2 }, trainViews: 0 });
+  const tunedId = (await store.readMetadata(tuned.version)).backbone.id;
+  assert.notEqual(tunedId, backbone.id);
+  const workerStarts = () => backboneLogs().filter((text) => /^Inference worker thread \d+ ready: /.test(text));
+  await helper.load(nodes, classifyFlow({ modelsFolder: dir }));
+  const out = collect('o0');
+  await waitUntil(() => /^v2/.test(lastStatus('c1').text ?? ''), 'the tuned version in use');
+  const [frame] = valFrames([CLASSES[2]]);
+  send({ payload: frame.image });
+  await waitUntil(() => out.length === 1, 'a classified frame');
+  assert.equal(out[0].classification.modelVersion, 2);
+  assert.equal(out[0].classification.backboneId, tunedId, 'features from the tuned backbone');
+  await waitUntil(() => workerStarts().length === 2, "the base backbone's inference worker, and the tuned backbone's own");
+
+  await store.rollback();
+  await waitUntil(() => /^v1/.test(lastStatus('c1').text ?? ''), 'v1 taken up without a redeploy');
+  send({ payload: frame.image });
+  await waitUntil(() => out.length === 2, 'a frame after the rollback');
+  assert.equal(out[1].classification.modelVersion, 1);
+  assert.equal(out[1].classification.backboneId, backbone.id, 'the frozen version is served by the base backbone');
+});
+
 test('deploying and stopping five times leaves no inference thread behind', async () => {
   const threadsOfProcess = () => fs.readdirSync('/proc/self/task').length;
   const cycle = async () => {
