@@ -30,6 +30,8 @@ export interface AdvisorMeasures {
   earlierLayer?: { name: string; separability: number };
   /** Mean top-1 probability of the backbone's own ImageNet classifier on the frames. */
   imagenetConfidence?: number;
+  /** The pipeline ran on a fine-tuned backbone already. */
+  tuned?: boolean;
 }
 
 export interface Advice {
@@ -94,7 +96,7 @@ export function adviseScenario(m: AdvisorMeasures): Advice {
 }
 
 /** The advice a retrain can give from what it measured anyway (no extra backbone runs). */
-export function adviseFromTraining(m: Pick<AdvisorMeasures, 'countsPerLabel' | 'metrics' | 'estimate' | 'spec' | 'candidates'>): Advice {
+export function adviseFromTraining(m: Pick<AdvisorMeasures, 'countsPerLabel' | 'metrics' | 'estimate' | 'spec' | 'candidates' | 'tuned'>): Advice {
   const prototype = m.candidates?.find((c) => c.spec.head.kind === 'prototype' && c.accuracy !== null);
   return adviseScenario({ ...m, featureSeparability: prototype?.accuracy ?? undefined });
 }
@@ -127,12 +129,12 @@ function prescribe(size: DataSize, similarity: Similarity): { prescription: stri
   if (similarity !== 'different') {
     return {
       prescription: 'fine-tune the top layers of the backbone with a lower learning rate for the old layers',
-      action: 'Lane Vision trains frozen features with a linear head; with this much data, fine-tuning the top blocks should add a few points.',
+      action: 'Train with the fine-tune strategy (train --strategy fine-tune, the lane-train or console choice): it trains the last blocks of the backbone at a 10x lower learning rate than the head.',
     };
   }
   return {
     prescription: 'fine-tune more layers, or train the network from scratch',
-    action: 'Frozen features are a weak fit here; fine-tune more of the backbone, or train a network on this data.',
+    action: 'Frozen features are a weak fit here: train with --strategy fine-tune and more blocks (--blocks 3 or more), or train a network on this data.',
   };
 }
 
@@ -157,7 +159,7 @@ function recommend(m: AdvisorMeasures, size: DataSize, similarity: Similarity): 
   if (crop && 'fraction' in crop && crop.fraction < 0.8) {
     out.push(`The best crop kept the centre ${Math.round(crop.fraction * 100)} % of the frame: a tighter region of interest on the backbone node gives the backbone more pixels of the product.`);
   }
-  if (size === 'large' && similarity !== 'different') out.push('There is enough data to fine-tune the top of the backbone (train --strategy fine-tune, where available).');
+  if (size === 'large' && m.spec && !m.tuned) out.push('There is enough data to fine-tune the top of the backbone: train --strategy fine-tune (or choose it in the console) and compare its estimate.');
   if (similarity === 'different') out.push('The labels separate better at an earlier layer: try it with the svm head, or fine-tune more layers.');
   return out;
 }

@@ -7,6 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { loadBackbone } from '../engine/load-backbone.js';
 import type { Backbone } from '../engine/types.js';
 import { tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
@@ -46,6 +47,7 @@ const DEFAULT_TRAIN_VIEWS = 4;
 export const TUNED_FOLDER = 'backbone';
 
 export async function fineTuneRetrain(options: RetrainOptions, runFixed: (options: RetrainOptions) => Promise<RetrainResult>): Promise<RetrainResult> {
+  const started = performance.now();
   const { backbone, signal } = options;
   const seed = options.seed ?? 1;
   const baseFit = options.fit ?? backbone.fit;
@@ -110,7 +112,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       trainMs: tuned.trainMs,
       rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
-    return await runFixed({
+    const result = await runFixed({
       ...options,
       strategy: 'fixed',
       backbone: tunedBackbone,
@@ -123,6 +125,9 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
         report,
       },
     });
+    // The whole run, the blocks' training included (the stored metrics time the head's part).
+    result.metrics.timings.totalMs = performance.now() - started;
+    return result;
   } finally {
     tunedBackbone?.release();
     await fs.rm(work, { recursive: true, force: true });

@@ -289,7 +289,7 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
     headKind: spec.head.kind,
     backend: backbone.backend.name,
     pipeline,
-    advice: adviseFromTraining({ countsPerLabel, metrics: score.metrics, estimate, spec, candidates: chosen.candidates }),
+    advice: adviseFromTraining({ countsPerLabel, metrics: score.metrics, estimate, spec, candidates: chosen.candidates, tuned: options.tuned !== undefined }),
     timings: { featuresMs: features.embedMs, cachedFeatures: features.cachedVectors, searchMs, trainMs, totalMs: 0 },
     ...(options.tuned ? { fineTune: options.tuned.report } : {}),
   };

@@ -126,7 +126,13 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(
-        `training on ${dataset.size} images of ${dataset.labels().length} labels in ${dataDir} (${pipelineOptions.strategy === 'auto' ? `searching the pipeline, up to ${pipelineOptions.budgetSeconds ?? DEFAULT_BUDGET_SECONDS} s` : 'fixed pipeline'})`,
+        `training on ${dataset.size} images of ${dataset.labels().length} labels in ${dataDir} (${
+          pipelineOptions.strategy === 'auto'
+            ? `searching the pipeline, up to ${pipelineOptions.budgetSeconds ?? DEFAULT_BUDGET_SECONDS} s`
+            : pipelineOptions.strategy === 'fine-tune'
+              ? "fine-tuning the backbone's last blocks, then the head: minutes"
+              : 'fixed pipeline'
+        })`,
       );
       // retrain leaves out files the dataset could not read as images; say which.
       const unreadable = (await dataset.entries()).filter((entry) => entry.problem).map((entry) => ({ path: entry.path, reason: entry.problem! }));

@@ -124,6 +124,32 @@ test('train on three labels of train/, then eval on val/ scores only those label
   assert.ok(report.threshold.acceptedShare >= 0 && report.threshold.acceptedShare <= 1);
 });
 
+test('train --strategy fine-tune stores a tuned backbone that eval then serves; --blocks needs fine-tune', async () => {
+  const store = path.join(work, 'store-fine-tune');
+  const labels = TRAINED.slice(1).join(',');
+  const args = ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', groceryTrainDir, '--store', store, '--labels', labels];
+  const train = await runLaneVision([...args, '--strategy', 'fine-tune', '--blocks', '1', '--epochs', '2', '--views', '0', '--json'], env, 300_000);
+  assert.equal(train.code, 0, train.stderr);
+  const [result] = jsonLines(train);
+  const f = result.metrics.fineTune;
+  assert.equal(f.blocks, 1);
+  assert.deepEqual(f.history.map((e: { epoch: number }) => e.epoch), [1, 2]);
+  assert.ok(f.heldOutFrames > 0 && f.validationAccuracy >= 0 && f.validationAccuracy <= 1);
+  assert.equal(result.metrics.pipeline.strategy, 'fine-tune');
+  const metadata = JSON.parse(fs.readFileSync(path.join(store, 'v0001', 'metadata.json'), 'utf8'));
+  assert.equal(metadata.backbone.tuned.from, result.backbone.id, 'tuned from the backbone given on the command line');
+  assert.ok(fs.existsSync(path.join(store, 'v0001', metadata.backbone.tuned.folder, 'model.json')));
+
+  const evaluated = await runLaneVision(['eval', '--store', store, '--data', groceryValDir, '--json'], env);
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const [report] = jsonLines(evaluated);
+  assert.equal(report.backbone.id, metadata.backbone.id, 'eval runs the version\'s tuned backbone');
+
+  const misuse = await runLaneVision([...args, '--blocks', '2'], env);
+  assert.equal(misuse.code, 2);
+  assert.match(misuse.stderr, /--blocks needs --strategy fine-tune/);
+});
+
 test('classify decides each image with the stored model and goes on after an unreadable one', async () => {
   assert.ok(trainedLabels, 'needs the model trained above');
   const store = path.join(work, 'store');
