@@ -36,6 +36,7 @@ import { DEFAULT_SOAK_FRAMES, QUICK_SOAK_FRAMES, runFlowBench } from './flow.js'
 import { runOnnxBench } from './onnx.js';
 import { runPipelineBench, type PipelineBenchFigures } from './pipeline.js';
 import { runOpenSetBench, type OpenSetBenchFigures } from './open-set.js';
+import { runFineTuneBench } from './fine-tune.js';
 import { distribution, fixed, megabytes, ratio, timed, type Distribution } from './stats.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
@@ -454,6 +455,10 @@ async function runLibrarySections(
     heading('unknown products: 6 yoghurts known, other packages of val/ unknown, at each model\'s own operating point');
     openSet = await runOpenSetBench({ backbone, cache: wholeCache, scratch, quick: options.quick, say });
     report.openSet = openSet;
+
+    // 4d. fine-tuning the backbone's last blocks
+    heading("fine-tuning the backbone's last blocks against the frozen pipeline, scored on val/ as a lane serves each");
+    report.fineTune = await runFineTuneBench({ backbone, cache: wholeCache, scratch, quick: options.quick, say });
   } finally {
     backbone.release();
   }

@@ -1,0 +1,123 @@
+/**
+ * Section 4d of `npm run bench`: fine-tuning the backbone's last blocks against the frozen
+ * pipeline, side by side on the same task, scored on val/ (another session) as a lane
+ * classifies: val/ accuracy, training time, epochs and time per epoch, resident memory at
+ * the end of the fine-tune and the process peak, and frame -> decision for both versions.
+ */
+import * as path from 'node:path';
+import type { Backbone } from '../src/engine/index.js';
+import type { FeatureCache } from '../src/features/index.js';
+import { openDataset } from '../src/dataset/index.js';
+import { openModelStore, type ModelStore } from '../src/model-store/index.js';
+import { retrain } from '../src/retrain/index.js';
+import { LaneClassifier } from '../src/classify/index.js';
+import { selectLabels } from '../src/cli/dataset-view.js';
+import { table } from '../src/cli/output.js';
+import { classImages, classNames, groceryTrainDir, groceryValDir, YOGHURT_CLASSES } from '../test/support/shared.js';
+import { distribution, fixed, timed, type Distribution } from './stats.js';
+
+export interface FineTuneBenchFigures {
+  task: string;
+  valImages: number;
+  frozen: { valAccuracy: number; trainMs: number; perFrame: Distribution; chosen: string };
+  fineTune: {
+    valAccuracy: number;
+    trainMs: number;
+    epochs: number;
+    bestEpoch: number;
+    epochMs: number;
+    activationMs: number;
+    heldOutAccuracy: number;
+    rssMbAtEnd: number;
+    perFrame: Distribution;
+    blocks: number;
+  };
+  peakRssMb: number;
+}
+
+export async function runFineTuneBench(options: { backbone: Backbone; cache: FeatureCache; scratch: string; quick: boolean; say: (line?: string) => void }): Promise<FineTuneBenchFigures> {
+  const { backbone, cache, scratch, say } = options;
+  const labels = options.quick ? [...YOGHURT_CLASSES] : classNames(groceryTrainDir);
+  const task = options.quick ? `${labels.length} yoghurt kinds` : `all ${labels.length} packages`;
+  const dataset = selectLabels(await openDataset(groceryTrainDir, { readOnly: true }), labels);
+  const valFiles = labels.filter((l) => classNames(groceryValDir).includes(l)).flatMap((label) => classImages(groceryValDir, label).map((file) => ({ file, label })));
+
+  const frozenStore = await openModelStore(path.join(scratch, 'fine-tune-frozen'));
+  const frozen = await timed(() => retrain({ dataset, backbone, store: frozenStore, cache }));
+  say(`-- frozen (auto search): trained in ${fixed(frozen.ms / 1000, 1)} s`);
+  const tunedStore = await openModelStore(path.join(scratch, 'fine-tune-tuned'));
+  const tuned = await timed(() =>
+    retrain({
+      dataset,
+      backbone,
+      store: tunedStore,
+      cache,
+      strategy: 'fine-tune',
+      ...(options.quick ? { fineTune: { epochs: 3 } } : {}),
+      onProgress: (p) => p.phase === 'fine-tune' && say(`   fine-tune epoch ${p.epoch}/${p.epochs}: held-out ${fixed(p.validationAccuracy * 100)}%, ${fixed(p.epochMs / 1000, 1)} s`),
+    }),
+  );
+  const f = tuned.result.metrics.fineTune!;
+  const frozenServed = await served(backbone, frozenStore, valFiles);
+  const tunedServed = await served(backbone, tunedStore, valFiles);
+  const figures: FineTuneBenchFigures = {
+    task,
+    valImages: valFiles.length,
+    frozen: { valAccuracy: frozenServed.accuracy, trainMs: frozen.ms, perFrame: frozenServed.perFrame, chosen: frozen.result.metrics.pipeline.candidates.find((c) => c.chosen)?.name ?? '' },
+    fineTune: {
+      valAccuracy: tunedServed.accuracy,
+      trainMs: tuned.ms,
+      epochs: f.history.length,
+      bestEpoch: f.bestEpoch,
+      epochMs: f.history.reduce((sum, e) => sum + e.epochMs, 0) / Math.max(1, f.history.length),
+      activationMs: f.activationMs,
+      heldOutAccuracy: f.validationAccuracy,
+      rssMbAtEnd: f.rssMb,
+      perFrame: tunedServed.perFrame,
+      blocks: f.blocks,
+    },
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+  say();
+  for (const line of table(
+    ['task', 'pipeline', 'val/ accuracy', 'train s', 'epochs', 's/epoch', 'frame p50 ms', 'frame p99 ms'],
+    [
+      [task, `frozen: ${figures.frozen.chosen}`, `${fixed(figures.frozen.valAccuracy * 100)}%`, fixed(frozen.ms / 1000, 1), '-', '-', fixed(figures.frozen.perFrame.p50), fixed(figures.frozen.perFrame.p99)],
+      [
+        task,
+        `fine-tune ${f.blocks} block(s)`,
+        `${fixed(figures.fineTune.valAccuracy * 100)}%`,
+        fixed(tuned.ms / 1000, 1),
+        `${f.history.length} (best ${f.bestEpoch})`,
+        fixed(figures.fineTune.epochMs / 1000, 1),
+        fixed(figures.fineTune.perFrame.p50),
+        fixed(figures.fineTune.perFrame.p99),
+      ],
+    ],
+    [false, false, true, true, true, true, true, true],
+  )) say(line);
+  say(
+    `fine-tune: ${fixed((figures.fineTune.valAccuracy - figures.frozen.valAccuracy) * 100, 1)} points on val/ (${valFiles.length} photos); held-out groups during the fine-tune ${fixed(f.validationAccuracy * 100)}%; ` +
+      `activations ${fixed(f.activationMs / 1000, 1)} s; rss ${f.rssMb} MB at its end, process peak ${figures.peakRssMb} MB`,
+  );
+  return figures;
+}
+
+/** Accuracy on `files` and frame -> decision, one frame at a time, as a lane serves the store's active version. */
+async function served(backbone: Backbone, store: ModelStore, files: { file: string; label: string }[]): Promise<{ accuracy: number; perFrame: Distribution }> {
+  const classifier = new LaneClassifier({ backbone, threshold: 0 });
+  await classifier.useLoadedModel(await store.loadModel('active'));
+  try {
+    await classifier.classify(files[0].file);
+    let right = 0;
+    const samples: number[] = [];
+    for (const { file, label } of files) {
+      const { result, ms } = await timed(() => classifier.classify(file));
+      samples.push(ms);
+      if (result.topK[0].label === label) right++;
+    }
+    return { accuracy: right / files.length, perFrame: distribution(samples) };
+  } finally {
+    classifier.dispose();
+  }
+}
