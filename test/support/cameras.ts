@@ -23,7 +23,7 @@ let rtspChecked: string | undefined | null = null;
 export function rtspServerMissing(): string | undefined {
   if (rtspChecked !== null) return rtspChecked;
   try {
-    execFileSync(PYTHON, ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0'); from gi.repository import Gst, GstRtspServer; Gst.init(None); assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')"], { stdio: 'pipe', timeout: 20_000 });
+    execFileSync(PYTHON, ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0'); from gi.repository import Gst, GstRtspServer; Gst.init(None); assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay') and Gst.ElementFactory.find('videotestsrc')"], { stdio: 'pipe', timeout: 20_000 });
     rtspChecked = undefined;
   } catch {
     rtspChecked = 'GStreamer RTSP server missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-base)';
