@@ -137,7 +137,7 @@ export class Camera {
     let backoff = minMs;
     this.setState({ state: 'connecting' });
     while (!signal.aborted) {
-      let framesBefore = this.counters.received;
+      const framesBefore = this.counters.received;
       let error: Error;
       try {
         await this.options.connector.run((image, extra) => this.receive(image, extra?.path), () => this.demand(), signal);
@@ -168,7 +168,6 @@ export class Camera {
         break;
       }
       backoff = Math.min(maxMs, backoff * 2);
-      framesBefore = this.counters.received;
     }
   }
 

@@ -43,7 +43,12 @@ export function folderCamera(options: FolderCameraOptions): Connector {
   /** The first new file that has settled, or undefined. */
   async function settledFile(): Promise<string | undefined> {
     const now = Date.now();
-    for (const name of await listImages()) {
+    const names = await listImages();
+    // Forget files that are gone (a lane that deletes what it processed keeps these sets small).
+    const present = new Set(names);
+    for (const name of done) if (!present.has(name)) done.delete(name);
+    for (const name of watching.keys()) if (!present.has(name)) watching.delete(name);
+    for (const name of names) {
       if (done.has(name)) continue;
       let stat;
       try {

@@ -205,6 +205,13 @@ describe('RTSP camera (GStreamer RTSP server, H.264)', { skip: ffmpegMissing() ?
     assert.equal(out.length, 2);
   });
 
+  test('a USB device that is not there: the status says so and the node keeps trying', async () => {
+    const { cam } = await load({ kind: 'usb', device: '/dev/video-lane-test-none' });
+    await waitForStatus(cam, (s) => /reconnecting/.test(String(s.text)), 'reconnecting');
+    assert.equal(calls(cam, 'warn').length, 1);
+    assert.match(calls(cam, 'warn')[0], /outage/);
+  });
+
   test('ffmpeg missing at the configured path: an error status that says so', async () => {
     const { cam } = await load({ kind: 'rtsp', url: camera.url, ffmpeg: '/nonexistent/ffmpeg' });
     assert.equal(lastStatus(cam)?.fill, 'red');

@@ -141,6 +141,8 @@ describe('Camera on a real ffmpeg MJPEG stream', { skip: ffmpegMissing() }, () =
       assert.ok(second.seq > first.seq);
       assert.ok(second.timestamp >= first.timestamp);
       assert.equal(lane.counters.sent, 2);
+      // Without a ROI the frame is the camera's own JPEG: ffmpeg's encoder comment is in it.
+      assert.ok(first.image.includes('Lavc'), 'passed on as ffmpeg encoded it');
       assert.equal(lane.counters.dropped, 0);
     } finally {
       await lane.stop();
