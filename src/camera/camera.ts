@@ -53,7 +53,12 @@ export class Camera {
   /** Free-run: the newest frame waiting to go out, and whether one is being cut / sent now. */
   private waiting: { image: Buffer; seq: number; timestamp: number; path?: string } | undefined;
   private busy = false;
-  private lastSentAt = -Infinity;
+  /**
+   * Free-run: when the next frame may go out. The slots keep a grid one period apart, so
+   * a camera at exactly the cap, whose frames jitter, is not thinned out (a frame a little
+   * early waits for its slot); frames stay at least half a period apart.
+   */
+  private nextSlotAt = -Infinity;
   private paceTimer: NodeJS.Timeout | undefined;
   /** Triggered: requests waiting for the next frame. */
   private readonly waiters: Waiter[] = [];
@@ -229,7 +234,8 @@ export class Camera {
   /** Free-run: sends the waiting frame when the cap allows and nothing is being cut. */
   private pump(): void {
     if (this.busy || !this.waiting || this.paceTimer || this.stopper.signal.aborted) return;
-    const wait = this.lastSentAt + this.periodMs - performance.now();
+    const now = performance.now();
+    const wait = this.nextSlotAt - now;
     if (wait > 0) {
       this.paceTimer = setTimeout(() => {
         this.paceTimer = undefined;
@@ -240,7 +246,7 @@ export class Camera {
     const frame = this.waiting;
     this.waiting = undefined;
     this.busy = true;
-    this.lastSentAt = performance.now();
+    this.nextSlotAt = Math.max(this.nextSlotAt + this.periodMs, now + this.periodMs / 2);
     this.finish(frame)
       .then(
         (done) => {

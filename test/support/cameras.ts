@@ -64,7 +64,7 @@ export interface TestCamera {
  * ffmpeg as an MJPEG camera: `-f mpjpeg -listen 1` serves one client, then exits, so it is
  * started again after each client (like a camera that takes one viewer at a time).
  */
-export async function startMjpegCamera(): Promise<TestCamera> {
+export async function startMjpegCamera(video: { size?: string; rate?: number; quality?: number } = {}): Promise<TestCamera> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/stream.mjpg`;
   let child: ChildProcess | undefined;
@@ -72,8 +72,8 @@ export async function startMjpegCamera(): Promise<TestCamera> {
   const spawnOne = () => {
     const one = spawn('ffmpeg', [
       '-hide_banner', '-loglevel', 'quiet', '-nostdin',
-      '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x480:rate=10',
-      '-q:v', '5', '-f', 'mpjpeg', '-content_type', 'multipart/x-mixed-replace;boundary=ffmpeg',
+      '-re', '-f', 'lavfi', '-i', `testsrc=size=${video.size ?? '640x480'}:rate=${video.rate ?? 10}`,
+      '-q:v', String(video.quality ?? 5), '-f', 'mpjpeg', '-content_type', 'multipart/x-mixed-replace;boundary=ffmpeg',
       '-listen', '1', url,
     ], { stdio: 'ignore' });
     child = one;
