@@ -93,7 +93,9 @@ export = function (RED: NodeAPI) {
     function showState(state: CameraState): void {
       switch (state.state) {
         case 'connecting':
-          throttle.showNow('loading', RED._('lane-camera.status.connecting'));
+          // A triggered snapshot URL or folder is only looked at when a trigger comes.
+          if (mode === 'triggered' && (camera?.kind === 'snapshot' || camera?.kind === 'folder')) throttle.showNow('idle', RED._('lane-camera.status.waiting'));
+          else throttle.showNow('loading', RED._('lane-camera.status.connecting'));
           break;
         case 'streaming':
           throttle.showNow('ready', countsText());

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Camera, folderCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, sourceKind, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
+import { Camera, folderCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, sourceKind, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
 import { ffmpegMissing, startMjpegCamera, type TestCamera } from '../../support/cameras.js';
 
 const fakeJpeg = (n: number) => Buffer.from([0xff, 0xd8, 0xff, 0xe0, n, 0xff, 0x00, n, 0xff, 0xd9]);
@@ -130,6 +130,11 @@ describe('Camera on a real ffmpeg MJPEG stream', { skip: ffmpegMissing() }, () =
       await lane.stop();
     }
     assert.equal(lane.state.state, 'stopped');
+  });
+
+  test('USB: a device that is not there, and an ffmpeg that is not there, are said plainly', async () => {
+    await assert.rejects(usbCamera({ device: '/dev/video-lane-test-none' }).run(() => undefined, async () => true, new AbortController().signal), /There is no video device \/dev\/video-lane-test-none/);
+    assert.throws(() => usbCamera({ device: '/dev/video0', ffmpegPath: '/nonexistent/ffmpeg' }), /ffmpeg not found at "\/nonexistent\/ffmpeg": install it/);
   });
 
   test('triggered: each grab gets the next frame, frames between grabs are not kept', async () => {
