@@ -16,6 +16,7 @@ import {
   rtspCamera,
   snapshotCamera,
   usbCamera,
+  withCredentials,
   type CameraFrame,
   type CameraKind,
   type CameraMode,
@@ -212,17 +213,4 @@ export = function (RED: NodeAPI) {
 
 function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : '';
-}
-
-/** RTSP credentials go in the URL (ffmpeg answers basic and digest challenges itself). */
-function withCredentials(url: string, login: { user: string; password: string } | undefined): string {
-  if (!login) return url;
-  try {
-    const parsed = new URL(url);
-    parsed.username = login.user;
-    parsed.password = login.password;
-    return parsed.toString();
-  } catch {
-    return url; // rtspCamera says what is wrong with it
-  }
 }

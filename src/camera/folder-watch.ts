@@ -1,7 +1,10 @@
 /**
  * A watched folder as a camera: each new image file becomes one frame, once, in name order.
  * A file counts as written when its size and modification time have stayed the same for the
- * settle delay, so a file still being copied in is not read half-way.
+ * settle delay, so a file still being copied in is not read half-way. The folder is looked
+ * at (every half settle delay, at most every 500 ms) rather than watched with fs.watch: the
+ * folders cameras and PLCs drop files into are often network shares, where fs.watch sees
+ * nothing, and a look is needed anyway to tell when a file has settled.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -7,4 +7,4 @@ export { MjpegParser, multipartBoundary } from './mjpeg-parser.js';
 export { JpegSplitter } from './jpeg-splitter.js';
 export { rtspCamera, usbCamera, findFfmpeg, type RtspCameraOptions, type UsbCameraOptions } from './ffmpeg.js';
 export { folderCamera, DEFAULT_SETTLE_MS, type FolderCameraOptions } from './folder-watch.js';
-export { openCameraSource, sourceKind, type CameraSourceOptions } from './source.js';
+export { openCameraSource, sourceKind, withCredentials, type CameraSourceOptions } from './source.js';

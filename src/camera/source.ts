@@ -41,10 +41,23 @@ export function openCameraSource(source: string, options: CameraSourceOptions = 
     case 'mjpeg':
       return mjpegCamera({ ...options, url: text });
     case 'rtsp':
-      return rtspCamera({ ...options, url: text });
+      return rtspCamera({ ...options, url: withCredentials(text, options.credentials) });
     case 'usb':
       return usbCamera({ ...options, device: text });
     case 'folder':
       return folderCamera({ folder: text, settleMs: options.settleMs, existing: options.existing });
+  }
+}
+
+/** RTSP credentials go in the URL: ffmpeg answers the camera's basic or digest challenge itself. */
+export function withCredentials(url: string, credentials: { user: string; password: string } | undefined): string {
+  if (!credentials?.user) return url;
+  try {
+    const parsed = new URL(url);
+    parsed.username = encodeURIComponent(credentials.user);
+    parsed.password = encodeURIComponent(credentials.password);
+    return parsed.toString();
+  } catch {
+    return url; // rtspCamera says what is wrong with it
   }
 }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Camera, folderCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, sourceKind, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
+import { Camera, folderCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, redactUrl, sourceKind, withCredentials, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
 import { ffmpegMissing, startMjpegCamera, type TestCamera } from '../../support/cameras.js';
 
 const fakeJpeg = (n: number) => Buffer.from([0xff, 0xd8, 0xff, 0xe0, n, 0xff, 0x00, n, 0xff, 0xd9]);
@@ -81,6 +81,9 @@ describe('byte streams', () => {
     assert.equal(sourceKind(os.tmpdir()), 'folder');
     assert.throws(() => sourceKind('ftp://cam/x'), /use http\(s\):\/\/, rtsp:\/\/, \/dev\/videoN or a folder/);
     assert.throws(() => sourceKind('/no/such/folder'), /neither a camera URL/);
+    const withLogin = withCredentials('rtsp://cam:554/stream1', { user: 'op@line', password: 'p%ss:w/rd' });
+    assert.equal(decodeURIComponent(new URL(withLogin).password), 'p%ss:w/rd');
+    assert.equal(redactUrl(withLogin), 'rtsp://op%40line:***@cam:554/stream1', 'logs and status never show the password');
   });
 });
 
