@@ -160,9 +160,9 @@ export = function (RED: NodeAPI) {
       };
       switch (kind as CameraKind) {
         case 'snapshot':
-          return snapshotCamera({ url: needUrl('snapshot'), credentials: login });
+          return snapshotCamera({ url: needUrl('snapshot'), credentials: login, tlsVerify: settings.tlsVerify !== false });
         case 'mjpeg':
-          return mjpegCamera({ url: needUrl('mjpeg'), credentials: login });
+          return mjpegCamera({ url: needUrl('mjpeg'), credentials: login, tlsVerify: settings.tlsVerify !== false });
         case 'rtsp':
           return rtspCamera({ url: withCredentials(needUrl('rtsp'), login), ffmpegPath: text(settings.ffmpeg), transport: settings.transport === 'udp' ? 'udp' : 'tcp', onSpawn });
         case 'usb': {

@@ -16,6 +16,8 @@ export interface LaneCameraDef extends NodeDef {
   settle?: string | number;
   /** folder: also send the images already there. */
   existing?: boolean;
+  /** https: check the camera's certificate (default true). */
+  tlsVerify?: boolean;
   /** rtsp, usb: ffmpeg's path (blank: PATH). */
   ffmpeg?: string;
   /** rtsp: tcp (default) or udp. */

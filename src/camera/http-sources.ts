@@ -16,6 +16,8 @@ export interface HttpCameraOptions {
   credentials?: Credentials;
   /** A request (or an MJPEG stream between two bytes) that takes longer fails. Default 10 s. */
   timeoutMs?: number;
+  /** https: check the camera's certificate (default true; cameras often have self-signed ones). */
+  tlsVerify?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -49,8 +51,10 @@ class CameraClient {
   private readonly url: URL;
   private readonly auth: HttpAuthenticator | undefined;
   readonly timeoutMs: number;
+  private readonly tlsVerify: boolean;
 
   constructor(options: HttpCameraOptions) {
+    this.tlsVerify = options.tlsVerify !== false;
     this.url = checkHttpUrl(options.url);
     const fromUrl = this.url.username ? { user: decodeURIComponent(this.url.username), password: decodeURIComponent(this.url.password) } : undefined;
     this.url.username = '';
@@ -89,9 +93,11 @@ class CameraClient {
   private request(signal: AbortSignal): Promise<http.IncomingMessage> {
     const path = `${this.url.pathname}${this.url.search}`;
     const authorization = this.auth?.header('GET', path);
-    const get = this.url.protocol === 'https:' ? https.get : http.get;
+    const secure = this.url.protocol === 'https:';
+    const get = secure ? https.get : http.get;
     return new Promise((resolve, reject) => {
-      const request = get(this.url, { signal, headers: authorization ? { authorization } : {}, timeout: this.timeoutMs }, resolve);
+      const options = { signal, headers: authorization ? { authorization } : {}, timeout: this.timeoutMs, ...(secure ? { rejectUnauthorized: this.tlsVerify } : {}) };
+      const request = get(this.url, options, resolve);
       request.on('timeout', () => request.destroy(new LaneVisionError('CAMERA_TIMEOUT', `No answer from the camera within ${this.timeoutMs / 1000} s`)));
       request.on('error', (err) => reject(describeNetworkError(err, this.url)));
     });
@@ -105,6 +111,9 @@ function describeNetworkError(err: Error, url: URL): Error {
   if (code === 'ECONNREFUSED') return new LaneVisionError('CAMERA_UNREACHABLE', `Nothing answers at ${where} (connection refused)`, { cause: err });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new LaneVisionError('CAMERA_UNREACHABLE', `The camera's host name ${url.hostname} is unknown`, { cause: err });
   if (code === 'ECONNRESET') return new LaneVisionError('CAMERA_DISCONNECTED', `The camera at ${where} closed the connection`, { cause: err });
+  if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new LaneVisionError('CAMERA_TLS', `The camera at ${where} has a certificate that cannot be checked (${err.message}): turn off the certificate check for it, or use http://`, { cause: err });
+  }
   return new LaneVisionError('CAMERA_UNREACHABLE', `Cannot reach the camera at ${where}: ${err.message}`, { cause: err });
 }
 

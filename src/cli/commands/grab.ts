@@ -18,6 +18,7 @@ const OPTIONS = {
   user: { type: 'string' },
   password: { type: 'string' },
   roi: { type: 'string' },
+  insecure: { type: 'boolean' },
 } as const;
 
 export const grabCommand: Command = {
@@ -46,6 +47,7 @@ Options:
   --roi <left,top,width,height>  cut this region out of each frame (pixels)
   --ffmpeg PATH               ffmpeg to run for RTSP and USB (default: ffmpeg on PATH)
   --user NAME, --password PW  camera credentials (default: those in the URL)
+  --insecure                  accept an https:// camera's certificate unchecked (self-signed)
   ${JSON_HELP}
   -h, --help                  this help
 
@@ -67,6 +69,7 @@ Exit code 1 when fewer than N frames could be written.`,
       ffmpegPath: values.ffmpeg,
       credentials: values.user ? { user: values.user, password: values.password ?? '' } : undefined,
       existing: true,
+      tlsVerify: values.insecure !== true,
     });
     fs.mkdirSync(outDir, { recursive: true });
     out.note(`grabbing ${count} frame(s) from ${connector.label} into ${outDir}`);

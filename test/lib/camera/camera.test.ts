@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Camera, folderCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, redactUrl, sourceKind, withCredentials, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
+import { Camera, folderCamera, snapshotCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, redactUrl, sourceKind, withCredentials, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
 import { ffmpegMissing, startMjpegCamera, type TestCamera } from '../../support/cameras.js';
 
 const fakeJpeg = (n: number) => Buffer.from([0xff, 0xd8, 0xff, 0xe0, n, 0xff, 0x00, n, 0xff, 0xd9]);
@@ -179,6 +179,31 @@ test('a watched folder sends each new file once, and only after it has settled',
     assert.deepEqual(frames.map((f) => path.basename(f.path!)), ['a.jpg', 'b.jpg', 'c.jpg'], 'each once');
   } finally {
     await lane.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an https:// camera with a self-signed certificate: refused with the reason, accepted with the check off', { skip: fs.existsSync('/usr/bin/openssl') ? undefined : 'openssl is not installed' }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-camera-tls-'));
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const https = await import('node:https');
+  const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'image/jpeg' }).end(fakeJpeg(7));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}/snapshot.jpg`;
+  try {
+    const once = async (tlsVerify: boolean) => {
+      const frames: Buffer[] = [];
+      let asked = false;
+      await snapshotCamera({ url, tlsVerify }).run((image) => frames.push(image), async () => !asked && (asked = true), new AbortController().signal);
+      return frames;
+    };
+    await assert.rejects(once(true), /certificate that cannot be checked .*turn off the certificate check/);
+    assert.deepEqual(await once(false), [fakeJpeg(7)]);
+  } finally {
+    server.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
