@@ -13,9 +13,11 @@
  *      time, and the per-frame cost of test-time views;
  *   5. tfjs tensor count and process memory before and after;
  *   6. (bench/flow.ts) the lane through a real Node-RED flow: frames/s and latency at 10
- *      and 30 fps and at saturation, during a full retrain, a soak, and tfjs cpu beside it.
+ *      and 30 fps and at saturation, during a full retrain, a soak, and tfjs cpu beside it;
+ *   7. (bench/camera.ts) a 1920x1080 MJPEG camera (ffmpeg) through src/camera into the
+ *      classifier: camera cost per frame, ROI crop, camera-to-decision latency.
  *
- * Options: --quick (fewer frames), --only flow|library, --soak N (frames of the flow
+ * Options: --quick (fewer frames), --only flow|library|camera, --soak N (frames of the flow
  * soak), --json [FILE] (also write every figure as JSON), --help. LANE_VISION_SHARED
  * points at the shared models and datasets.
  */
@@ -33,6 +35,7 @@ import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js
 import { table } from '../src/cli/output.js';
 import { classImages, classNames, groceryDir, groceryTrainDir, groceryValDir, modelDir, sharedDir, YOGHURT_CLASSES } from '../test/support/shared.js';
 import { DEFAULT_SOAK_FRAMES, QUICK_SOAK_FRAMES, runFlowBench } from './flow.js';
+import { runCameraBench } from './camera.js';
 import { runOnnxBench } from './onnx.js';
 import { runPipelineBench, type PipelineBenchFigures } from './pipeline.js';
 import { runOpenSetBench, type OpenSetBenchFigures } from './open-set.js';
@@ -66,11 +69,12 @@ const PLANS: Record<'full' | 'quick', { fast: Plan; pureJs: Plan; decodeFrames: 
   quick: { fast: { latencyFrames: 30, throughputFrames: 32 }, pureJs: { latencyFrames: 8, throughputFrames: 16 }, decodeFrames: 60 },
 };
 
-const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library] [--soak N] [--json [FILE]]
+const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library|camera] [--soak N] [--json [FILE]]
 
   --quick          fewer frames and a 3,000-frame soak (a few minutes instead of about twenty)
   --only flow      only the Node-RED flow section (lane-classify / lane-train in a real runtime)
-  --only library   everything but the flow section
+  --only library   everything but the flow and camera sections
+  --only camera    only the camera section (a 1920x1080 MJPEG stream from ffmpeg into the classifier)
   --soak N         frames in the flow section's soak (default ${DEFAULT_SOAK_FRAMES}, ${QUICK_SOAK_FRAMES} with --quick)
   --json [FILE]    also write every figure as JSON to FILE (default lane-vision-bench-<time>.json)
   -h, --help       this help
@@ -88,7 +92,7 @@ function heading(text: string): void {
 
 interface Options {
   quick: boolean;
-  only?: 'flow' | 'library';
+  only?: 'flow' | 'library' | 'camera';
   soak?: number;
   jsonFile?: string;
 }
@@ -117,7 +121,7 @@ function parseOptions(argv: string[]): Options {
     say(HELP);
     process.exit(0);
   }
-  if (values.only !== undefined && values.only !== 'flow' && values.only !== 'library') usage(`--only takes flow or library, not "${values.only}"`);
+  if (values.only !== undefined && !['flow', 'library', 'camera'].includes(values.only)) usage(`--only takes flow, library or camera, not "${values.only}"`);
   const soak = values.soak === undefined ? undefined : Number(values.soak);
   if (soak !== undefined && !(Number.isSafeInteger(soak) && soak >= 1)) usage(`--soak takes a whole number of frames, not "${values.soak}"`);
   return { quick: values.quick === true, only: values.only as Options['only'], soak, jsonFile: values.json && path.resolve(values.json) };
@@ -529,8 +533,12 @@ async function main(): Promise<void> {
     report.backendInUse = inUse;
     report.memoryBefore = before;
 
-    if (options.only !== 'flow') await runLibrarySections(options, plan, inUse, before, scratch, cacheDir, report);
-    if (options.only !== 'library') {
+    if (options.only === undefined || options.only === 'library') await runLibrarySections(options, plan, inUse, before, scratch, cacheDir, report);
+    if (options.only === undefined || options.only === 'camera') {
+      heading('camera: a 1920x1080 MJPEG stream (ffmpeg, 30 frames/s) through src/camera into the classifier');
+      report.camera = await runCameraBench({ quick: options.quick, say });
+    }
+    if (options.only === undefined || options.only === 'flow') {
       heading('lane flow in a real Node-RED runtime: lane-classify and lane-train on the engine auto picks, then on tfjs cpu');
       report.flow = await runFlowBench({ quick: options.quick, soakFrames: options.soak, scratch, repoRoot: path.resolve(__dirname, '..'), say });
     }

@@ -11,6 +11,7 @@ import { adviseCommand } from './commands/advise.js';
 import { classifyCommand } from './commands/classify.js';
 import { evalCommand } from './commands/eval.js';
 import { featuresCommand } from './commands/features.js';
+import { grabCommand } from './commands/grab.js';
 import { importTmCommand } from './commands/import-tm.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
@@ -20,14 +21,14 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, importTmCommand];
+export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, importTmCommand, grabCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `Usage: ${PROGRAM} <command> [options]
 
 Teach a lane camera to sort products: run pretrained models, retrain a classifier
-head from labelled images, score and use the stored models.
+head from labelled images, score and use the stored models, grab camera frames.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}

@@ -53,6 +53,7 @@ test('the editor shows the demo flow and the imported ImageNet example with ever
 
     // Import ▸ Examples does RED.view.importNodes with the example's JSON.
     await page.evaluate(`RED.view.importNodes(${JSON.stringify(readExample('imagenet-as-is.json'))})`);
+    await page.evaluate(`RED.view.importNodes(${JSON.stringify(readExample('camera-sorter.json'))})`);
     await page.waitForTimeout(500);
 
     // Passed as text: tsx would add helpers (__name) to a function that the page does not have.
@@ -63,7 +64,7 @@ test('the editor shows the demo flow and the imported ImageNet example with ever
       RED.nodes.eachConfig(keep);
       return all;
     })()`)) as EditorNode[];
-    assert.equal(nodes.filter((node) => node.type === 'lane-classify').length, 2, 'the ImageNet example was imported next to the lane');
+    assert.equal(nodes.filter((node) => node.type === 'lane-classify').length, 3, 'the ImageNet and camera examples were imported next to the lane');
     const invalid = nodes.filter((node) => node.valid === false);
     assert.deepEqual(invalid, [], 'nodes the editor marks invalid');
     const laneTypes = Object.keys(packageNodeTypes());

@@ -212,7 +212,7 @@ test('a wrong command line exits 2 with one line on stderr', async () => {
   assert.equal(version.stdout.trim(), JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version);
   const help = await runLaneVision(['--help']);
   assert.equal(help.code, 0);
-  for (const command of ['predict', 'features', 'train', 'eval', 'classify', 'import-tm']) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+  for (const command of ['predict', 'features', 'train', 'eval', 'classify', 'import-tm', 'grab']) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
 });
 
 test('a missing model folder exits 1 naming the folder', async () => {
