@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
 import { tf } from '../engine/backend.js';
 import { createRandom, shuffleInPlace } from '../random.js';
+import { trainHead } from '../training/index.js';
 import { runTop, topVariables } from './top-forward.js';
 import type { TopGraph } from './top-graph.js';
 
@@ -43,6 +44,8 @@ export interface FineTuneOptions {
   weightDecay?: number;
   labelSmoothing?: number;
   batchSize?: number;
+  /** Which epoch's weights to keep: the best on the held-out frames (default, the pretrained ones if none beats them), or the last. */
+  keep?: 'best' | 'last';
   seed?: number;
   signal?: AbortSignal;
   onProgress?: (progress: FineTuneProgress) => void;
@@ -52,8 +55,11 @@ export interface FineTuneResult {
   /** The tuned values of the top's trainable weights, by manifest name (the best epoch's). */
   weights: Map<string, Float32Array>;
   history: FineTuneProgress[];
+  /** 0 when no epoch beat the pretrained blocks on the held-out frames (the weights are then the pretrained ones). */
   bestEpoch: number;
   validationAccuracy: number;
+  /** Held-out accuracy of the pretrained blocks with the same classifier, before any epoch. */
+  frozenValidationAccuracy: number;
   trainMs: number;
 }
 
@@ -80,6 +86,7 @@ export function checkFineTuneOptions(options: Partial<FineTuneOptions>): void {
   positive('batchSize', options.batchSize, true);
   if (options.weightDecay !== undefined && !(options.weightDecay >= 0)) throw bad('weightDecay must be 0 or more');
   if (options.epochs !== undefined && options.epochs > 100) throw bad('epochs must be at most 100');
+  if (options.keep !== undefined && options.keep !== 'best' && options.keep !== 'last') throw bad(`keep must be best or last, got ${JSON.stringify(options.keep)}`);
 }
 
 export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSample[], options: FineTuneOptions): Promise<FineTuneResult> {
@@ -98,31 +105,43 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
     return tf.tensor4d(data, [list.length, h, w, c]);
   };
 
-  // Standardisation of the top's initial features, so a zero-initialised head starts well scaled.
-  const featureSize = tf.tidy(() => runTop(top, params, batchOf(train.slice(0, 1))).shape[1]);
-  const sum = new Float64Array(featureSize);
-  const sumSq = new Float64Array(featureSize);
+  // The classifier starts as the frozen pipeline's head, fitted to convergence on the top's
+  // pretrained features: the blocks then get gradients that mean something from the first step.
+  const initial: Float32Array[] = [];
   for (let start = 0; start < train.length; start += o.batchSize) {
-    const f = tf.tidy(() => runTop(top, params, batchOf(train.slice(start, start + o.batchSize))).dataSync());
-    for (let i = 0; i < f.length; i++) {
-      sum[i % featureSize] += f[i];
-      sumSq[i % featureSize] += f[i] * f[i];
-    }
+    const batch = train.slice(start, start + o.batchSize);
+    const f = tf.tidy(() => runTop(top, params, batchOf(batch)).dataSync() as Float32Array);
+    const size = f.length / batch.length;
+    batch.forEach((_, i) => initial.push(f.slice(i * size, (i + 1) * size)));
     await new Promise((resolve) => setImmediate(resolve));
   }
-  const mean = tf.tensor1d(Float32Array.from(sum, (s) => s / train.length));
-  const std = tf.tensor1d(Float32Array.from(sum, (s, i) => Math.sqrt(Math.max(sumSq[i] / train.length - (s / train.length) ** 2, 1e-6))));
-  const headW = tf.tidy(() => tf.variable(tf.zeros([featureSize, o.classCount]), true));
-  const headB = tf.tidy(() => tf.variable(tf.zeros([o.classCount]), true));
+  const { head } = await trainHead({ features: initial, labels: train.map((s) => s.target), classCount: o.classCount }, { kind: 'logistic', seed: o.seed ?? 1 });
+  const dense = head.layers![0];
+  const headW = tf.tidy(() => tf.variable(tf.tensor2d(dense.kernel, [dense.inputSize, dense.outputSize]), true));
+  const headB = tf.tidy(() => tf.variable(tf.tensor1d(dense.bias), true));
   const headOptimizer = tf.train.adam(o.headLearningRate);
   const backboneOptimizer = tf.train.adam(o.headLearningRate / o.backboneLearningRateFactor);
-  const logitsOf = (x: tf.Tensor4D) => tf.add(tf.matMul(tf.div(tf.sub(runTop(top, params, x), mean), std), headW), headB) as tf.Tensor2D;
+  const logitsOf = (x: tf.Tensor4D) => {
+    const features = runTop(top, params, x);
+    return tf.add(tf.matMul(head.normalise ? tf.div(features, tf.add(tf.norm(features, 'euclidean', 1, true), 1e-12)) : features, headW), headB) as tf.Tensor2D;
+  };
 
   const random = createRandom(o.seed ?? 1);
   const order = train.map((_, i) => i);
   const history: FineTuneProgress[] = [];
-  let best = { accuracy: -1, epoch: 0, weights: new Map<string, Float32Array>() };
   const snapshot = () => new Map([...params].map(([name, v]) => [name, v.dataSync().slice() as Float32Array]));
+  const heldOutAccuracy = (): number => {
+    let right = 0;
+    for (let start = 0; start < heldOut.length; start += o.batchSize) {
+      const list = heldOut.slice(start, start + o.batchSize);
+      const predicted = tf.tidy(() => tf.argMax(logitsOf(batchOf(list)), 1).dataSync());
+      list.forEach((s, i) => (right += predicted[i] === s.target ? 1 : 0));
+    }
+    return heldOut.length ? right / heldOut.length : Number.NaN;
+  };
+  // Epoch 0 is the pretrained blocks with the frozen pipeline's head: tuning must beat it on held-out frames to be kept.
+  const frozenAccuracy = heldOutAccuracy();
+  let best = { accuracy: Number.isNaN(frozenAccuracy) ? -1 : frozenAccuracy, epoch: 0, weights: snapshot() };
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now();
@@ -141,36 +160,26 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
             return tf.add(ce, decay) as tf.Scalar;
           }, [headW, headB, ...params.values()]);
           headOptimizer.applyGradients([headW, headB].map((v) => ({ name: v.name, tensor: grads[v.name] })));
-          // The first epoch trains the head alone: a random head's gradients would only shake the blocks.
-          if (epoch > 1) backboneOptimizer.applyGradients([...params.values()].map((v) => ({ name: v.name, tensor: grads[v.name] })));
+          backboneOptimizer.applyGradients([...params.values()].map((v) => ({ name: v.name, tensor: grads[v.name] })));
           return value.dataSync()[0];
         });
         lossSum += loss * batch.length;
         // Let cancellation and progress messages through between batches.
         await new Promise((resolve) => setImmediate(resolve));
       }
-      let right = 0;
-      for (let start = 0; start < heldOut.length; start += o.batchSize) {
-        const list = heldOut.slice(start, start + o.batchSize);
-        const predicted = tf.tidy(() => tf.argMax(logitsOf(batchOf(list)), 1).dataSync());
-        list.forEach((s, i) => (right += predicted[i] === s.target ? 1 : 0));
-      }
-      const validationAccuracy = heldOut.length ? right / heldOut.length : Number.NaN;
+      const validationAccuracy = heldOutAccuracy();
       const progress = { epoch, epochs: o.epochs, loss: lossSum / order.length, validationAccuracy, epochMs: performance.now() - epochStart };
       history.push(progress);
       o.onProgress?.(progress);
       const score = Number.isNaN(validationAccuracy) ? epoch : validationAccuracy;
-      const tuned = epoch > 1 || o.epochs === 1;
-      if (tuned && score > best.accuracy) best = { accuracy: score, epoch, weights: snapshot() };
-      else if (tuned && epoch - best.epoch >= o.patience) break;
+      if (score > best.accuracy || o.keep === 'last') best = { accuracy: score, epoch, weights: snapshot() };
+      else if (epoch - best.epoch >= o.patience) break;
     }
   } finally {
     for (const v of params.values()) v.dispose();
     for (const t of pretrained.values()) t.dispose();
     headW.dispose();
     headB.dispose();
-    mean.dispose();
-    std.dispose();
     headOptimizer.dispose();
     backboneOptimizer.dispose();
   }
@@ -179,6 +188,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
     history,
     bestEpoch: best.epoch,
     validationAccuracy: heldOut.length ? best.accuracy : Number.NaN,
+    frozenValidationAccuracy: frozenAccuracy,
     trainMs: performance.now() - started,
   };
 }

@@ -81,7 +81,6 @@ export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedB
     }
     const activationMs = performance.now() - started;
     const result = await fineTuneTop(top, samples, { ...options, onProgress: options.onEpoch });
-    if (result.weights.size === 0) throw new LaneVisionError('FINE_TUNE_INVALID', 'Fine-tuning ended before its first tuned epoch');
     await writeTunedFolder(files, result.weights, options.outDir);
     return { ...result, dir: options.outDir, blocks, cut: top.cut, activationMs };
   } finally {

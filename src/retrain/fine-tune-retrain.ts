@@ -17,15 +17,18 @@ import { FrameFeatures, fitWithCrop, groupedFolds, groupFrames } from '../pipeli
 import type { RetrainOptions, RetrainResult } from './retrain.js';
 import { LaneVisionError } from '../errors.js';
 
-export interface FineTuneSettings extends Pick<FineTuneOptions, 'epochs' | 'patience' | 'headLearningRate' | 'backboneLearningRateFactor' | 'weightDecay'> {
+export interface FineTuneSettings extends Pick<FineTuneOptions, 'epochs' | 'patience' | 'headLearningRate' | 'backboneLearningRateFactor' | 'weightDecay' | 'keep'> {
   blocks?: number;
 }
 
 export interface FineTuneReport {
   blocks: number;
   cut: string;
-  /** Accuracy of the fine-tune's own classifier on held-out capture groups, at the best epoch. */
+  /** Accuracy of the fine-tune's own classifier on the held-out frames (the validation set, else one fold of capture groups), at the best epoch. */
   validationAccuracy: number;
+  /** The same before any epoch: the pretrained blocks with the frozen pipeline's head. */
+  frozenValidationAccuracy: number;
+  heldOutKind: 'validation-set' | 'grouped-fold';
   heldOutFrames: number;
   bestEpoch: number;
   history: FineTuneProgress[];
@@ -64,8 +67,13 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
   const readable = plain.map((r, i) => (r instanceof Error ? -1 : i)).filter((i) => i >= 0);
   const targets = readable.map((i) => labels.indexOf(entries[i].label));
   const groups = groupFrames(readable.map((i) => plain[i] as Float32Array), targets, readable.map((i) => entries[i].session));
-  const fold = groupedFolds(groups, targets, options.folds ?? 5, seed);
-  const heldOut = Array.from(fold, (f) => f === 0);
+  // Early stopping on another session when one is given (what predicts the next shift), else on one grouped fold.
+  const validation = options.validation ? (await options.validation.entries()).filter((e) => !e.problem && labels.includes(e.label)) : [];
+  const heldOut = validation.length
+    ? [...readable.map(() => false), ...validation.map(() => true)]
+    : Array.from(groupedFolds(groups, targets, options.folds ?? 5, seed), (f) => f === 0);
+  const tunePaths = [...readable.map((i) => paths[i]), ...validation.map((e) => e.path)];
+  const tuneTargets = [...targets, ...validation.map((e) => labels.indexOf(e.label))];
 
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'lane-vision-fine-tune-'));
   // The folder is named as it will be inside the version, so the backbone id is the same there.
@@ -75,8 +83,8 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
     const tuned = await tuneBackbone({
       ...options.fineTune,
       backbone,
-      paths: readable.map((i) => paths[i]),
-      targets,
+      paths: tunePaths,
+      targets: tuneTargets,
       classCount: labels.length,
       heldOut,
       fit: fitWithCrop(baseFit, crop),
@@ -105,6 +113,8 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       blocks: tuned.blocks,
       cut: tuned.cut,
       validationAccuracy: tuned.validationAccuracy,
+      frozenValidationAccuracy: tuned.frozenValidationAccuracy,
+      heldOutKind: validation.length ? 'validation-set' : 'grouped-fold',
       heldOutFrames: heldOut.filter(Boolean).length,
       bestEpoch: tuned.bestEpoch,
       history: tuned.history,

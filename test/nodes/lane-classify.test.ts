@@ -421,7 +421,7 @@ test('frames are decoded and embedded in the backbone node\'s inference worker; 
 
 test('a fine-tuned version is served by an inference worker of its own; a rollback serves the base backbone again', async () => {
   const { dir, store } = await trainedStore('models-fine-tune', 1);
-  const tuned = await lib.retrain({ dataset, backbone, store, cache, strategy: 'fine-tune', fineTune: { blocks: 1, epochs: 2 }, trainViews: 0 });
+  const tuned = await lib.retrain({ dataset, backbone, store, cache, strategy: 'fine-tune', fineTune: { blocks: 1, epochs: 2, keep: 'last' }, trainViews: 0 });
   const tunedId = (await store.readMetadata(tuned.version)).backbone.id;
   assert.notEqual(tunedId, backbone.id);
   const workerStarts = () => backboneLogs().filter((text) => /^Inference worker thread \d+ ready: /.test(text));

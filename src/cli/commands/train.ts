@@ -198,7 +198,8 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         const epochMs = f.history.reduce((sum, e) => sum + e.epochMs, 0) / Math.max(1, f.history.length);
         out.line(
           `fine-tune  ${f.blocks} block(s) after ${f.cut}: ${f.history.length} epochs (best ${f.bestEpoch}), ${milliseconds(epochMs)}/epoch, ` +
-            `held-out groups ${percent(f.validationAccuracy)} of ${f.heldOutFrames} frames; activations ${milliseconds(f.activationMs)}, rss ${f.rssMb} MB`,
+            `held-out ${f.heldOutKind === 'validation-set' ? 'validation frames' : 'groups'} ${percent(f.frozenValidationAccuracy)} -> ${percent(f.validationAccuracy)} of ${f.heldOutFrames} frames` +
+            `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)}, rss ${f.rssMb} MB`,
         );
       }
       out.line('');
