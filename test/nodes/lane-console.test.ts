@@ -284,6 +284,8 @@ test('writes need the header, the same origin and a sound body; nothing changes 
     ['capture', { label: 'ok', count: 2, frames: [1] }, /not both/],
     ['capture', [1, 2], /must be a JSON object/],
     ['relabel', { id: 'x', label: 'a/b' }, /path separator/],
+    ['capture', { label: 'unknown' }, /"unknown" is reserved/],
+    ['relabel', { id: 'x', label: 'Unknown' }, /"unknown" is reserved/],
     ['relabel', { id: '', label: 'ok' }, /"id" must be the id of a dataset image/],
     ['delete', { id: 'x'.repeat(600) }, /"id" must be the id/],
     ['promote', { version: 1.5 }, /"version" must be a whole number/],
