@@ -95,6 +95,7 @@ Options:
 
 With --json the result is one object: {"version", "activated", "store", "data",
 "labels": [{"label", "code"}], "backbone", "backend", "engine", "metrics", "unreadable"},
+and "skipped" (folders and files of DIR that are not labels or images: kind, path, reason),
 where metrics has "holdout" (the honest estimate: accuracy, macroF1, perClass,
 confusion), "validation" (what the estimate is: kind, optimistic, folds, groups, note),
 "pipeline" (spec, candidates, searchMs), "advice", "threshold", "timings" (ms) and
@@ -117,6 +118,12 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
     if (labels) dataset = selectLabels(dataset, labels);
     const validationDir = values.validation === undefined ? undefined : path.resolve(values.validation);
     const validation = validationDir ? await openDataset(validationDir, { readOnly: true, create: false }) : undefined;
+    const skipped = [
+      ...dataset.skipped().map((item) => ({ ...item, path: path.join(dataDir, item.path) })),
+      ...(validation?.skipped() ?? []).map((item) => ({ ...item, path: path.join(validationDir!, item.path) })),
+    ];
+    // Said before the long part, so a folder left out by mistake is seen at once.
+    for (const item of skipped) out.warn(`${PROGRAM} train: warning: skipped ${item.kind} ${item.path}: ${item.reason}`);
     const store = await openModelStore(storeDir);
     const backbone = await loadNamedBackbone(source, choice);
     try {
@@ -152,6 +159,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         engine: backbone.engine.name,
         metrics,
         unreadable,
+        skipped,
       });
 
       const holdout = metrics.holdout;

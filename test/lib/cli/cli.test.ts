@@ -199,3 +199,47 @@ test('a missing model folder exits 1 naming the folder', async () => {
   assert.ok(lines[0].includes(folder), lines[0]);
   assert.match(lines[0], /\[MODEL_NOT_FOUND\]$/);
 });
+
+/** A small folder dataset: `perLabel` grocery photos under each of `labels`, plus what `extra` adds. */
+function smallDataset(name: string, labels: string[], perLabel: number, extra: (root: string) => void = () => {}): string {
+  const root = path.join(work, name);
+  for (const [i, label] of labels.entries()) {
+    fs.mkdirSync(path.join(root, label), { recursive: true });
+    for (const photo of classImages(groceryTrainDir, TRAINED[i % TRAINED.length]).slice(0, perLabel)) {
+      fs.copyFileSync(photo, path.join(root, label, path.basename(photo)));
+    }
+  }
+  extra(root);
+  return root;
+}
+
+test('train on a folder holding an "unknown" label exits 1 naming the folder', async () => {
+  const data = smallDataset('with-unknown', ['Oatly', 'unknown'], 2);
+  const run = await runLaneVision(['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', data, '--store', path.join(work, 'never'), '--json'], env);
+  assert.equal(run.code, 1, run.stderr);
+  const lines = ownStderrLines(run);
+  assert.equal(lines.length, 1, run.stderr);
+  assert.ok(lines[0].includes(path.join(fs.realpathSync(data), 'unknown')), lines[0]);
+  assert.match(lines[0], /reserved.*\[LABEL_INVALID\]$/);
+  assert.ok(!fs.existsSync(path.join(work, 'never', 'v0001')), 'nothing trained');
+});
+
+test('train warns about every folder and file it skips, and lists them in --json', async () => {
+  const data = smallDataset('with-skipped', ['Bravo', 'Oatly'], 3, (root) => {
+    fs.mkdirSync(path.join(root, 'con'));
+    fs.mkdirSync(path.join(root, '.hidden'));
+    fs.writeFileSync(path.join(root, 'Oatly', 'readme.txt'), 'notes');
+  });
+  const args = ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', data, '--store', path.join(work, 'skipped-store'), '--strategy', 'fixed', '--head', 'prototype'];
+  const run = await runLaneVision([...args, '--json'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const warnings = ownStderrLines(run).filter((line) => line.includes('warning: skipped'));
+  assert.equal(warnings.length, 3, run.stderr);
+  for (const [name, reason] of [['con', /reserved device name/], ['.hidden', /starts with a dot/], [path.join('Oatly', 'readme.txt'), /not a \.jpg/]] as const) {
+    const line = warnings.find((w) => w.includes(path.join(data, name)));
+    assert.ok(line, `no warning for ${name}: ${run.stderr}`);
+    assert.match(line, reason);
+  }
+  const [result] = jsonLines(run);
+  assert.deepEqual(result.skipped.map((s: { path: string }) => path.relative(data, s.path)).sort(), ['.hidden', 'Oatly/readme.txt', 'con'].sort());
+});
