@@ -22,6 +22,7 @@ import {
   type PublishOutcome,
   type QoS,
 } from './connection.js';
+import { errorEventFrom } from './payloads.js';
 import type { FrameCounters, LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneReviewEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
 import type { LaneTopics } from './topics.js';
 
@@ -165,6 +166,23 @@ export class LaneStation extends EventEmitter {
   async publishEvent<K extends 'result' | 'training' | 'error' | 'review'>(kind: K, event: EventOf<K>, qos?: QoS): Promise<PublishOutcome> {
     const connection = await this.runningConnection();
     return connection.publish(this.topics[kind], event, qos === undefined ? {} : { qos });
+  }
+
+  /**
+   * Answers a valid command that failed later, in whichever node carried it out (a rollback
+   * to a missing version, a training already running), on the error topic with its
+   * requestId, as docs/mqtt-events.md promises for failures "from the station".
+   */
+  async answerCommandFailure(command: Pick<LaneCommand, 'name' | 'requestId'>, err: unknown): Promise<PublishOutcome> {
+    // Errors from a node of another copy of this package (or a function node) carry a code without being our class.
+    const code = (err as { code?: unknown } | null)?.code;
+    const failure = !(err instanceof LaneVisionError) && typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? new LaneVisionError(code, (err as Error).message ?? String(err)) : err;
+    const event = errorEventFrom(this.context, failure, 'command', {
+      command: command.name,
+      ...(command.requestId === undefined ? {} : { requestId: command.requestId }),
+      topic: this.topics.command(command.name),
+    });
+    return this.publishEvent('error', event);
   }
 
   /**

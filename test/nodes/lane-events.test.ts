@@ -405,6 +405,43 @@ describe('lane-events edge cases', () => {
     }
   });
 
+  test('a command that fails in the node carrying it out is answered on the error topic, once, with its requestId', async () => {
+    // Stands in for lane-classify: a rollback with nothing to roll back to ends in done(err).
+    const failingHandler = (RED: any) => {
+      RED.nodes.registerType('failing-handler', function (this: any, config: any) {
+        RED.nodes.createNode(this, config);
+        this.on('input', (msg: any, send: any, done: (err?: Error) => void) => {
+          if (msg.topic !== 'rollback') return done();
+          done(Object.assign(new Error('No earlier active version is left to roll back to'), { code: 'MODEL_ROLLBACK_UNAVAILABLE' }));
+        });
+      });
+    };
+    const flow = flowWith({ embedded: true, embeddedPort: 0 }).map((n) => (n.id === 'e1' ? { ...n, wires: [['handler']] } : n));
+    flow.push({ id: 'handler', z: 'f1', type: 'failing-handler', wires: [] });
+    // node-red-node-test-helper gives nodes no RED.hooks; Node-RED's own (the ones its nodes trigger) stand in.
+    const { hooks } = require('@node-red/util');
+    const eventsWithHooks = (RED: object) => eventsNode(Object.create(RED, { hooks: { value: hooks } }));
+    await helper.load([brokerNode, eventsWithHooks, failingHandler], flow);
+    await waitUntil(() => brokerOf().station?.listening === true, 'command subscription');
+    const sorter = await startSorter(brokerOf().station!.embeddedBroker!.url, [`${PREFIX}/error`]);
+    try {
+      await sorter.client.publishAsync(`${PREFIX}/cmd/threshold`, '0.5', { qos: 1 }); // carried out: no answer
+      await sorter.client.publishAsync(`${PREFIX}/cmd/rollback`, JSON.stringify({ version: 'v2', requestId: 'hmi-9' }), { qos: 1 });
+      await sorter.waitFor((r) => r.length === 1, 3000, 'error answer');
+      const answer = sorter.received[0].json;
+      valid('error', answer);
+      assert.deepEqual([answer.code, answer.source, answer.command, answer.requestId], ['MODEL_ROLLBACK_UNAVAILABLE', 'command', 'rollback', 'hmi-9']);
+      assert.match(answer.message, /nothing|roll back/);
+      assert.equal(sorter.received[0].topic, `${PREFIX}/error`);
+      // A second command after it: exactly one answer each, none for the one that worked.
+      await sorter.client.publishAsync(`${PREFIX}/cmd/rollback`, '"v3"', { qos: 1 });
+      await sorter.waitFor((r) => r.length === 2, 3000, 'second error answer');
+      assert.deepEqual(sorter.received.map((r) => r.json.command), ['rollback', 'rollback']);
+    } finally {
+      await sorter.client.endAsync();
+    }
+  });
+
   test('a node without a lane-broker reports it on every message', async () => {
     const flow = flowWith({}).filter((n) => n.id !== 'b1');
     await helper.load([brokerNode, eventsNode], flow);
