@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node, NodeAPI } from 'node-red';
 import type { NextFunction, Request, Response } from 'express';
-import { errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
+import { answerRequestErrorsAsJson, errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
 import type { ThumbnailSize } from './frame-store.js';
 import type { OperatorConsole } from './operator-console.js';
@@ -199,6 +199,7 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
 
   // #region writes (httpAdmin)
 
+  answerRequestErrorsAsJson(RED);
   RED.httpAdmin.post(
     `/lane-vision/${NODE_TYPE}/:id/:action`,
     RED.auth.needsPermission(WRITE_PERMISSION),

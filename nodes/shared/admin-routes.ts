@@ -5,7 +5,7 @@
  * `{error, code}` with the status httpStatusOf gives.
  */
 import type { NodeAPI, Node } from 'node-red';
-import type { Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { errorText } from './status.js';
 
 export const READ_PERMISSION = 'lane-vision.read';
@@ -17,7 +17,7 @@ type Action<N extends Node> = (node: N, body: unknown) => Promise<unknown> | unk
  * Codes a caller can act on: try again later (409), fix the request (400). 404 stays for
  * "no such node deployed", which the editor dialogs test for.
  */
-const CONFLICT = /_BUSY$|_RUNNING$|_EXISTS$|_FULL$|_TAKEN$/;
+const CONFLICT = /_BUSY$|_RUNNING$|_EXISTS$|_FULL$|_TAKEN$|^MODEL_ROLLBACK_UNAVAILABLE$/;
 const BAD_REQUEST = /INVALID|_BAD_/;
 
 /** The HTTP status for a failed action, from its LaneVisionError code; 500 for anything else. */
@@ -33,6 +33,28 @@ export function httpStatusOf(err: unknown): number {
 export function errorBody(err: unknown): { error: string; code?: string } {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? { error: errorText(err), code } : { error: errorText(err) };
+}
+
+const appsAnsweringJson = new WeakSet<object>();
+
+/**
+ * Failures before a route runs (body-parser's malformed JSON, a body over apiMaxLength) on
+ * the plugin's admin routes answer `{error, code}` like every other failure, instead of
+ * Express's HTML page with a stack trace. Once per admin app.
+ */
+export function answerRequestErrorsAsJson(RED: NodeAPI): void {
+  const app = RED.httpAdmin;
+  if (!app || appsAnsweringJson.has(app)) return;
+  appsAnsweringJson.add(app);
+  app.use('/lane-vision', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const { status, type } = (err ?? {}) as { status?: unknown; type?: unknown };
+    const clientError = typeof status === 'number' && status >= 400 && status < 500;
+    if (type === 'entity.parse.failed') res.status(400).json({ error: 'The request body is not valid JSON.', code: 'REQUEST_INVALID_JSON' });
+    else if (type === 'entity.too.large') res.status(413).json({ error: 'The request body is too large.', code: 'REQUEST_TOO_LARGE' });
+    else if (clientError) res.status(status as number).json({ error: 'The request could not be read.', code: 'REQUEST_INVALID' });
+    else res.status(500).json({ error: 'The request failed inside the server; its log says why.', code: 'INTERNAL_ERROR' });
+  });
 }
 
 function handler<N extends Node>(RED: NodeAPI, type: string, run: Action<N>) {
@@ -52,10 +74,12 @@ function handler<N extends Node>(RED: NodeAPI, type: string, run: Action<N>) {
 
 /** POST /lane-vision/<type>/:id/<action>, needs lane-vision.write. */
 export function registerWriteAction<N extends Node>(RED: NodeAPI, type: string, action: string, run: Action<N>): void {
+  answerRequestErrorsAsJson(RED);
   RED.httpAdmin.post(`/lane-vision/${type}/:id/${action}`, RED.auth.needsPermission(WRITE_PERMISSION), handler(RED, type, run));
 }
 
 /** GET /lane-vision/<type>/:id/<action>, needs lane-vision.read. */
 export function registerReadAction<N extends Node>(RED: NodeAPI, type: string, action: string, run: Action<N>): void {
+  answerRequestErrorsAsJson(RED);
   RED.httpAdmin.get(`/lane-vision/${type}/:id/${action}`, RED.auth.needsPermission(READ_PERMISSION), handler(RED, type, run));
 }

@@ -301,6 +301,13 @@ test('writes need the header, the same origin and a sound body; nothing changes 
     assert.match(res.body.error, message);
   }
 
+  // A body that is not JSON gets a JSON answer, not Express's HTML page with a stack trace.
+  const malformed = await capture().set(CSRF).set('Content-Type', 'application/json').send('{"label": ');
+  assert.equal(malformed.status, 400);
+  assert.match(malformed.headers['content-type'], /application\/json/);
+  assert.deepEqual(malformed.body, { error: 'The request body is not valid JSON.', code: 'REQUEST_INVALID_JSON' });
+  assert.doesNotMatch(malformed.text, /<html|at .*\.js:\d+/i);
+
   assert.equal((await post('capture', { label: 'strawberry' }, 'no-such-node')).status, 404);
   assert.equal((await post('capture', { label: 'strawberry' }, 'ds')).status, 404, 'another node type is not a console');
   assert.match((await post('explode', {})).body.error, /Unknown console action "explode"/);
@@ -417,6 +424,10 @@ test('training makes an unused candidate; promote, discard and rollback move the
 
   const promoted = await post('promote', { version: 1 });
   assert.deepEqual(promoted.body, { active: 1, previous: null });
+  assert.equal(await store.activeVersion(), 1);
+  const nothingBefore = await post('rollback', {});
+  assert.equal(nothingBefore.status, 409, 'a model in use with none before it: nothing to roll back is a conflict, not a server failure');
+  assert.deepEqual([nothingBefore.body.code, /No earlier active version/.test(nothingBefore.body.error)], ['MODEL_ROLLBACK_UNAVAILABLE', true]);
   assert.equal(await store.activeVersion(), 1);
   await stream.next('models', (m) => m.active === 1);
   assert.equal((await stream.next('train', (t) => t.state === 'idle')).candidate, undefined);
