@@ -22,6 +22,7 @@ import {
 } from '../../src/events/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import type { LaneBrokerNode, LaneBrokerUser } from '../lane-broker/types.js';
+import { createWarningThrottle } from '../shared/warning-throttle.js';
 
 interface LaneEventsDef extends NodeDef {
   broker: string;
@@ -87,6 +88,7 @@ export = function (RED: NodeAPI) {
     const qosSetting = config.qos === undefined || config.qos === '' ? 1 : Number(config.qos);
     const broker = RED.nodes.getNode(config.broker) as LaneBrokerNode | null;
     const training = new TrainingEventMapper();
+    const dropWarnings = createWarningThrottle((count, { topic }) => node.warn(RED._('lane-events.warnings.dropped', { topic, count })));
 
     if (qosSetting !== 0 && qosSetting !== 1 && qosSetting !== 2) {
       node.error(RED._('lane-events.errors.invalid-qos', { qos: String(config.qos) }));
@@ -152,7 +154,7 @@ export = function (RED: NodeAPI) {
           }
           if (outcome === 'dropped') {
             // Not an error of this message's content: the broker was away too long for the queue.
-            node.warn(RED._('lane-events.warnings.dropped', { topic: what }));
+            dropWarnings.note({ topic: what });
             broker.refreshStatus();
           }
           done();
@@ -162,6 +164,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (removed: boolean, done: () => void) => {
+      dropWarnings.flush();
       broker.deregister(node, done, removed);
     });
   }

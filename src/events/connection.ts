@@ -402,7 +402,10 @@ export class LaneMqttConnection extends EventEmitter {
     this.commandOptions = { ...options, topics: this.topics };
     return new Promise((resolve, reject) => {
       client.subscribe(this.topics.commandFilter, { qos: 1 }, (err, granted) => {
-        if (err || granted?.some((g) => g.qos === 128)) {
+        if (err && !this.online) {
+          // Not a refusal: the connection went (or never came) up before the broker answered.
+          reject(new LaneVisionError('MQTT_SUBSCRIBE_INTERRUPTED', `Subscribing to ${this.topics.commandFilter} was interrupted: ${err.message}.`));
+        } else if (err || granted?.some((g) => g.qos === 128)) {
           const why = err ? err.message : 'the broker refused it (check its ACL)';
           reject(new LaneVisionError('MQTT_SUBSCRIBE_REFUSED', `Cannot subscribe to ${this.topics.commandFilter}: ${why}.`));
         } else {
@@ -481,6 +484,9 @@ export class LaneMqttConnection extends EventEmitter {
 
   private onClosed(): void {
     this.online = false;
+    // Each failed attempt closes the socket: stay 'reconnecting' until one succeeds, instead of
+    // flipping between reconnecting and disconnected at every retry.
+    if (this.statusValue === 'reconnecting' && !this.closing) return;
     // Keep a fatal 'error' visible; otherwise the connection is just down (mqtt.js retries).
     if (this.statusValue !== 'error' || this.client?.reconnecting) this.setStatus('disconnected');
   }

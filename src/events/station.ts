@@ -328,6 +328,18 @@ export class LaneStation extends EventEmitter {
       .catch((err: unknown) => {
         // A subscription still pending when the connection closes fails too; only a live one matters.
         if (this.connection !== connection) return;
+        if (err instanceof LaneVisionError && err.code === 'MQTT_SUBSCRIBE_INTERRUPTED') {
+          // The broker is away (e.g. down at deploy): not worth a warning; subscribe again once it is back.
+          log('%s; subscribing again when connected', err.message);
+          this.subscribedConnection = undefined;
+          const retry = (event: ConnectionStatusEvent) => {
+            if (event.status !== 'connected') return;
+            connection.off('status', retry);
+            if (this.connection === connection && this.commandsWanted) this.subscribe(connection);
+          };
+          connection.on('status', retry);
+          return;
+        }
         this.emit('warning', err instanceof Error ? err : new Error(String(err)));
       });
   }

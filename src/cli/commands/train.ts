@@ -228,10 +228,12 @@ export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<Ret
   const strategy = oneOf<TrainingStrategy>('train', 'strategy', values.strategy, TRAINING_STRATEGIES, givesFixed ? 'fixed' : 'auto');
   if (strategy === 'auto' && givesFixed) throw new UsageError('train', '--head, --crop and --views choose a fixed pipeline: leave them out with --strategy auto');
   const options: ReturnType<typeof pipelineOptionsFrom> = { strategy };
+  // Checked with either strategy, so a wrong value is never silently ignored.
+  const epochs = values.epochs === undefined ? undefined : integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
   if (values.budget !== undefined) options.budgetSeconds = numberOption('train', 'budget', values.budget, DEFAULT_BUDGET_SECONDS, { min: 1, max: 24 * 3600 });
   if (strategy === 'fixed') {
     const head: TrainHeadParams = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
-    if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
+    if (epochs !== undefined) head.epochs = epochs;
     options.head = head;
     if (values.crop !== undefined && values.crop !== 'none') options.crop = { fraction: numberOption('train', 'crop', values.crop, 1, { min: 0.05, max: 1 }) };
     if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });

@@ -182,6 +182,20 @@ test('a wrong command line exits 2 with one line on stderr', async () => {
     assert.equal(lines.length, 1, run.stderr);
     assert.match(lines[0], /^lane-vision( \w+)?: .+ \(see "lane-vision( [\w-]+)? --help"\)$/);
   }
+  // A negative number is a value out of range, not a missing value.
+  for (const [args, message] of [
+    [['classify', '--store', work, '--threshold', '-1', 'a.jpg'], /--threshold must be a number from 0 to 1, got "-1"/],
+    [['predict', '--model', 'x', '--top', '-3', 'a.jpg'], /--top must be a whole number from 1 to \d+, got "-3"/],
+    [['train', '--data', groceryTrainDir, '--store', work, '--backbone', 'x', '--epochs', '-5'], /--epochs must be a whole number from 1 to 100000, got "-5"/],
+  ] as const) {
+    const run = await runLaneVision(args, env);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /needs a value/);
+  }
+  const negativeVersion = await runLaneVision(['classify', '--store', path.join(work, 'no-store'), '--version', '-1', 'a.jpg'], env);
+  assert.equal(negativeVersion.code, 1, negativeVersion.stderr);
+  assert.match(negativeVersion.stderr, /"-1" is not a model version/);
   const version = await runLaneVision(['--version']);
   assert.equal(version.stdout.trim(), JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version);
   const help = await runLaneVision(['--help']);

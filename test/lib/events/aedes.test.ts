@@ -108,3 +108,52 @@ test('after a broker restart that lost its retained messages, the reconnect rest
     await second?.close();
   }
 });
+
+test('a broker down at deploy: no subscribe warning, one steady "reconnecting" across retries, commands arrive once it is up', { timeout: 20_000 }, async () => {
+  // A stand-in that accepts and drops every connection, so each retry is seen (and counted) here.
+  let attempts = 0;
+  let nextAttempt: () => void = () => {};
+  const refuser = net.createServer((socket) => {
+    attempts++;
+    nextAttempt();
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+  const port = (refuser.address() as net.AddressInfo).port;
+  const { LaneStation } = await import('../../../src/events/index.js');
+  const station = new LaneStation({ ...connectionOptions(`mqtt://127.0.0.1:${port}`), reconnectPeriodMs: 20 });
+  const statuses: string[] = [];
+  const warnings: string[] = [];
+  const commands: string[] = [];
+  station.on('status', (e) => {
+    if (statuses[statuses.length - 1] !== e.status) statuses.push(e.status);
+  });
+  station.on('warning', (err) => warnings.push(err.message));
+  station.on('command', (c) => commands.push(c.name));
+  station.listenForCommands();
+  let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  try {
+    await station.start();
+    await new Promise<void>((resolve) => {
+      nextAttempt = () => attempts >= 4 && resolve();
+      nextAttempt();
+    });
+    await new Promise<void>((resolve) => refuser.close(() => resolve()));
+    broker = await startEmbeddedBroker({ port });
+    for (; !station.listening; ) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(warnings, [], 'the subscription waited for the broker instead of warning');
+    assert.deepEqual(statuses, ['connecting', 'disconnected', 'reconnecting', 'connected'], `one reconnecting for ${attempts} attempts`);
+    const sorter = await startSorter(broker.url, []);
+    try {
+      await sorter.client.publishAsync('lane-vision/line-1/yoghurt-A/cmd/train', '{}', { qos: 1 });
+      for (; commands.length === 0; ) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(commands, ['train']);
+    } finally {
+      await sorter.client.endAsync();
+    }
+  } finally {
+    await station.stop();
+    await broker?.close();
+    refuser.close();
+  }
+});
