@@ -6,6 +6,7 @@
  */
 import type { NodeAPI, Node } from 'node-red';
 import type { NextFunction, Request, Response } from 'express';
+import { checkSameOrigin, HttpError } from './same-origin.js';
 import { errorText } from './status.js';
 
 export const READ_PERMISSION = 'lane-vision.read';
@@ -72,10 +73,24 @@ function handler<N extends Node>(RED: NodeAPI, type: string, run: Action<N>) {
   };
 }
 
-/** POST /lane-vision/<type>/:id/<action>, needs lane-vision.write. */
+/** Refuses (403, JSON) a state-changing request that does not come from a page of this server. */
+export function sameOriginOnly(req: Request, res: Response, next: NextFunction): void {
+  try {
+    checkSameOrigin(req.headers as Record<string, string | undefined>);
+    next();
+  } catch (err) {
+    res.status(err instanceof HttpError ? err.status : 500).json({ error: errorText(err), code: 'REQUEST_CROSS_SITE' });
+  }
+}
+
+/**
+ * POST /lane-vision/<type>/:id/<action>, needs lane-vision.write and a request from a page
+ * of this server (the X-Lane-Vision header, and Origin / Sec-Fetch-Site naming this host),
+ * with or without adminAuth.
+ */
 export function registerWriteAction<N extends Node>(RED: NodeAPI, type: string, action: string, run: Action<N>): void {
   answerRequestErrorsAsJson(RED);
-  RED.httpAdmin.post(`/lane-vision/${type}/:id/${action}`, RED.auth.needsPermission(WRITE_PERMISSION), handler(RED, type, run));
+  RED.httpAdmin.post(`/lane-vision/${type}/:id/${action}`, RED.auth.needsPermission(WRITE_PERMISSION), sameOriginOnly, handler(RED, type, run));
 }
 
 /** GET /lane-vision/<type>/:id/<action>, needs lane-vision.read. */
