@@ -45,6 +45,7 @@ export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBroke
     // A deploy must not hang on an unreachable broker (Node-RED waits 15 s for close).
     closeTimeoutMs: 3000,
   };
+  if (config.acceptRetainedCommands === true || (config.acceptRetainedCommands as unknown) === 'true') options.acceptRetainedCommands = true;
   const template = textSetting(config.topicTemplate);
   if (template) options.topicTemplate = template;
   const clientId = textSetting(config.clientId);

@@ -16,6 +16,8 @@ export interface LaneBrokerDef extends NodeDef {
   embedded?: boolean;
   embeddedHost: string;
   embeddedPort: string | number;
+  /** Carry out retained commands (they run again at every connect); default off. */
+  acceptRetainedCommands?: boolean;
 }
 
 export interface LaneBrokerCredentials {

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { connect as mqttConnect, UniqueMessageIdProvider, type IClientOptions, type MqttClient } from 'mqtt';
 import { LaneVisionError } from '../errors.js';
-import { parseCommand, type CommandError, type LaneCommand, type ParseCommandOptions } from './commands.js';
+import { parseCommand, type CommandError, type CommandParseResult, type LaneCommand, type ParseCommandOptions } from './commands.js';
 import {
   buildErrorEvent,
   buildStateEvent,
@@ -88,6 +88,12 @@ export interface LaneMqttConnectionOptions {
   protocolVersion?: 4 | 5;
   backend?: string;
   modelVersion?: string;
+  /**
+   * Carry out retained commands (default false). A retained cmd/train or cmd/rollback is
+   * delivered again at every (re)connect and would run again each time; by default it is
+   * ignored and answered on the error topic with COMMAND_RETAINED.
+   */
+  acceptRetainedCommands?: boolean;
 }
 
 export interface PublishOptions {
@@ -231,6 +237,7 @@ export class LaneMqttConnection extends EventEmitter {
   readonly url: string;
   private readonly clientOptions: IClientOptions;
   private readonly birthAndWill: boolean;
+  private readonly acceptRetainedCommands: boolean;
   private client: MqttClient | undefined;
   private statusValue: ConnectionStatus = 'disconnected';
   private lastError: Error | undefined;
@@ -259,6 +266,7 @@ export class LaneMqttConnection extends EventEmitter {
     this.offlineQueueLimit = checkInteger('offlineQueueLimit', options.offlineQueueLimit, DEFAULT_OFFLINE_QUEUE_LIMIT, 0, MAX_OFFLINE_QUEUE_LIMIT);
     this.outbox = new BoundedQueue(this.offlineQueueLimit);
     this.birthAndWill = options.birthAndWill ?? true;
+    this.acceptRetainedCommands = options.acceptRetainedCommands === true;
     this.stateInfo = { backend: options.backend ?? null, modelVersion: options.modelVersion ?? null };
     this.clientOptions = clientOptionsFrom(options, this.clientId);
     this.url = options.url;
@@ -297,7 +305,7 @@ export class LaneMqttConnection extends EventEmitter {
     client.on('reconnect', () => this.setStatus('reconnecting'));
     client.on('close', () => this.onClosed());
     client.on('error', (err) => this.onClientError(err));
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain === true));
     return this;
   }
 
@@ -556,9 +564,24 @@ export class LaneMqttConnection extends EventEmitter {
     return { topic: this.topics.state, payload: this.statePayload('offline', 'connection-lost'), qos: 1, retain: true };
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
-    if (!this.commandHandler || this.topics.commandNameOf(topic) === undefined) return;
-    const parsed = parseCommand(topic, payload, this.commandOptions);
+  private onMessage(topic: string, payload: Buffer, retained = false): void {
+    const name = this.topics.commandNameOf(topic);
+    if (!this.commandHandler || name === undefined) return;
+    // The broker sets the flag only for a stored message sent because we subscribed (at each connect).
+    const parsed: CommandParseResult =
+      retained && !this.acceptRetainedCommands
+        ? {
+            ok: false,
+            error: {
+              code: 'COMMAND_RETAINED',
+              message:
+                `A retained command on ${topic} was ignored: the broker sends it again at every connect, so it would run again each time. ` +
+                'Publish commands without the retain flag and clear this one (an empty retained message on that topic), or turn on "accept retained commands".',
+              topic,
+              command: name,
+            },
+          }
+        : parseCommand(topic, payload, this.commandOptions);
     if (!parsed.ok) {
       log('bad command on %s: %s', topic, parsed.error.message);
       void this.publishError(buildErrorEvent(this.context, { ...parsed.error, source: 'command' }));

@@ -227,6 +227,9 @@ describe('settings and credentials', () => {
     assert.equal(embedded.url, undefined);
     assert.equal(embedded.tls, undefined, 'TLS material is for an external broker');
     assert.equal(stationOptionsFrom({ ...base, embedded: true, embeddedHost: '0.0.0.0', embeddedPort: '' }).embedded!.port, 1883);
+    // Retained commands are carried out only when asked for.
+    assert.equal(stationOptionsFrom(base).acceptRetainedCommands, undefined);
+    assert.equal(stationOptionsFrom({ ...base, acceptRetainedCommands: true }).acceptRetainedCommands, true);
   });
 
   test('unusable settings put an error status on every user and fail each message clearly', async () => {
