@@ -44,7 +44,12 @@ const appsAnsweringJson = new WeakSet<object>();
  * Express's HTML page with a stack trace. Once per admin app.
  */
 export function answerRequestErrorsAsJson(RED: NodeAPI): void {
-  const app = RED.httpAdmin;
+  // In Node-RED, RED.httpAdmin is the runtime's app mounted inside the editor API's app,
+  // and that outer app parses bodies: a parse error never enters the inner app, so the
+  // handler goes on the outer one (Express sets `parent` on a mounted app). The test
+  // helper's httpAdmin parses bodies itself and has no parent.
+  const inner = RED.httpAdmin as (typeof RED.httpAdmin & { parent?: typeof RED.httpAdmin }) | undefined;
+  const app = inner?.parent ?? inner;
   if (!app || appsAnsweringJson.has(app)) return;
   appsAnsweringJson.add(app);
   app.use('/lane-vision', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
