@@ -10,6 +10,7 @@ import type { NodeAPI, NodeStatus } from 'node-red';
 import { LaneStation, readableError, type ConnectionStatusEvent, type EngineInfo } from '../../src/events/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import { stationOptionsFrom } from './settings.js';
+import { userDirOf } from '../shared/paths.js';
 import type { LaneBrokerCredentials, LaneBrokerDef, LaneBrokerNode, LaneBrokerUser } from './types.js';
 
 export = function (RED: NodeAPI) {
@@ -54,7 +55,7 @@ export = function (RED: NodeAPI) {
     let lastEvent: ConnectionStatusEvent | undefined;
 
     try {
-      node.station = new LaneStation(stationOptionsFrom(config, node.credentials ?? {}));
+      node.station = new LaneStation(stationOptionsFrom(config, node.credentials ?? {}, userDirOf(RED.settings as { userDir?: string })));
     } catch (err) {
       node.station = undefined;
       node.problem = err instanceof Error ? err : new Error(String(err));

@@ -18,6 +18,8 @@ export interface LaneBrokerDef extends NodeDef {
   embeddedPort: string | number;
   /** Carry out retained commands (they run again at every connect); default off. */
   acceptRetainedCommands?: boolean;
+  /** Keep QoS >= 1 events on disk until confirmed, published again after a restart; default off. */
+  durableOutbox?: boolean;
 }
 
 export interface LaneBrokerCredentials {

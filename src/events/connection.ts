@@ -32,6 +32,7 @@ import {
   type LaneTrainingEvent,
   type OutboxCounters,
 } from './payloads.js';
+import { DiskOutbox } from './disk-outbox.js';
 import { buildLaneTopics, DEFAULT_TOPIC_TEMPLATE, validatePublishTopic, type LaneTopics } from './topics.js';
 
 const log = createDebug('lane-vision:events');
@@ -94,6 +95,12 @@ export interface LaneMqttConnectionOptions {
    * ignored and answered on the error topic with COMMAND_RETAINED.
    */
   acceptRetainedCommands?: boolean;
+  /**
+   * Keep QoS >= 1 events (not retained ones) in this file until the broker confirms them,
+   * so events queued or in flight when the process stops are published after the restart,
+   * with their original eventId. Default: in memory only.
+   */
+  outboxFile?: string;
 }
 
 export interface PublishOptions {
@@ -122,6 +129,8 @@ interface OutboxEntry {
   settle: (outcome: PublishOutcome) => void;
   /** false for the connection's own state/model messages, which stay out of the counters. */
   counted: boolean;
+  /** Its id in the disk outbox, when it is kept there. */
+  diskId?: number;
 }
 
 /** FIFO with a cap: pushing onto a full queue evicts and returns the oldest entry. */
@@ -238,6 +247,7 @@ export class LaneMqttConnection extends EventEmitter {
   private readonly clientOptions: IClientOptions;
   private readonly birthAndWill: boolean;
   private readonly acceptRetainedCommands: boolean;
+  private readonly disk: DiskOutbox | undefined;
   private client: MqttClient | undefined;
   private statusValue: ConnectionStatus = 'disconnected';
   private lastError: Error | undefined;
@@ -265,6 +275,17 @@ export class LaneMqttConnection extends EventEmitter {
     this.qos = checkQos(options.qos, 1);
     this.offlineQueueLimit = checkInteger('offlineQueueLimit', options.offlineQueueLimit, DEFAULT_OFFLINE_QUEUE_LIMIT, 0, MAX_OFFLINE_QUEUE_LIMIT);
     this.outbox = new BoundedQueue(this.offlineQueueLimit);
+    if (options.outboxFile !== undefined) {
+      if (typeof options.outboxFile !== 'string' || options.outboxFile.trim() === '') throw configError('outboxFile must be a file path.');
+      const { outbox, pending } = DiskOutbox.open(options.outboxFile);
+      this.disk = outbox;
+      // Events of an earlier run go first, as they were: same topic, payload and eventId.
+      for (const stored of pending) {
+        this.counters.published++;
+        const entry: OutboxEntry = { topic: stored.topic, payload: stored.payload, qos: stored.qos, retain: false, settle: () => undefined, counted: true, diskId: stored.id };
+        this.enqueue(this.keptOnDisk(entry));
+      }
+    }
     this.birthAndWill = options.birthAndWill ?? true;
     this.acceptRetainedCommands = options.acceptRetainedCommands === true;
     this.stateInfo = { backend: options.backend ?? null, modelVersion: options.modelVersion ?? null };
@@ -355,6 +376,15 @@ export class LaneMqttConnection extends EventEmitter {
     this.counters.published++;
     return new Promise((settle) => {
       const entry: OutboxEntry = { topic, payload: body, qos, retain: options.retain ?? false, settle, counted: true };
+      if (this.disk && qos > 0 && !entry.retain) {
+        try {
+          entry.diskId = this.disk.add(topic, body, qos as 1 | 2);
+          this.keptOnDisk(entry);
+        } catch (err) {
+          // A full disk must not stop the events: this one is kept in memory only.
+          log('outbox: cannot keep an event for %s on disk: %s', topic, (err as Error).message);
+        }
+      }
       if (this.online) this.handOver(entry);
       else this.enqueue(entry);
     });
@@ -457,6 +487,7 @@ export class LaneMqttConnection extends EventEmitter {
       entry.settle('failed');
     }
     this.inFlight.clear();
+    this.disk?.close();
     this.online = false;
     this.setStatus('disconnected');
   }
@@ -512,6 +543,25 @@ export class LaneMqttConnection extends EventEmitter {
       if (!repeated) this.emit('status', { status: this.statusValue, error: err, at: new Date() });
     }
     else this.setStatus('error', err);
+  }
+
+  /** Takes the entry off the disk once settled, except what closing leaves unconfirmed: that is for the next run. */
+  private keptOnDisk(entry: OutboxEntry): OutboxEntry {
+    const { diskId } = entry;
+    const disk = this.disk;
+    if (diskId === undefined || !disk) return entry;
+    const settle = entry.settle;
+    entry.settle = (outcome) => {
+      if (outcome === 'delivered' || !this.closing) {
+        try {
+          disk.done(diskId);
+        } catch (err) {
+          log('outbox: cannot mark an event done: %s', (err as Error).message);
+        }
+      }
+      settle(outcome);
+    };
+    return entry;
   }
 
   private enqueue(entry: OutboxEntry): void {

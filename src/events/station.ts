@@ -99,7 +99,7 @@ export class LaneStation extends EventEmitter {
     this.engine = { backend: options.backend ?? null, modelVersion: options.modelVersion ?? null };
     // A throw-away connection checks every option now rather than at the first start
     // (an embedded broker's port is only known later, any valid URL stands in for it).
-    const probe = new LaneMqttConnection(this.connectionOptions(options.embedded ? 'mqtt://127.0.0.1:1883' : options.url!));
+    const probe = new LaneMqttConnection({ ...this.connectionOptions(options.embedded ? 'mqtt://127.0.0.1:1883' : options.url!), outboxFile: undefined });
     this.topics = probe.topics;
     this.context = probe.context;
   }

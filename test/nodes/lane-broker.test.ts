@@ -230,6 +230,9 @@ describe('settings and credentials', () => {
     // Retained commands are carried out only when asked for.
     assert.equal(stationOptionsFrom(base).acceptRetainedCommands, undefined);
     assert.equal(stationOptionsFrom({ ...base, acceptRetainedCommands: true }).acceptRetainedCommands, true);
+    // Events on disk only when asked, in the user directory.
+    assert.equal(stationOptionsFrom(base, {}, '/srv/node-red').outboxFile, undefined);
+    assert.equal(stationOptionsFrom({ ...base, id: 'b1', durableOutbox: true }, {}, '/srv/node-red').outboxFile, path.join('/srv/node-red', 'lane-vision', 'outbox', 'b1.jsonl'));
   });
 
   test('unusable settings put an error status on every user and fail each message clearly', async () => {

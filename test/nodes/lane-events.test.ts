@@ -388,6 +388,51 @@ describe('lane-events edge cases', () => {
     assert.equal(brokerOf().station!.dropped, 21, 'every drop is counted');
   });
 
+  test('with "Keep unsent events on disk", results queued while the broker was away go out after a redeploy, with their eventIds', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { startEmbeddedBroker } = await import('../../src/events/index.js');
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-events-outbox-'));
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const durable = { url: `mqtt://127.0.0.1:${port}`, durableOutbox: true };
+    helper.settings({ userDir });
+    let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+    try {
+      await helper.load([brokerNode, eventsNode], flowWith(durable));
+      const completed = collect('completed');
+      send({ classification: classification(true, 1) });
+      send({ classification: classification(false, 2) });
+      await waitUntil(() => brokerOf().station!.stats?.queued === 2, 'two results waiting');
+      await helper.unload(); // Node-RED stopped during the outage
+      assert.equal(completed.length, 0, 'not delivered by the first deploy');
+      assert.ok(fs.existsSync(path.join(userDir, 'lane-vision', 'outbox', 'b1.jsonl')), 'kept in the user directory');
+
+      broker = await startEmbeddedBroker({ port });
+      const sorter = await startSorter(broker.url, [`${PREFIX}/result`]);
+      try {
+        await helper.load([brokerNode, eventsNode], flowWith(durable));
+        await sorter.waitFor((r) => r.length >= 2, 5000, 'the results of the first deploy');
+        const results = sorter.received.map((r) => r.json);
+        for (const event of results) valid('result', event);
+        assert.deepEqual(results.map((e) => e.frameId), [classification(true, 1).frameHash, classification(false, 2).frameHash], 'in order');
+        assert.equal(new Set(results.map((e) => e.eventId)).size, 2);
+      } finally {
+        await sorter.client.endAsync();
+      }
+    } finally {
+      await helper.unload();
+      helper.settings({ userDir: undefined });
+      await broker?.close();
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+
   test('commands that no node outputs any more are answered with COMMAND_NOT_HANDLED', async () => {
     const embedded = { embedded: true, embeddedPort: 0 };
     await helper.load([brokerNode, eventsNode], flowWith(embedded));
