@@ -123,10 +123,11 @@ export = function (RED: NodeAPI) {
 
     node.refreshStatus = showOnUsers;
 
-    node.on('close', (_removed: boolean, done: () => void) => {
+    node.on('close', (removed: boolean, done: () => void) => {
       users.clear();
       if (!station) return done();
-      station.stop().then(
+      // A redeploy keeps an embedded broker for the next node with the same settings; deleting the node stops it.
+      station.stop({ keepBroker: !removed }).then(
         () => done(),
         (err: unknown) => {
           node.warn(RED._('lane-broker.errors.stop-failed', { message: err instanceof Error ? err.message : String(err) }));

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
-import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
+import { leaseEmbeddedBroker, type BrokerLease, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
 import type { CommandError, LaneCommand } from './commands.js';
 import {
   LaneMqttConnection,
@@ -33,6 +33,8 @@ export interface LaneStationOptions extends Omit<LaneMqttConnectionOptions, 'url
   url?: string;
   /** Run an aedes broker in this process (127.0.0.1 unless a host is given) and connect to it. */
   embedded?: EmbeddedBrokerOptions;
+  /** How long a stopped station's embedded broker on a fixed port waits to be taken over (stop({keepBroker})). */
+  embeddedLingerMs?: number;
   /** Longest wait at stop() for the offline state and in-flight acknowledgements. Default 5000 ms. */
   closeTimeoutMs?: number;
   /** Frame counters change with every frame: the retained state is republished for them at most this often. Default 1000 ms. */
@@ -72,6 +74,7 @@ export class LaneStation extends EventEmitter {
   private readonly options: LaneStationOptions;
   private connection: LaneMqttConnection | undefined;
   private broker: EmbeddedBroker | undefined;
+  private brokerLease: BrokerLease | undefined;
   /** Start/stop steps, one after the other; never rejects (each caller gets its own step's outcome). */
   private lifecycle: Promise<void> = Promise.resolve();
   private startError: Error | undefined;
@@ -147,9 +150,13 @@ export class LaneStation extends EventEmitter {
     return this.step(() => this.doStart());
   }
 
-  /** Publishes the retained offline state, disconnects and stops the embedded broker. */
-  stop(): Promise<void> {
-    return this.step(() => this.doStop());
+  /**
+   * Publishes the retained offline state, disconnects and stops the embedded broker; with
+   * `keepBroker` (a redeploy), a broker on a fixed port stays up for a while so the next
+   * station with the same settings takes it over (EMBEDDED_BROKER_LINGER_MS).
+   */
+  stop(options: { keepBroker?: boolean } = {}): Promise<void> {
+    return this.step(() => this.doStop(options.keepBroker === true));
   }
 
   /** Subscribes to `<prefix>/cmd/+` now (when running) and on every later start. */
@@ -261,7 +268,7 @@ export class LaneStation extends EventEmitter {
   }
 
   private connectionOptions(url: string): LaneMqttConnectionOptions {
-    const { embedded: _embedded, closeTimeoutMs: _timeout, frameStateIntervalMs: _interval, url: _url, ...rest } = this.options;
+    const { embedded: _embedded, closeTimeoutMs: _timeout, frameStateIntervalMs: _interval, embeddedLingerMs: _linger, url: _url, ...rest } = this.options;
     return { ...rest, url, backend: this.engine.backend ?? undefined, modelVersion: this.engine.modelVersion ?? undefined };
   }
 
@@ -271,7 +278,8 @@ export class LaneStation extends EventEmitter {
     try {
       let url = this.options.url!;
       if (this.options.embedded) {
-        this.broker = await startEmbeddedBroker(this.options.embedded);
+        this.brokerLease = await leaseEmbeddedBroker(this.options.embedded, this.options.embeddedLingerMs);
+        this.broker = this.brokerLease.broker;
         url = loopbackUrl(this.broker);
       }
       const connection = new LaneMqttConnection(this.connectionOptions(url));
@@ -287,15 +295,16 @@ export class LaneStation extends EventEmitter {
       log('station %s/%s started (%s)', this.context.line, this.context.station, url);
     } catch (err) {
       this.startError = err instanceof Error ? err : new Error(String(err));
-      const broker = this.broker;
+      const lease = this.brokerLease;
       this.broker = undefined;
-      await broker?.close();
+      this.brokerLease = undefined;
+      await lease?.release(true);
       this.emit('status', { status: 'error', error: this.startError, at: new Date() } satisfies ConnectionStatusEvent);
       throw err;
     }
   }
 
-  private async doStop(): Promise<void> {
+  private async doStop(keepBroker: boolean): Promise<void> {
     if (this.framesTimer) {
       // The counts held back by the interval go out now, and into the closing state.
       clearTimeout(this.framesTimer);
@@ -303,15 +312,17 @@ export class LaneStation extends EventEmitter {
     }
     const connection = this.connection;
     const broker = this.broker;
+    const lease = this.brokerLease;
     this.connection = undefined;
     this.broker = undefined;
+    this.brokerLease = undefined;
     this.subscribedConnection = undefined;
     this.subscriptionAcknowledged = false;
     if (connection) {
       await connection.close({ publishOffline: true, timeoutMs: this.options.closeTimeoutMs ?? 5000 });
       connection.removeAllListeners();
     }
-    await broker?.close();
+    await lease?.release(!keepBroker);
     if (connection || broker) log('station %s/%s stopped', this.context.line, this.context.station);
   }
 
