@@ -98,8 +98,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     },
     close() {
       closing ??= (async () => {
-        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        // Stops listening at once (before the first await), so the port is free as soon as close() is called.
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
         await stopped;
         log('embedded broker on port %d closed', address.port);
@@ -133,7 +134,8 @@ interface SharedBroker {
   broker: Promise<EmbeddedBroker>;
   users: number;
   linger?: NodeJS.Timeout;
-  closed?: Promise<void>;
+  /** Set while lingering. */
+  closeNow?: () => Promise<void>;
 }
 
 /** By listen address (host:port): one broker per port, whatever its settings. */
@@ -178,6 +180,7 @@ export async function leaseEmbeddedBroker(options: EmbeddedBrokerOptions = {}, l
   const lease = shared;
   clearTimeout(lease.linger);
   lease.linger = undefined;
+  lease.closeNow = undefined;
   lease.users++;
   void lease.broker.then((b) => b.setIdle(false), () => undefined);
   let broker: EmbeddedBroker;
@@ -198,16 +201,28 @@ export async function leaseEmbeddedBroker(options: EmbeddedBrokerOptions = {}, l
       lease.users--;
       if (lease.users > 0) return;
       const close = async () => {
+        clearTimeout(lease.linger);
+        lease.closeNow = undefined;
         if (sharedBrokers.get(listen) === lease) sharedBrokers.delete(listen);
         await broker.close();
       };
       if (now || lingerMs <= 0) return close();
       // Waiting to be taken over must not keep a stopping Node-RED alive.
       broker.setIdle(true);
+      lease.closeNow = close;
       lease.linger = setTimeout(() => void close(), lingerMs);
       lease.linger.unref();
     },
   };
+}
+
+/**
+ * Closes every broker waiting to be taken over: the flows were stopped, not redeployed
+ * (Node-RED's "stop flows", or the runtime shutting down). The ports are free on return.
+ */
+export function closeLingeringBrokers(): Promise<void> {
+  const closing = [...sharedBrokers.values()].flatMap((lease) => (lease.users === 0 && lease.closeNow ? [lease.closeNow()] : []));
+  return Promise.all(closing).then(() => undefined);
 }
 
 // #endregion
