@@ -184,6 +184,21 @@ async function openStream(url: string) {
   };
 }
 
+test('one machine cannot take every event stream: past its share it gets 429, and a closed stream frees its place', async () => {
+  const node = await load();
+  const url = `${await pageServer()}/events`;
+  const streams = [];
+  for (let i = 0; i < 8; i++) streams.push(await openStream(url));
+  const refused = await fetch(url);
+  assert.equal(refused.status, 429);
+  assert.match(((await refused.json()) as { error: string }).error, /from this machine/);
+  await streams.pop()!.close();
+  const lane = (node as unknown as { operatorConsole: { viewers: number } }).operatorConsole;
+  await waitFor(() => lane.viewers === 7 || undefined, 'the closed stream to be forgotten');
+  streams.push(await openStream(url));
+  for (const stream of streams) await stream.close();
+});
+
 test('serves the page and its assets on httpNode; anything else below the path is refused', async () => {
   await load();
   const app = request(RED!.httpNode);
