@@ -7,12 +7,25 @@
  * status onto it.
  */
 import type { NodeAPI, NodeStatus } from 'node-red';
-import { LaneStation, readableError, type ConnectionStatusEvent, type EngineInfo } from '../../src/events/index.js';
+import { closeLingeringBrokers, LaneStation, readableError, type ConnectionStatusEvent, type EngineInfo } from '../../src/events/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import { stationOptionsFrom } from './settings.js';
+import { userDirOf } from '../shared/paths.js';
 import type { LaneBrokerCredentials, LaneBrokerDef, LaneBrokerNode, LaneBrokerUser } from './types.js';
 
+/** Runtimes whose "flows stopped" event is watched (once each, however often the module loads). */
+const watchedRuntimes = new WeakSet<object>();
+
 export = function (RED: NodeAPI) {
+  // A broker kept for a redeploy is closed at once when the flows are stopped instead
+  // (the editor's "stop flows", Node-RED shutting down): Node-RED says which in runtime-state.
+  if (!watchedRuntimes.has(RED.events)) {
+    watchedRuntimes.add(RED.events);
+    RED.events.on('runtime-event', (event: { id?: string; payload?: { state?: string; deploy?: boolean } }) => {
+      if (event?.id === 'runtime-state' && event.payload?.state === 'stop' && !event.payload.deploy) void closeLingeringBrokers();
+    });
+  }
+
   const CONNECTED = 'node-red:common.status.connected';
   const CONNECTING = 'node-red:common.status.connecting';
   const DISCONNECTED = 'node-red:common.status.disconnected';
@@ -54,7 +67,7 @@ export = function (RED: NodeAPI) {
     let lastEvent: ConnectionStatusEvent | undefined;
 
     try {
-      node.station = new LaneStation(stationOptionsFrom(config, node.credentials ?? {}));
+      node.station = new LaneStation(stationOptionsFrom(config, node.credentials ?? {}, userDirOf(RED.settings as { userDir?: string })));
     } catch (err) {
       node.station = undefined;
       node.problem = err instanceof Error ? err : new Error(String(err));
@@ -122,10 +135,11 @@ export = function (RED: NodeAPI) {
 
     node.refreshStatus = showOnUsers;
 
-    node.on('close', (_removed: boolean, done: () => void) => {
+    node.on('close', (removed: boolean, done: () => void) => {
       users.clear();
       if (!station) return done();
-      station.stop().then(
+      // A redeploy keeps an embedded broker for the next node with the same settings; deleting the node stops it.
+      station.stop({ keepBroker: !removed }).then(
         () => done(),
         (err: unknown) => {
           node.warn(RED._('lane-broker.errors.stop-failed', { message: err instanceof Error ? err.message : String(err) }));

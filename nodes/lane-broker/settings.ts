@@ -1,4 +1,5 @@
 /** lane-broker settings (editor text fields and credentials) to LaneStation options. */
+import * as path from 'node:path';
 import type { LaneStationOptions, LaneTlsOptions } from '../../src/events/index.js';
 import type { LaneBrokerCredentials, LaneBrokerDef } from './types.js';
 
@@ -33,7 +34,12 @@ function tlsOptions(url: string, config: LaneBrokerDef, credentials: LaneBrokerC
 }
 
 /** LaneStation options from the node's settings and credentials (checked by LaneStation). */
-export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBrokerCredentials = {}): LaneStationOptions {
+/** Where a broker node keeps unconfirmed events ("Keep unsent events on disk"): one file per node, in the user directory. */
+export function outboxFileOf(userDir: string, nodeId: string): string {
+  return path.join(userDir, 'lane-vision', 'outbox', `${nodeId.replace(/[^A-Za-z0-9._-]/g, '_')}.jsonl`);
+}
+
+export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBrokerCredentials = {}, userDir?: string): LaneStationOptions {
   const embedded = usesEmbeddedBroker(config);
   const url = textSetting(config.url) ?? '';
   const username = textSetting(credentials.user);
@@ -45,6 +51,8 @@ export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBroke
     // A deploy must not hang on an unreachable broker (Node-RED waits 15 s for close).
     closeTimeoutMs: 3000,
   };
+  if (config.acceptRetainedCommands === true || (config.acceptRetainedCommands as unknown) === 'true') options.acceptRetainedCommands = true;
+  if ((config.durableOutbox === true || (config.durableOutbox as unknown) === 'true') && userDir) options.outboxFile = outboxFileOf(userDir, config.id);
   const template = textSetting(config.topicTemplate);
   if (template) options.topicTemplate = template;
   const clientId = textSetting(config.clientId);

@@ -16,6 +16,10 @@ export interface LaneBrokerDef extends NodeDef {
   embedded?: boolean;
   embeddedHost: string;
   embeddedPort: string | number;
+  /** Carry out retained commands (they run again at every connect); default off. */
+  acceptRetainedCommands?: boolean;
+  /** Keep QoS >= 1 events on disk until confirmed, published again after a restart; default off. */
+  durableOutbox?: boolean;
 }
 
 export interface LaneBrokerCredentials {

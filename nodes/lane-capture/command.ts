@@ -5,7 +5,6 @@
  */
 import { LaneVisionError } from '../../src/errors.js';
 import { validateLabel } from '../../src/dataset/index.js';
-import { UNKNOWN_LABEL } from '../../src/classify/index.js';
 import { DEFAULT_MAX_CAPTURE_COUNT } from '../../src/events/commands.js';
 
 export const CAPTURE_TOPIC = 'capture';
@@ -16,13 +15,9 @@ export interface ArmedLabel {
   remaining: number;
 }
 
-/** validateLabel, plus the label classifiers use for frames they reject. */
+/** validateLabel (which also refuses the classifiers' rejection label, "unknown"). */
 export function checkCaptureLabel(label: unknown): string {
-  const name = validateLabel(label);
-  if (name === UNKNOWN_LABEL) {
-    throw new LaneVisionError('LABEL_INVALID', `Label "${UNKNOWN_LABEL}" is reserved for frames sent to manual inspection.`);
-  }
-  return name;
+  return validateLabel(label);
 }
 
 /**

@@ -11,9 +11,12 @@ import type { ImageInput } from '../../src/image/index.js';
 import { embedImages } from '../../src/features/index.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { errorText, showStatus } from '../shared/status.js';
+import { fileAccessFrom, frameBytes, type FileInputSettings } from '../shared/file-input.js';
+import { userDirOf } from '../shared/paths.js';
+import type { FileAccess } from '../../src/image/index.js';
 import { CAPTURE_TOPIC, checkCaptureLabel, messageLabel, parseCaptureCommand, type ArmedLabel } from './command.js';
 
-interface LaneCaptureDef extends NodeDef {
+interface LaneCaptureDef extends NodeDef, FileInputSettings {
   dataset: string;
   /** Optional: pre-embed stored frames with this backbone. */
   backbone: string;
@@ -54,8 +57,14 @@ export = function (RED: NodeAPI) {
 
     let setupProblem: Error | undefined;
     let fixedLabel: string | undefined;
-    if (!datasetNode) setupProblem = new LaneVisionError('CAPTURE_NO_DATASET', RED._('lane-capture.errors.no-dataset'));
-    else if (typeof config.label === 'string' && config.label.trim() !== '') {
+    let files: FileAccess = 'none';
+    try {
+      files = fileAccessFrom(config, userDirOf(RED.settings as { userDir?: string }));
+    } catch (err) {
+      setupProblem = err as Error;
+    }
+    if (!setupProblem && !datasetNode) setupProblem = new LaneVisionError('CAPTURE_NO_DATASET', RED._('lane-capture.errors.no-dataset'));
+    else if (!setupProblem && typeof config.label === 'string' && config.label.trim() !== '') {
       try {
         fixedLabel = checkCaptureLabel(config.label);
       } catch (err) {
@@ -114,7 +123,7 @@ export = function (RED: NodeAPI) {
       const { label, giveBack } = chooseLabel(msg);
       let entry;
       try {
-        entry = await dataset.add(label, msg.payload as ImageInput, {
+        entry = await dataset.add(label, (await frameBytes(msg.payload, files)) as ImageInput, {
           source: typeof msg.source === 'string' ? msg.source : `node-red:${node.name || node.id}`,
           author: typeof msg.author === 'string' ? msg.author : undefined,
           session: sessionOf(msg, config.session),

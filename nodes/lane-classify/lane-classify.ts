@@ -21,7 +21,9 @@ import {
 } from '../../src/classify/index.js';
 import type { ModelStore } from '../../src/model-store/index.js';
 import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
-import type { ImageInput } from '../../src/image/index.js';
+import type { FileAccess, ImageInput } from '../../src/image/index.js';
+import { fileAccessFrom, frameBytes } from '../shared/file-input.js';
+import { userDirOf } from '../shared/paths.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { registerReadAction } from '../shared/admin-routes.js';
 import { errorText, showStatus } from '../shared/status.js';
@@ -85,7 +87,9 @@ export = function (RED: NodeAPI) {
 
     let settings = DEFAULTS;
     let setupProblem: Error | undefined;
+    let files: FileAccess = 'none';
     try {
+      files = fileAccessFrom(config, userDirOf(RED.settings as { userDir?: string }));
       settings = {
         // Blank: the thresholds the model's training chose for its target precision.
         threshold: blankOrModel(config.threshold) ? 'model' : readNumber(config.threshold, 0.6, 0, 1, 'threshold'),
@@ -277,6 +281,22 @@ export = function (RED: NodeAPI) {
       if (state !== 'ready' || !classifier) {
         for (const job of jobs) failFrame(job, problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')), jobs.length);
         return;
+      }
+      // Text frames become bytes first, under the node's file access (off by default).
+      const readable: Job[] = [];
+      await Promise.all(
+        jobs.map(async (job) => {
+          try {
+            job.msg.payload = await frameBytes(job.msg.payload, files);
+            readable.push(job);
+          } catch (err) {
+            failFrame(job, asError(err), jobs.length);
+          }
+        }),
+      );
+      if (readable.length < jobs.length) {
+        jobs = jobs.filter((job) => readable.includes(job));
+        if (jobs.length === 0) return showReady();
       }
       const started = performance.now();
       const results = await classifier.classifyBatch(

@@ -1,10 +1,11 @@
 /** Settings and runtime surface of a lane-classify node. */
 import type { Node, NodeDef } from 'node-red';
 import type { DropReason, OverflowPolicy } from '../../src/classify/index.js';
+import type { FileInputSettings } from '../shared/file-input.js';
 
 export type ClassifyMode = 'trained' | 'backbone';
 
-export interface LaneClassifyDef extends NodeDef {
+export interface LaneClassifyDef extends NodeDef, FileInputSettings {
   backbone: string;
   /** lane-dataset config node: where the model store is. Not needed in mode `backbone`. */
   dataset?: string;

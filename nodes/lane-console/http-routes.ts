@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node, NodeAPI } from 'node-red';
 import type { NextFunction, Request, Response } from 'express';
-import { errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
+import { answerRequestErrorsAsJson, errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
 import type { ThumbnailSize } from './frame-store.js';
 import type { OperatorConsole } from './operator-console.js';
@@ -126,9 +126,11 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
 
     if (rest === '/events') {
       const state = await lane.state();
-      if (!lane.hub.open(req, res, { event: 'state', data: state })) {
-        throw new HttpError(503, 'Too many console pages are open on this lane; close some and reload.');
-      }
+      // Node-RED's httpNodeAuth has checked the login before any route runs.
+      const authenticated = Boolean((RED.settings as { httpNodeAuth?: unknown }).httpNodeAuth) && typeof req.headers.authorization === 'string';
+      const refused = lane.hub.open(req, res, { event: 'state', data: state }, { authenticated });
+      if (refused === 'client-limit') throw new HttpError(429, 'Too many console pages are open from this machine; close some and reload.');
+      if (refused === 'full') throw new HttpError(503, 'Too many console pages are open on this lane; close some and reload.');
       return;
     }
     if (rest === '/api/state') {
@@ -199,6 +201,7 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
 
   // #region writes (httpAdmin)
 
+  answerRequestErrorsAsJson(RED);
   RED.httpAdmin.post(
     `/lane-vision/${NODE_TYPE}/:id/:action`,
     RED.auth.needsPermission(WRITE_PERMISSION),

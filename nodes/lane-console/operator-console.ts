@@ -162,7 +162,8 @@ export class OperatorConsole {
 
   /** A frame from the flow: classified (msg.frame + msg.classification) or straight from the camera. */
   async receive(image: ImageInput, classification?: ClassificationResult, truth?: string): Promise<void> {
-    const source = await readImageSource(image);
+    // Never a path: the console would serve any image file of the host as a thumbnail.
+    const source = await readImageSource(image, { files: 'none' });
     if (this.closed) return;
     const at = Date.now();
     const outcome = this.frames.add({ source, classification, truth, at });

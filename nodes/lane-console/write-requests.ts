@@ -1,25 +1,15 @@
 /**
- * The console's write requests: who may send them (same-origin page, custom header) and
- * what their bodies may hold. Pure functions over plain values, so the rules are tested
+ * The console's write requests: what their bodies may hold. Pure functions over plain values, so the rules are tested
  * without a runtime; failures are HttpErrors carrying the status to answer with.
  */
 import { TRAINING_STRATEGIES, type TrainingStrategy } from '../../src/pipeline/index.js';
 import { HEAD_KINDS, type HeadKind } from '../../src/training/index.js';
 import { isLaneVisionError } from '../../src/errors.js';
 import { validateLabel } from '../../src/dataset/index.js';
+import { HttpError } from '../shared/same-origin.js';
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
-
-/** The header every write must carry. A cross-site form cannot set it, and a cross-site fetch setting it needs a CORS preflight we never grant. */
-export const CSRF_HEADER = 'x-lane-vision';
+// Who may write lives in nodes/shared/same-origin.ts, shared by every admin write route.
+export { checkSameOrigin, CSRF_HEADER, HttpError, type OriginHeaders } from '../shared/same-origin.js';
 
 export const WRITE_ACTIONS = ['capture', 'stop-capture', 'dismiss', 'delete', 'relabel', 'train', 'cancel-train', 'promote', 'discard', 'rollback', 'review-label', 'review-dismiss', 'mark-reject'] as const;
 export type WriteAction = (typeof WRITE_ACTIONS)[number];
@@ -45,43 +35,6 @@ export type WriteRequest =
 
 export function isWriteAction(value: string): value is WriteAction {
   return (WRITE_ACTIONS as readonly string[]).includes(value);
-}
-
-export interface OriginHeaders {
-  host?: string;
-  /** Set by a reverse proxy that rewrites Host; a browser cannot set it on a cross-site request without a preflight. */
-  'x-forwarded-host'?: string;
-  origin?: string;
-  'sec-fetch-site'?: string;
-  [CSRF_HEADER]?: string;
-}
-
-/**
- * Refuses (403) a write that does not come from a page of this server: the custom header
- * must be there, and when the browser says where the request comes from (Origin,
- * Sec-Fetch-Site), it must be this host.
- */
-export function checkSameOrigin(headers: OriginHeaders): void {
-  if (headers[CSRF_HEADER] !== '1') {
-    throw new HttpError(403, 'Refused: writes must carry the header "X-Lane-Vision: 1" (the console page sends it).');
-  }
-  const site = headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin') {
-    throw new HttpError(403, `Refused: the request comes from another site (Sec-Fetch-Site: ${site}).`);
-  }
-  const origin = headers.origin;
-  if (origin !== undefined) {
-    let originHost: string | undefined;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      originHost = undefined;
-    }
-    const hosts = [headers.host, ...(headers['x-forwarded-host']?.split(',') ?? [])].filter((h): h is string => !!h).map((h) => h.trim().toLowerCase());
-    if (!originHost || !hosts.includes(originHost.toLowerCase())) {
-      throw new HttpError(403, `Refused: the request comes from ${origin}, not from this server (${headers.host ?? 'unknown host'}).`);
-    }
-  }
 }
 
 function bad(message: string): HttpError {

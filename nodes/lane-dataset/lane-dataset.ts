@@ -44,7 +44,16 @@ export = function (RED: NodeAPI) {
       this.error(RED._('lane-dataset.errors.invalid-config', { message: errorText(err) }));
     }
 
-    const dataset = openOnce<Dataset>(() => (options ? openDataset(folder, options) : Promise.reject(problem)));
+    const dataset = openOnce<Dataset>(async () => {
+      if (!options) throw problem;
+      const opened = await openDataset(folder, options);
+      // One line for all of them: a folder of stray files should not flood the log.
+      const skipped = opened.skipped();
+      if (skipped.length > 0) {
+        this.warn(RED._('lane-dataset.errors.skipped', { count: skipped.length, items: skipped.map((s) => `${s.path} (${s.reason})`).join('; ') }));
+      }
+      return opened;
+    });
     const models = openOnce<ModelStore>(() => openModelStore(modelsFolder));
     // Beside the versions in the models folder: the store only reads its vNNNN folders.
     const review = openOnce<ReviewQueue>(() => ReviewQueue.open(path.join(modelsFolder, REVIEW_FOLDER)));

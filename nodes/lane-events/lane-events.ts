@@ -22,6 +22,7 @@ import {
 } from '../../src/events/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import type { LaneBrokerNode, LaneBrokerUser } from '../lane-broker/types.js';
+import { createWarningThrottle } from '../shared/warning-throttle.js';
 
 interface LaneEventsDef extends NodeDef {
   broker: string;
@@ -52,21 +53,42 @@ function frameCountersOf(info: unknown): { source: string; counters: FrameCounte
   return { source: typeof classifier === 'string' && classifier !== '' ? classifier : 'classify', counters: { queued, dropped, processed } };
 }
 
+/** Where a command message came from: the lane-broker whose station answers its failure. */
+const COMMAND_FROM = '_laneCommandBroker';
+
 /** The message a command becomes: topic = command name, payload = its argument. */
-function commandMessage(command: LaneCommand): NodeMessage & Record<string, unknown> {
-  const msg: NodeMessage & Record<string, unknown> = { topic: command.name, payload: commandArgument(command), command };
+function commandMessage(command: LaneCommand, brokerId: string): NodeMessage & Record<string, unknown> {
+  const msg: NodeMessage & Record<string, unknown> = { topic: command.name, payload: commandArgument(command), command, [COMMAND_FROM]: brokerId };
   if (command.name === 'capture') msg.count = command.count;
   if (command.requestId !== undefined) msg.requestId = command.requestId;
   return msg;
 }
 
 export = function (RED: NodeAPI) {
+  // A command is carried out by whichever node the flow sends it to (lane-classify rolls
+  // back, lane-train trains); when that node ends it with an error, the sender is answered
+  // on the station's error topic. Replaced, not added twice, when the module loads again.
+  const COMMAND_FAILURE_HOOK = 'onComplete.laneVisionCommandFailure';
+  // Node-RED >= 2 always has hooks; node-red-node-test-helper's runtime does not pass them on.
+  RED.hooks?.remove(COMMAND_FAILURE_HOOK);
+  RED.hooks?.add(COMMAND_FAILURE_HOOK, (event: { msg?: Record<string, unknown>; error?: unknown }) => {
+    const { msg, error } = event;
+    if (!error || !msg || typeof msg[COMMAND_FROM] !== 'string') return;
+    const command = msg.command as LaneCommand | undefined;
+    if (!command || typeof command.name !== 'string') return;
+    const broker = RED.nodes.getNode(msg[COMMAND_FROM] as string) as LaneBrokerNode | null;
+    // Once per command: a later node failing with the same message must not answer again.
+    delete msg[COMMAND_FROM];
+    broker?.station?.answerCommandFailure(command, error).catch(() => undefined); // the station logs a failed publish
+  });
+
   function LaneEventsNode(this: LaneBrokerUser, config: LaneEventsDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const qosSetting = config.qos === undefined || config.qos === '' ? 1 : Number(config.qos);
     const broker = RED.nodes.getNode(config.broker) as LaneBrokerNode | null;
     const training = new TrainingEventMapper();
+    const dropWarnings = createWarningThrottle((count, { topic }) => node.warn(RED._('lane-events.warnings.dropped', { topic, count })));
 
     if (qosSetting !== 0 && qosSetting !== 1 && qosSetting !== 2) {
       node.error(RED._('lane-events.errors.invalid-qos', { qos: String(config.qos) }));
@@ -83,7 +105,7 @@ export = function (RED: NodeAPI) {
     }
 
     if (config.commands !== false && (config.commands as unknown) !== 'false') {
-      node.laneCommand = (command) => node.send(commandMessage(command));
+      node.laneCommand = (command) => node.send(commandMessage(command, broker.id));
     }
     node.laneCommandRejected = (error) => {
       node.warn(RED._('lane-events.warnings.bad-command', { code: error.code, message: error.message, topic: error.topic }));
@@ -132,7 +154,7 @@ export = function (RED: NodeAPI) {
           }
           if (outcome === 'dropped') {
             // Not an error of this message's content: the broker was away too long for the queue.
-            node.warn(RED._('lane-events.warnings.dropped', { topic: what }));
+            dropWarnings.note({ topic: what });
             broker.refreshStatus();
           }
           done();
@@ -142,6 +164,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (removed: boolean, done: () => void) => {
+      dropWarnings.flush();
       broker.deregister(node, done, removed);
     });
   }

@@ -40,13 +40,41 @@ export function parseCommandLine<O extends OptionsConfig>(
   options: O,
 ): { values: OptionValues<O>; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: withNegativeValues(args, options), options, allowPositionals: true, strict: true });
     return { values: values as OptionValues<O>, positionals };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (!code.startsWith('ERR_PARSE_ARGS')) throw err;
     throw new UsageError(command, describeParseError(err as Error & { code: string }));
   }
+}
+
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * `--threshold -1` as `--threshold=-1`: parseArgs takes "-1" for an option and says the
+ * value is missing, where the user gave one that is out of range and should hear so.
+ */
+function withNegativeValues(args: readonly string[], options: OptionsConfig): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, spec] of Object.entries(options)) {
+    if (spec.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (spec.short) takesValue.set(`-${spec.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = takesValue.get(arg);
+    if (name !== undefined && i + 1 < args.length && NEGATIVE_NUMBER.test(args[i + 1])) {
+      out.push(`--${name}=${args[++i]}`);
+    } else out.push(arg);
+  }
+  return out;
 }
 
 /** parseArgs messages carry advice about "--" that confuses more than it helps here. */

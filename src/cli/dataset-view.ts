@@ -3,7 +3,7 @@
  * folder-per-class dataset (e.g. the classes a validation split has) without copying it.
  */
 import { LaneVisionError } from '../errors.js';
-import type { Dataset, DatasetEntry, FingerprintOptions } from '../dataset/index.js';
+import type { Dataset, DatasetEntry, FingerprintOptions, SkippedItem } from '../dataset/index.js';
 
 /** The view of `dataset` holding only `labels`; throws LABEL_NOT_FOUND for a label it does not have. */
 export function selectLabels(dataset: Dataset, labels: readonly string[]): Dataset {
@@ -51,6 +51,9 @@ class LabelSubset implements Dataset {
   }
   refresh(): Promise<void> {
     return this.inner.refresh();
+  }
+  skipped(): SkippedItem[] {
+    return this.inner.skipped();
   }
   async add(): Promise<never> {
     return this.refuse();

@@ -15,7 +15,7 @@ import { removeStaleTemps, syncFolder, writeFileAtomic } from '../fs/atomic.js';
 import { MANIFEST_FILE_NAME, validateLabel } from './labels.js';
 import { type DiskFile, type FolderScan, scanFolders } from './scan.js';
 import { type ManifestEntry, readManifest, writeManifest } from './manifest.js';
-import type { AddMeta, AddResult, Dataset, DatasetEntry, DatasetOptions, FingerprintOptions, LabelCapPolicy } from './types.js';
+import type { AddMeta, AddResult, Dataset, DatasetEntry, DatasetOptions, FingerprintOptions, LabelCapPolicy, SkippedItem } from './types.js';
 
 const debug = createDebug('lane-vision:dataset');
 
@@ -90,6 +90,7 @@ class DatasetStore {
   records = new Map<string, ImageRecord>();
   /** label -> folder name, including folders that hold no image yet. */
   labelDirs = new Map<string, string>();
+  skipped: SkippedItem[] = [];
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(readonly root: string) {
@@ -167,6 +168,7 @@ class DatasetStore {
 
     this.records = records;
     this.labelDirs = scan.labelDirs;
+    this.skipped = scan.skipped;
     debug('loaded %s: %d images in %d label folders (%s manifest)', this.root, records.size, scan.labelDirs.size, manifest ? 'with' : 'no');
     if (cleanTemps && scan.temps.length > 0) await removeStaleTemps(scan.temps);
   }
@@ -640,6 +642,10 @@ class DatasetHandle implements Dataset {
 
   refresh(): Promise<void> {
     return this.store.serialise(() => this.store.load(!this.readOnly));
+  }
+
+  skipped(): SkippedItem[] {
+    return this.store.skipped.map((item) => ({ ...item }));
   }
 }
 

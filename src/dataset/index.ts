@@ -6,6 +6,7 @@ export type {
   DatasetOptions,
   FingerprintOptions,
   LabelCapPolicy,
+  SkippedItem,
 } from './types.js';
 export { openDataset } from './dataset.js';
-export { validateLabel, MAX_LABEL_BYTES, MANIFEST_FILE_NAME } from './labels.js';
+export { validateLabel, isReservedLabel, MAX_LABEL_BYTES, MANIFEST_FILE_NAME } from './labels.js';

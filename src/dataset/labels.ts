@@ -1,8 +1,9 @@
 /**
  * Labels become folder names, so every label passes these rules before it touches the
- * file system. Nodes and MQTT commands call `validateLabel` too, so a bad label is refused
- * with the same message wherever it comes from.
+ * file system. Nodes, MQTT commands, the console, folder datasets and model imports call
+ * `validateLabel` too, so a bad label is refused with the same message wherever it comes from.
  */
+import { UNKNOWN_LABEL } from '../classify/types.js';
 import { LaneVisionError } from '../errors.js';
 
 /** Longest label in UTF-8 bytes: well under the 255-byte file-name limit of common file systems. */
@@ -45,16 +46,25 @@ export function validateLabel(label: unknown): string {
   const stem = name.split('.')[0].trimEnd();
   if (WINDOWS_RESERVED.test(stem)) throw invalid(label, `"${stem}" is a reserved device name on Windows`);
   if (name.toLowerCase() === MANIFEST_FILE_NAME) throw invalid(label, 'it is the name of the dataset manifest file');
+  if (isReservedLabel(name)) throw invalid(label, `"${UNKNOWN_LABEL}" is reserved for frames a classifier does not accept`);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes > MAX_LABEL_BYTES) throw invalid(label, `it is ${bytes} bytes long in UTF-8; the limit is ${MAX_LABEL_BYTES}`);
   return name;
 }
 
-/** The label a folder found on disk stands for, or undefined when the folder is not a label (e.g. ".git"). */
-export function labelOfFolder(name: string): string | undefined {
+/**
+ * True for the classifier's rejection label, in any letter case (folders named "Unknown"
+ * and "unknown" are one folder on Windows and macOS, and a dashboard could not tell them apart).
+ */
+export function isReservedLabel(label: string): boolean {
+  return label.normalize('NFC').toLowerCase() === UNKNOWN_LABEL;
+}
+
+/** The label a folder found on disk stands for, or why it is not one (e.g. ".git"). */
+export function labelOfFolder(name: string): { label: string } | { reason: string } {
   try {
-    return validateLabel(name);
-  } catch {
-    return undefined;
+    return { label: validateLabel(name) };
+  } catch (err) {
+    return { reason: (err as Error).message };
   }
 }

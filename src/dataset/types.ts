@@ -76,6 +76,14 @@ export interface FingerprintOptions {
   labels?: readonly string[];
 }
 
+/** A folder or file in a dataset folder that is not read as a label or an image. */
+export interface SkippedItem {
+  kind: 'folder' | 'file';
+  /** Relative to the dataset folder. */
+  path: string;
+  reason: string;
+}
+
 export interface Dataset {
   /** Absolute, symlink-free path of the dataset folder. */
   readonly dir: string;
@@ -102,4 +110,6 @@ export interface Dataset {
   fingerprint(options?: FingerprintOptions): Promise<string>;
   /** Re-reads the folder and manifest (after changes made outside this process). */
   refresh(): Promise<void>;
+  /** Folders and files found at the last (re)read that are not part of the dataset, with why. */
+  skipped(): SkippedItem[];
 }

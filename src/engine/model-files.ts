@@ -16,6 +16,11 @@ import type { ModelFormat } from './types.js';
 
 export const MODEL_JSON = 'model.json';
 export const TM_METADATA_JSON = 'metadata.json';
+/**
+ * Largest metadata.json read: a real Teachable Machine one is under 2 KB, and it is copied
+ * into every version imported from it, so a huge one would fill the model store.
+ */
+export const MAX_TM_METADATA_BYTES = 256 * 1024;
 
 export interface ModelJson {
   modelTopology: Record<string, unknown>;
@@ -206,7 +211,9 @@ export async function readModelFolder(folderOrModelJson: string): Promise<ModelF
 async function readLabels(dir: string): Promise<string[] | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(path.join(dir, TM_METADATA_JSON), 'utf8');
+    const file = path.join(dir, TM_METADATA_JSON);
+    if ((await fs.stat(file)).size > MAX_TM_METADATA_BYTES) return undefined; // labels only; the import refuses it with a reason
+    text = await fs.readFile(file, 'utf8');
   } catch {
     return undefined;
   }

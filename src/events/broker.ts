@@ -4,7 +4,7 @@
  * factory network by accident.
  */
 import * as net from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import createDebug from 'debug';
 import type { Aedes, AedesOptions } from 'aedes';
 import { LaneVisionError } from '../errors.js';
@@ -29,6 +29,8 @@ export interface EmbeddedBroker {
   readonly aedes: Aedes;
   /** Disconnects every client and stops listening. */
   close(): Promise<void>;
+  /** While true, the broker does not keep the process alive (a broker waiting to be taken over). */
+  setIdle(idle: boolean): void;
 }
 
 function sameSecret(given: Buffer | string | undefined, expected: string): boolean {
@@ -59,7 +61,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const { Aedes: AedesBroker } = await import('aedes');
   const aedes = await AedesBroker.createBroker(aedesOptions);
   const sockets = new Set<net.Socket>();
+  let idle = false;
   const server = net.createServer((socket) => {
+    if (idle) socket.unref();
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     aedes.handle(socket);
@@ -85,10 +89,18 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     host: address.address,
     port: address.port,
     aedes,
+    setIdle(value) {
+      idle = value;
+      for (const target of [server, ...sockets]) {
+        if (value) target.unref();
+        else target.ref();
+      }
+    },
     close() {
       closing ??= (async () => {
-        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        // Stops listening at once (before the first await), so the port is free as soon as close() is called.
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
         await stopped;
         log('embedded broker on port %d closed', address.port);
@@ -97,3 +109,120 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     },
   };
 }
+
+// #region kept across redeploys
+
+/**
+ * How long an embedded broker on a fixed port outlives its last station: a Node-RED deploy
+ * stops the old nodes and starts the new ones within this, and a new station with the same
+ * settings takes the running broker over. Its clients (the sorter, dashboards) stay
+ * connected, and its retained messages, sessions and queued QoS 1 messages (aedes keeps
+ * them in memory) survive the deploy.
+ */
+export const EMBEDDED_BROKER_LINGER_MS = 10_000;
+
+export interface BrokerLease {
+  readonly broker: EmbeddedBroker;
+  /** True when a broker left running by an earlier station was taken over. */
+  readonly reused: boolean;
+  /** Gives the broker back: closed at once with `now`, else after the linger unless taken again. */
+  release(now?: boolean): Promise<void>;
+}
+
+interface SharedBroker {
+  key: string;
+  broker: Promise<EmbeddedBroker>;
+  users: number;
+  linger?: NodeJS.Timeout;
+  /** Set while lingering. */
+  closeNow?: () => Promise<void>;
+}
+
+/** By listen address (host:port): one broker per port, whatever its settings. */
+const sharedBrokers = new Map<string, SharedBroker>();
+
+function settingsKey(options: EmbeddedBrokerOptions): string {
+  const { username, password } = options.credentials ?? {};
+  const secret = password === undefined ? '' : createHash('sha256').update(password).digest('hex');
+  return JSON.stringify([options.host ?? '127.0.0.1', options.port ?? 0, username ?? '', secret]);
+}
+
+/**
+ * An embedded broker for a station: on a fixed port, the one an earlier station with the
+ * same settings left running, else a new one (after closing a lingering one with other
+ * settings, which holds the port). Port 0 (any free port) is never shared.
+ */
+export async function leaseEmbeddedBroker(options: EmbeddedBrokerOptions = {}, lingerMs = EMBEDDED_BROKER_LINGER_MS): Promise<BrokerLease> {
+  const port = options.port ?? 0;
+  if (port === 0) {
+    const broker = await startEmbeddedBroker(options);
+    return { broker, reused: false, release: () => broker.close() };
+  }
+  const listen = `${options.host ?? '127.0.0.1'}:${port}`;
+  const key = settingsKey(options);
+  let shared = sharedBrokers.get(listen);
+  if (shared && shared.key !== key && shared.users === 0) {
+    // Settings changed: the old broker must free the port first.
+    clearTimeout(shared.linger);
+    sharedBrokers.delete(listen);
+    await shared.broker.then((b) => b.close()).catch(() => undefined);
+    shared = undefined;
+  }
+  const reused = shared !== undefined && shared.key === key;
+  if (!shared || shared.key !== key) {
+    const started: SharedBroker = { key, broker: startEmbeddedBroker(options), users: 0 };
+    shared = started;
+    sharedBrokers.set(listen, started);
+    started.broker.catch(() => {
+      if (sharedBrokers.get(listen) === started) sharedBrokers.delete(listen);
+    });
+  }
+  const lease = shared;
+  clearTimeout(lease.linger);
+  lease.linger = undefined;
+  lease.closeNow = undefined;
+  lease.users++;
+  void lease.broker.then((b) => b.setIdle(false), () => undefined);
+  let broker: EmbeddedBroker;
+  try {
+    broker = await lease.broker;
+  } catch (err) {
+    lease.users--;
+    throw err;
+  }
+  if (reused) log('embedded broker on %s taken over from the previous deploy', listen);
+  let released = false;
+  return {
+    broker,
+    reused,
+    async release(now = false) {
+      if (released) return;
+      released = true;
+      lease.users--;
+      if (lease.users > 0) return;
+      const close = async () => {
+        clearTimeout(lease.linger);
+        lease.closeNow = undefined;
+        if (sharedBrokers.get(listen) === lease) sharedBrokers.delete(listen);
+        await broker.close();
+      };
+      if (now || lingerMs <= 0) return close();
+      // Waiting to be taken over must not keep a stopping Node-RED alive.
+      broker.setIdle(true);
+      lease.closeNow = close;
+      lease.linger = setTimeout(() => void close(), lingerMs);
+      lease.linger.unref();
+    },
+  };
+}
+
+/**
+ * Closes every broker waiting to be taken over: the flows were stopped, not redeployed
+ * (Node-RED's "stop flows", or the runtime shutting down). The ports are free on return.
+ */
+export function closeLingeringBrokers(): Promise<void> {
+  const closing = [...sharedBrokers.values()].flatMap((lease) => (lease.users === 0 && lease.closeNow ? [lease.closeNow()] : []));
+  return Promise.all(closing).then(() => undefined);
+}
+
+// #endregion

@@ -7,7 +7,6 @@
 // which the MQTT layer does not otherwise need.
 import { validateLabel } from '../dataset/labels.js';
 import { isLaneVisionError } from '../errors.js';
-import { UNKNOWN_LABEL } from './payloads.js';
 import type { LaneTopics } from './topics.js';
 import { LANE_COMMAND_NAMES, type LaneCommandName } from './topics.js';
 
@@ -122,8 +121,8 @@ function readRequestId(body: Record<string, unknown>): string | undefined {
 }
 
 /**
- * The dataset's own label rule (code LABEL_INVALID, NFC-normalised result), so a command can
- * never create a label the dataset would refuse; plus the result decision's reserved label.
+ * The dataset's own label rule (code LABEL_INVALID, NFC-normalised result, the reserved
+ * "unknown" included), so a command can never create a label the dataset would refuse.
  */
 function checkLabel(label: unknown): string {
   let name: string;
@@ -132,7 +131,6 @@ function checkLabel(label: unknown): string {
   } catch (err) {
     reject(isLaneVisionError(err) ? err.code : 'LABEL_INVALID', err instanceof Error ? err.message : String(err));
   }
-  if (name === UNKNOWN_LABEL) reject('LABEL_INVALID', `Label "${UNKNOWN_LABEL}" is reserved for results sent to manual inspection.`);
   return name;
 }
 

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { connect as mqttConnect, UniqueMessageIdProvider, type IClientOptions, type MqttClient } from 'mqtt';
 import { LaneVisionError } from '../errors.js';
-import { parseCommand, type CommandError, type LaneCommand, type ParseCommandOptions } from './commands.js';
+import { parseCommand, type CommandError, type CommandParseResult, type LaneCommand, type ParseCommandOptions } from './commands.js';
 import {
   buildErrorEvent,
   buildStateEvent,
@@ -32,6 +32,7 @@ import {
   type LaneTrainingEvent,
   type OutboxCounters,
 } from './payloads.js';
+import { DiskOutbox } from './disk-outbox.js';
 import { buildLaneTopics, DEFAULT_TOPIC_TEMPLATE, validatePublishTopic, type LaneTopics } from './topics.js';
 
 const log = createDebug('lane-vision:events');
@@ -88,6 +89,18 @@ export interface LaneMqttConnectionOptions {
   protocolVersion?: 4 | 5;
   backend?: string;
   modelVersion?: string;
+  /**
+   * Carry out retained commands (default false). A retained cmd/train or cmd/rollback is
+   * delivered again at every (re)connect and would run again each time; by default it is
+   * ignored and answered on the error topic with COMMAND_RETAINED.
+   */
+  acceptRetainedCommands?: boolean;
+  /**
+   * Keep QoS >= 1 events (not retained ones) in this file until the broker confirms them,
+   * so events queued or in flight when the process stops are published after the restart,
+   * with their original eventId. Default: in memory only.
+   */
+  outboxFile?: string;
 }
 
 export interface PublishOptions {
@@ -116,6 +129,8 @@ interface OutboxEntry {
   settle: (outcome: PublishOutcome) => void;
   /** false for the connection's own state/model messages, which stay out of the counters. */
   counted: boolean;
+  /** Its id in the disk outbox, when it is kept there. */
+  diskId?: number;
 }
 
 /** FIFO with a cap: pushing onto a full queue evicts and returns the oldest entry. */
@@ -231,6 +246,8 @@ export class LaneMqttConnection extends EventEmitter {
   readonly url: string;
   private readonly clientOptions: IClientOptions;
   private readonly birthAndWill: boolean;
+  private readonly acceptRetainedCommands: boolean;
+  private readonly disk: DiskOutbox | undefined;
   private client: MqttClient | undefined;
   private statusValue: ConnectionStatus = 'disconnected';
   private lastError: Error | undefined;
@@ -258,7 +275,19 @@ export class LaneMqttConnection extends EventEmitter {
     this.qos = checkQos(options.qos, 1);
     this.offlineQueueLimit = checkInteger('offlineQueueLimit', options.offlineQueueLimit, DEFAULT_OFFLINE_QUEUE_LIMIT, 0, MAX_OFFLINE_QUEUE_LIMIT);
     this.outbox = new BoundedQueue(this.offlineQueueLimit);
+    if (options.outboxFile !== undefined) {
+      if (typeof options.outboxFile !== 'string' || options.outboxFile.trim() === '') throw configError('outboxFile must be a file path.');
+      const { outbox, pending } = DiskOutbox.open(options.outboxFile);
+      this.disk = outbox;
+      // Events of an earlier run go first, as they were: same topic, payload and eventId.
+      for (const stored of pending) {
+        this.counters.published++;
+        const entry: OutboxEntry = { topic: stored.topic, payload: stored.payload, qos: stored.qos, retain: false, settle: () => undefined, counted: true, diskId: stored.id };
+        this.enqueue(this.keptOnDisk(entry));
+      }
+    }
     this.birthAndWill = options.birthAndWill ?? true;
+    this.acceptRetainedCommands = options.acceptRetainedCommands === true;
     this.stateInfo = { backend: options.backend ?? null, modelVersion: options.modelVersion ?? null };
     this.clientOptions = clientOptionsFrom(options, this.clientId);
     this.url = options.url;
@@ -297,7 +326,7 @@ export class LaneMqttConnection extends EventEmitter {
     client.on('reconnect', () => this.setStatus('reconnecting'));
     client.on('close', () => this.onClosed());
     client.on('error', (err) => this.onClientError(err));
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain === true));
     return this;
   }
 
@@ -347,6 +376,15 @@ export class LaneMqttConnection extends EventEmitter {
     this.counters.published++;
     return new Promise((settle) => {
       const entry: OutboxEntry = { topic, payload: body, qos, retain: options.retain ?? false, settle, counted: true };
+      if (this.disk && qos > 0 && !entry.retain) {
+        try {
+          entry.diskId = this.disk.add(topic, body, qos as 1 | 2);
+          this.keptOnDisk(entry);
+        } catch (err) {
+          // A full disk must not stop the events: this one is kept in memory only.
+          log('outbox: cannot keep an event for %s on disk: %s', topic, (err as Error).message);
+        }
+      }
       if (this.online) this.handOver(entry);
       else this.enqueue(entry);
     });
@@ -402,7 +440,10 @@ export class LaneMqttConnection extends EventEmitter {
     this.commandOptions = { ...options, topics: this.topics };
     return new Promise((resolve, reject) => {
       client.subscribe(this.topics.commandFilter, { qos: 1 }, (err, granted) => {
-        if (err || granted?.some((g) => g.qos === 128)) {
+        if (err && !this.online) {
+          // Not a refusal: the connection went (or never came) up before the broker answered.
+          reject(new LaneVisionError('MQTT_SUBSCRIBE_INTERRUPTED', `Subscribing to ${this.topics.commandFilter} was interrupted: ${err.message}.`));
+        } else if (err || granted?.some((g) => g.qos === 128)) {
           const why = err ? err.message : 'the broker refused it (check its ACL)';
           reject(new LaneVisionError('MQTT_SUBSCRIBE_REFUSED', `Cannot subscribe to ${this.topics.commandFilter}: ${why}.`));
         } else {
@@ -446,6 +487,7 @@ export class LaneMqttConnection extends EventEmitter {
       entry.settle('failed');
     }
     this.inFlight.clear();
+    this.disk?.close();
     this.online = false;
     this.setStatus('disconnected');
   }
@@ -481,6 +523,9 @@ export class LaneMqttConnection extends EventEmitter {
 
   private onClosed(): void {
     this.online = false;
+    // Each failed attempt closes the socket: stay 'reconnecting' until one succeeds, instead of
+    // flipping between reconnecting and disconnected at every retry.
+    if (this.statusValue === 'reconnecting' && !this.closing) return;
     // Keep a fatal 'error' visible; otherwise the connection is just down (mqtt.js retries).
     if (this.statusValue !== 'error' || this.client?.reconnecting) this.setStatus('disconnected');
   }
@@ -498,6 +543,25 @@ export class LaneMqttConnection extends EventEmitter {
       if (!repeated) this.emit('status', { status: this.statusValue, error: err, at: new Date() });
     }
     else this.setStatus('error', err);
+  }
+
+  /** Takes the entry off the disk once settled, except what closing leaves unconfirmed: that is for the next run. */
+  private keptOnDisk(entry: OutboxEntry): OutboxEntry {
+    const { diskId } = entry;
+    const disk = this.disk;
+    if (diskId === undefined || !disk) return entry;
+    const settle = entry.settle;
+    entry.settle = (outcome) => {
+      if (outcome === 'delivered' || !this.closing) {
+        try {
+          disk.done(diskId);
+        } catch (err) {
+          log('outbox: cannot mark an event done: %s', (err as Error).message);
+        }
+      }
+      settle(outcome);
+    };
+    return entry;
   }
 
   private enqueue(entry: OutboxEntry): void {
@@ -550,9 +614,24 @@ export class LaneMqttConnection extends EventEmitter {
     return { topic: this.topics.state, payload: this.statePayload('offline', 'connection-lost'), qos: 1, retain: true };
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
-    if (!this.commandHandler || this.topics.commandNameOf(topic) === undefined) return;
-    const parsed = parseCommand(topic, payload, this.commandOptions);
+  private onMessage(topic: string, payload: Buffer, retained = false): void {
+    const name = this.topics.commandNameOf(topic);
+    if (!this.commandHandler || name === undefined) return;
+    // The broker sets the flag only for a stored message sent because we subscribed (at each connect).
+    const parsed: CommandParseResult =
+      retained && !this.acceptRetainedCommands
+        ? {
+            ok: false,
+            error: {
+              code: 'COMMAND_RETAINED',
+              message:
+                `A retained command on ${topic} was ignored: the broker sends it again at every connect, so it would run again each time. ` +
+                'Publish commands without the retain flag and clear this one (an empty retained message on that topic), or turn on "accept retained commands".',
+              topic,
+              command: name,
+            },
+          }
+        : parseCommand(topic, payload, this.commandOptions);
     if (!parsed.ok) {
       log('bad command on %s: %s', topic, parsed.error.message);
       void this.publishError(buildErrorEvent(this.context, { ...parsed.error, source: 'command' }));

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { LaneVisionError } from '../errors.js';
-import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
+import { leaseEmbeddedBroker, type BrokerLease, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
 import type { CommandError, LaneCommand } from './commands.js';
 import {
   LaneMqttConnection,
@@ -22,6 +22,7 @@ import {
   type PublishOutcome,
   type QoS,
 } from './connection.js';
+import { errorEventFrom } from './payloads.js';
 import type { FrameCounters, LaneErrorEvent, LaneEventContext, LaneModelEvent, LaneResultEvent, LaneReviewEvent, LaneTrainingEvent, OutboxCounters } from './payloads.js';
 import type { LaneTopics } from './topics.js';
 
@@ -32,6 +33,8 @@ export interface LaneStationOptions extends Omit<LaneMqttConnectionOptions, 'url
   url?: string;
   /** Run an aedes broker in this process (127.0.0.1 unless a host is given) and connect to it. */
   embedded?: EmbeddedBrokerOptions;
+  /** How long a stopped station's embedded broker on a fixed port waits to be taken over (stop({keepBroker})). */
+  embeddedLingerMs?: number;
   /** Longest wait at stop() for the offline state and in-flight acknowledgements. Default 5000 ms. */
   closeTimeoutMs?: number;
   /** Frame counters change with every frame: the retained state is republished for them at most this often. Default 1000 ms. */
@@ -71,6 +74,7 @@ export class LaneStation extends EventEmitter {
   private readonly options: LaneStationOptions;
   private connection: LaneMqttConnection | undefined;
   private broker: EmbeddedBroker | undefined;
+  private brokerLease: BrokerLease | undefined;
   /** Start/stop steps, one after the other; never rejects (each caller gets its own step's outcome). */
   private lifecycle: Promise<void> = Promise.resolve();
   private startError: Error | undefined;
@@ -98,7 +102,7 @@ export class LaneStation extends EventEmitter {
     this.engine = { backend: options.backend ?? null, modelVersion: options.modelVersion ?? null };
     // A throw-away connection checks every option now rather than at the first start
     // (an embedded broker's port is only known later, any valid URL stands in for it).
-    const probe = new LaneMqttConnection(this.connectionOptions(options.embedded ? 'mqtt://127.0.0.1:1883' : options.url!));
+    const probe = new LaneMqttConnection({ ...this.connectionOptions(options.embedded ? 'mqtt://127.0.0.1:1883' : options.url!), outboxFile: undefined });
     this.topics = probe.topics;
     this.context = probe.context;
   }
@@ -146,9 +150,13 @@ export class LaneStation extends EventEmitter {
     return this.step(() => this.doStart());
   }
 
-  /** Publishes the retained offline state, disconnects and stops the embedded broker. */
-  stop(): Promise<void> {
-    return this.step(() => this.doStop());
+  /**
+   * Publishes the retained offline state, disconnects and stops the embedded broker; with
+   * `keepBroker` (a redeploy), a broker on a fixed port stays up for a while so the next
+   * station with the same settings takes it over (EMBEDDED_BROKER_LINGER_MS).
+   */
+  stop(options: { keepBroker?: boolean } = {}): Promise<void> {
+    return this.step(() => this.doStop(options.keepBroker === true));
   }
 
   /** Subscribes to `<prefix>/cmd/+` now (when running) and on every later start. */
@@ -165,6 +173,23 @@ export class LaneStation extends EventEmitter {
   async publishEvent<K extends 'result' | 'training' | 'error' | 'review'>(kind: K, event: EventOf<K>, qos?: QoS): Promise<PublishOutcome> {
     const connection = await this.runningConnection();
     return connection.publish(this.topics[kind], event, qos === undefined ? {} : { qos });
+  }
+
+  /**
+   * Answers a valid command that failed later, in whichever node carried it out (a rollback
+   * to a missing version, a training already running), on the error topic with its
+   * requestId, as docs/mqtt-events.md promises for failures "from the station".
+   */
+  async answerCommandFailure(command: Pick<LaneCommand, 'name' | 'requestId'>, err: unknown): Promise<PublishOutcome> {
+    // Errors from a node of another copy of this package (or a function node) carry a code without being our class.
+    const code = (err as { code?: unknown } | null)?.code;
+    const failure = !(err instanceof LaneVisionError) && typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? new LaneVisionError(code, (err as Error).message ?? String(err)) : err;
+    const event = errorEventFrom(this.context, failure, 'command', {
+      command: command.name,
+      ...(command.requestId === undefined ? {} : { requestId: command.requestId }),
+      topic: this.topics.command(command.name),
+    });
+    return this.publishEvent('error', event);
   }
 
   /**
@@ -243,7 +268,7 @@ export class LaneStation extends EventEmitter {
   }
 
   private connectionOptions(url: string): LaneMqttConnectionOptions {
-    const { embedded: _embedded, closeTimeoutMs: _timeout, frameStateIntervalMs: _interval, url: _url, ...rest } = this.options;
+    const { embedded: _embedded, closeTimeoutMs: _timeout, frameStateIntervalMs: _interval, embeddedLingerMs: _linger, url: _url, ...rest } = this.options;
     return { ...rest, url, backend: this.engine.backend ?? undefined, modelVersion: this.engine.modelVersion ?? undefined };
   }
 
@@ -253,7 +278,8 @@ export class LaneStation extends EventEmitter {
     try {
       let url = this.options.url!;
       if (this.options.embedded) {
-        this.broker = await startEmbeddedBroker(this.options.embedded);
+        this.brokerLease = await leaseEmbeddedBroker(this.options.embedded, this.options.embeddedLingerMs);
+        this.broker = this.brokerLease.broker;
         url = loopbackUrl(this.broker);
       }
       const connection = new LaneMqttConnection(this.connectionOptions(url));
@@ -269,15 +295,16 @@ export class LaneStation extends EventEmitter {
       log('station %s/%s started (%s)', this.context.line, this.context.station, url);
     } catch (err) {
       this.startError = err instanceof Error ? err : new Error(String(err));
-      const broker = this.broker;
+      const lease = this.brokerLease;
       this.broker = undefined;
-      await broker?.close();
+      this.brokerLease = undefined;
+      await lease?.release(true);
       this.emit('status', { status: 'error', error: this.startError, at: new Date() } satisfies ConnectionStatusEvent);
       throw err;
     }
   }
 
-  private async doStop(): Promise<void> {
+  private async doStop(keepBroker: boolean): Promise<void> {
     if (this.framesTimer) {
       // The counts held back by the interval go out now, and into the closing state.
       clearTimeout(this.framesTimer);
@@ -285,15 +312,17 @@ export class LaneStation extends EventEmitter {
     }
     const connection = this.connection;
     const broker = this.broker;
+    const lease = this.brokerLease;
     this.connection = undefined;
     this.broker = undefined;
+    this.brokerLease = undefined;
     this.subscribedConnection = undefined;
     this.subscriptionAcknowledged = false;
     if (connection) {
       await connection.close({ publishOffline: true, timeoutMs: this.options.closeTimeoutMs ?? 5000 });
       connection.removeAllListeners();
     }
-    await broker?.close();
+    await lease?.release(!keepBroker);
     if (connection || broker) log('station %s/%s stopped', this.context.line, this.context.station);
   }
 
@@ -310,6 +339,18 @@ export class LaneStation extends EventEmitter {
       .catch((err: unknown) => {
         // A subscription still pending when the connection closes fails too; only a live one matters.
         if (this.connection !== connection) return;
+        if (err instanceof LaneVisionError && err.code === 'MQTT_SUBSCRIBE_INTERRUPTED') {
+          // The broker is away (e.g. down at deploy): not worth a warning; subscribe again once it is back.
+          log('%s; subscribing again when connected', err.message);
+          this.subscribedConnection = undefined;
+          const retry = (event: ConnectionStatusEvent) => {
+            if (event.status !== 'connected') return;
+            connection.off('status', retry);
+            if (this.connection === connection && this.commandsWanted) this.subscribe(connection);
+          };
+          connection.on('status', retry);
+          return;
+        }
         this.emit('warning', err instanceof Error ? err : new Error(String(err)));
       });
   }

@@ -12,6 +12,10 @@ export const ImageErrorCode = {
   TOO_LARGE: 'IMAGE_TOO_LARGE',
   /** A file path that does not exist or is not a readable file. */
   NOT_FOUND: 'IMAGE_NOT_FOUND',
+  /** Text that would be read as a file path where reading files is off (a node's default). */
+  FILES_OFF: 'IMAGE_FILES_OFF',
+  /** A file path outside the folders that may be read. */
+  FILE_NOT_ALLOWED: 'IMAGE_FILE_NOT_ALLOWED',
   /** Something that is not an image input at all (number, null, wrong object shape). */
   INPUT_TYPE: 'INPUT_TYPE',
   /** The region of interest reaches outside the frame. */

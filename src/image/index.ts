@@ -12,7 +12,7 @@ export type {
 } from './types.js';
 export { checkCrop, checkView, describeFit, describeView, isPlainView } from './geometry.js';
 export { prepareImage, prepareSource, readImageSource } from './prepare.js';
-export type { ImageSource, SourceLimits } from './source.js';
+export type { FileAccess, ImageSource, SourceLimits } from './source.js';
 export { encodeForStorage } from './storage.js';
 export { ImageErrorCode } from './errors.js';
 export { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_INPUT_PIXELS } from './source.js';

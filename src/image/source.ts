@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RawImage } from './types.js';
 import { describeBytes, describePixels, ImageErrorCode, imageError } from './errors.js';
@@ -16,9 +17,17 @@ export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 const CEILING_PIXELS = 0x3fff * 0x3fff;
 const CEILING_BYTES = 1024 * 1024 * 1024;
 
+/**
+ * Which files an image given as text may name: any (the library's and the CLI's default),
+ * none, or only files inside these folders (after resolving links). Node-RED nodes default
+ * to none: a message string must not make the host read its own files.
+ */
+export type FileAccess = 'any' | 'none' | { folders: readonly string[] };
+
 export interface SourceLimits {
   maxInputPixels: number;
   maxInputBytes: number;
+  files: FileAccess;
 }
 
 export type ImageSource =
@@ -45,7 +54,14 @@ export function checkLimits(limits: Partial<SourceLimits>): SourceLimits {
   if (!Number.isSafeInteger(maxInputBytes) || maxInputBytes < 1 || maxInputBytes > CEILING_BYTES) {
     throw imageError(ImageErrorCode.OPTIONS, `maxInputBytes must be a whole number from 1 to ${CEILING_BYTES} (1 GiB), got ${String(maxInputBytes)}.`);
   }
-  return { maxInputPixels, maxInputBytes };
+  const files = limits.files ?? 'any';
+  if (files !== 'any' && files !== 'none') {
+    const folders = (files as { folders?: unknown }).folders;
+    if (!Array.isArray(folders) || folders.length === 0 || folders.some((f) => typeof f !== 'string' || f.trim() === '' || f.includes('\0'))) {
+      throw imageError(ImageErrorCode.OPTIONS, 'files must be "any", "none" or {folders: [one or more folder paths]}.');
+    }
+  }
+  return { maxInputPixels, maxInputBytes, files };
 }
 
 export async function resolveSource(input: unknown, limits: SourceLimits): Promise<ImageSource> {
@@ -151,6 +167,14 @@ async function resolveString(text: string, limits: SourceLimits): Promise<ImageS
   if (base64 !== undefined && sniffFormat(Buffer.from(base64.slice(0, BASE64_HEAD_CHARS), 'base64')).ok) {
     return encodedSource(Buffer.from(base64, 'base64'), 'The base64 image', limits);
   }
+  if (limits.files === 'none') {
+    if (base64 !== undefined) return encodedSource(Buffer.from(base64, 'base64'), 'The base64 text', limits);
+    throw imageError(
+      ImageErrorCode.FILES_OFF,
+      `The text ${quotePath(text)} is not image data (a data URL or base64), and reading image files named in messages is off. ` +
+        'Send the image bytes, or turn on "Read image files" in the node with the folders it may read.',
+    );
+  }
   const fromFile = await readFileIfExists(text, limits);
   if (fromFile) return encodedSource(fromFile.bytes, fromFile.origin, limits);
   if (base64 !== undefined) return encodedSource(Buffer.from(base64, 'base64'), 'The base64 text', limits);
@@ -216,6 +240,16 @@ async function readFileIfExists(text: string, limits: SourceLimits): Promise<{ b
     }
   }
   const origin = `The image file ${quotePath(filePath)}`;
+  if (limits.files !== 'any' && limits.files !== 'none') {
+    const real = await fs.promises.realpath(filePath).catch(() => undefined);
+    if (real === undefined) return undefined; // nothing there: reported as not found when it looks like a path
+    const folders = await Promise.all(limits.files.folders.map((f) => fs.promises.realpath(f).catch(() => path.resolve(f))));
+    if (!folders.some((dir) => real === dir || real.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep))) {
+      throw imageError(ImageErrorCode.FILE_NOT_ALLOWED, `${origin} is outside the folders this node may read (${limits.files.folders.join(', ')}).`);
+    }
+    // Open what was checked, not the name again: a link changed in between cannot lead elsewhere.
+    filePath = real;
+  }
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(filePath, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));

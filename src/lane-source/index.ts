@@ -17,4 +17,4 @@ export {
   type FolderReplay,
   type FolderReplayOptions,
 } from './folder-replay.js';
-export { createPacer, MAX_FPS, type Pacer } from './pacer.js';
+export { createPacer, MAX_FPS, type Pacer, type PacerClock } from './pacer.js';

@@ -18,13 +18,25 @@ export interface Pacer {
   readonly stopped: boolean;
 }
 
-export function createPacer(fps: number, options: { signal?: AbortSignal } = {}): Pacer {
+/** Where a pacer reads the time and waits; tests pass a fake one so they never depend on a loaded machine's timers. */
+export interface PacerClock {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+const realClock: PacerClock = {
+  now: () => performance.now(),
+  sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+};
+
+export function createPacer(fps: number, options: { signal?: AbortSignal; clock?: PacerClock } = {}): Pacer {
   if (typeof fps !== 'number' || !Number.isFinite(fps) || fps <= 0 || fps > MAX_FPS) {
     throw new LaneVisionError('SOURCE_BAD_RATE', `Frame rate must be a number above 0 and at most ${MAX_FPS} per second, got ${String(fps)}`);
   }
   const periodMs = 1000 / fps;
   const stopper = new AbortController();
   const signal = options.signal ? AbortSignal.any([stopper.signal, options.signal]) : stopper.signal;
+  const clock = options.clock ?? realClock;
   let start: number | undefined;
   let ticks = 0;
 
@@ -39,7 +51,7 @@ export function createPacer(fps: number, options: { signal?: AbortSignal } = {})
     },
     async tick() {
       if (signal.aborted) return false;
-      const now = performance.now();
+      const now = clock.now();
       if (start === undefined) {
         start = now;
         return true;
@@ -48,9 +60,9 @@ export function createPacer(fps: number, options: { signal?: AbortSignal } = {})
       if (start + ticks * periodMs < now - periodMs) ticks = Math.ceil((now - start) / periodMs);
       const due = start + ticks * periodMs;
       // Timers count from the event loop's cached clock and may fire a little early: wait again.
-      for (let wait = due - now; wait > 0; wait = due - performance.now()) {
+      for (let wait = due - now; wait > 0; wait = due - clock.now()) {
         try {
-          await sleep(Math.ceil(wait), undefined, { signal });
+          await clock.sleep(Math.ceil(wait), signal);
         } catch {
           return false; // stopped while waiting
         }

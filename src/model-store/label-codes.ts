@@ -3,6 +3,7 @@
  * keep its code across retrains, a new label takes the next unused code, and a code once
  * given is never handed to another label (a removed label keeps it, should it come back).
  */
+import { validateLabel } from '../dataset/labels.js';
 import { LaneVisionError } from '../errors.js';
 import type { LabelCode } from './types.js';
 
@@ -20,7 +21,7 @@ export function emptyLabelCodeRegistry(): LabelCodeRegistry {
   return { codes: [], nextCode: FIRST_LABEL_CODE };
 }
 
-/** Refuses empty, non-string or duplicate labels. */
+/** Refuses duplicate labels and any label the dataset would refuse (the reserved "unknown" included). */
 export function validateLabels(labels: readonly unknown[]): asserts labels is readonly string[] {
   if (!Array.isArray(labels) || labels.length === 0) {
     throw new LaneVisionError('LABELS_INVALID', 'A model needs at least one label');
@@ -29,6 +30,11 @@ export function validateLabels(labels: readonly unknown[]): asserts labels is re
   for (const label of labels) {
     if (typeof label !== 'string' || label.trim() === '') {
       throw new LaneVisionError('LABELS_INVALID', `Label ${JSON.stringify(label)} is not a non-empty text`);
+    }
+    try {
+      validateLabel(label);
+    } catch (err) {
+      throw new LaneVisionError('LABELS_INVALID', (err as Error).message);
     }
     if (seen.has(label)) throw new LaneVisionError('LABELS_INVALID', `Label "${label}" appears twice`);
     seen.add(label);

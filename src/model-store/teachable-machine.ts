@@ -22,7 +22,8 @@ import * as path from 'node:path';
 import createDebug from 'debug';
 import { initBackend, tf } from '../engine/backend.js';
 import { fingerprintWeights, formatBackboneId } from '../engine/backbone-id.js';
-import { MODEL_JSON, TM_METADATA_JSON, readModelFolder, weightEntryBytes, type ModelFiles } from '../engine/model-files.js';
+import { MAX_TM_METADATA_BYTES, MODEL_JSON, TM_METADATA_JSON, readModelFolder, weightEntryBytes, type ModelFiles } from '../engine/model-files.js';
+import { validateLabel } from '../dataset/labels.js';
 import { findPreset } from '../engine/presets.js';
 import { LaneVisionError } from '../errors.js';
 import type { DenseLayerWeights, TrainedHead } from '../training/types.js';
@@ -70,7 +71,7 @@ export async function readTeachableMachineExport(exportDir: string): Promise<Tea
     if (err instanceof LaneVisionError) invalid(err.message);
     throw err;
   }
-  const metadata = await readJsonFile(path.join(files.dir, TM_METADATA_JSON));
+  const metadata = await readJsonFile(path.join(files.dir, TM_METADATA_JSON), MAX_TM_METADATA_BYTES);
   return parseTeachableMachineExport({
     modelJson: files.modelJson,
     metadata,
@@ -101,7 +102,9 @@ export async function parseTeachableMachineExport(files: {
   const meta = metadata as { labels?: unknown; grayscale?: unknown; imageSize?: unknown; modelName?: unknown };
   if (!meta || typeof meta !== 'object' || !Array.isArray(meta.labels)) invalid('metadata.json has no labels list');
   if (meta.grayscale === true) unsupported('grayscale Teachable Machine models are not supported; export a colour model');
-  const labels = (meta.labels as unknown[]).map(String);
+  const metadataBytes = Buffer.byteLength(JSON.stringify(meta));
+  if (metadataBytes > MAX_TM_METADATA_BYTES) invalid(`metadata.json is ${metadataBytes} bytes; a Teachable Machine one is at most ${MAX_TM_METADATA_BYTES}`);
+  const labels = checkedLabels(meta.labels as unknown[]);
 
   const model = modelJson as { modelTopology?: { config?: unknown; model_config?: { config?: unknown } }; weightsManifest?: unknown };
   const topology = model?.modelTopology;
@@ -311,13 +314,32 @@ function findInputSide(layer: LayerJson): number | undefined {
   return undefined;
 }
 
-async function readJsonFile(file: string): Promise<unknown> {
+async function readJsonFile(file: string, maxBytes: number): Promise<unknown> {
+  const stat = await fsp.stat(file).catch((err: Error) => invalid(`cannot read ${file}: ${err.message}`));
+  if (stat.size > maxBytes) invalid(`${file} is ${stat.size} bytes; a Teachable Machine metadata.json is at most ${maxBytes}`);
   const text = await fsp.readFile(file, 'utf8').catch((err: Error) => invalid(`cannot read ${file}: ${err.message}`));
   try {
     return JSON.parse(text);
   } catch (err) {
     return invalid(`${file} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** The dataset's own label rule, so an import cannot bring a label capture or training would refuse. */
+function checkedLabels(raw: readonly unknown[]): string[] {
+  const labels = raw.map((label, i) => {
+    try {
+      return validateLabel(label);
+    } catch (err) {
+      return invalid(`label ${i + 1} of metadata.json: ${(err as Error).message}`);
+    }
+  });
+  const seen = new Set<string>();
+  for (const label of labels) {
+    if (seen.has(label)) invalid(`label "${label}" appears twice in metadata.json`);
+    seen.add(label);
+  }
+  return labels;
 }
 
 function invalid(why: string): never {

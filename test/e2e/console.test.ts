@@ -190,6 +190,17 @@ test('reads need the httpNodeAuth user; writes need lane-vision.write, the custo
   const ok = await write('stop-capture', {}, { ...auth, ...header, Origin: nodeRed.url, 'Sec-Fetch-Site': 'same-origin' });
   assert.equal(ok.status, 200);
   assert.deepEqual(await ok.json(), { stopped: false });
+  // The editor's camera button is guarded the same way, adminAuth or not.
+  const toggle = (headers: Record<string, string>) =>
+    fetch(`${nodeRed.url}/lane-vision/lane-source/camera/toggle`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: '{}' });
+  assert.equal((await toggle(header)).status, 401, 'camera: no token');
+  assert.equal((await toggle({ ...auth, Origin: 'http://evil.example' })).status, 403, 'camera: cross-site without the header');
+  assert.equal((await toggle({ ...auth, ...header, Origin: 'http://evil.example' })).status, 403, 'camera: cross-site with the header');
+  const stopped = await toggle({ ...auth, ...header, Origin: nodeRed.url });
+  assert.equal(stopped.status, 200);
+  assert.equal(((await stopped.json()) as { running: boolean }).running, false);
+  const restarted = await toggle({ ...auth, ...header });
+  assert.equal(((await restarted.json()) as { running: boolean }).running, true, 'the camera runs again for the tests below');
   const tooEarly = await write('train', {}, { ...auth, ...header });
   assert.equal(tooEarly.status, 409, 'nothing to train on yet');
   assert.match(((await tooEarly.json()) as { error: string }).error, /at least 2 labels/);

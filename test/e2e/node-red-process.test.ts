@@ -81,6 +81,21 @@ test('the launcher runs the yoghurt lane in a real Node-RED process: editor, adm
     const ours = palette.filter((set) => set.module === 'node-red-contrib-lane-vision');
     assert.ok(ours.length >= 8 && ours.every((set) => set.enabled), `lane node sets in the palette: ${ours.map((set) => set.types).join(', ')}`);
 
+    // Without adminAuth, a page of another site still cannot stop the camera or start a
+    // training: Node-RED's admin API answers CORS for any origin, so the plugin's own guard refuses.
+    const nodeOf = (type: string) => (deployed as { id: string; type: string }[]).find((node) => node.type === type)!.id;
+    for (const route of [`lane-source/${nodeOf('lane-source')}/toggle`, `lane-train/${nodeOf('lane-train')}/train`]) {
+      const url = `${demo.editorUrl}lane-vision/${route}`;
+      const asForm = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain', Origin: 'http://evil.example' }, body: '{}' });
+      assert.equal(asForm.status, 403, `${route}: a cross-site form post`);
+      const withHeader = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Lane-Vision': '1', Origin: 'http://evil.example' }, body: '{}' });
+      assert.equal(withHeader.status, 403, `${route}: a cross-site fetch after a preflight`);
+      assert.equal(((await withHeader.json()) as { code: string }).code, 'REQUEST_CROSS_SITE');
+      const malformed = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Lane-Vision': '1' }, body: '{"oops' });
+      assert.equal(malformed.status, 400, `${route}: malformed JSON`);
+      assert.deepEqual(await malformed.json(), { error: 'The request body is not valid JSON.', code: 'REQUEST_INVALID_JSON' });
+    }
+
     // Import ▸ Examples offers the package's example flows.
     const listed = (await (await fetch(`${demo.editorUrl}library/examples/flows/node-red-contrib-lane-vision`)).json()) as { fn: string }[];
     assert.deepEqual(listed.map((entry) => entry.fn).sort(), ['imagenet-as-is', 'yoghurt-lane']);

@@ -227,6 +227,12 @@ describe('settings and credentials', () => {
     assert.equal(embedded.url, undefined);
     assert.equal(embedded.tls, undefined, 'TLS material is for an external broker');
     assert.equal(stationOptionsFrom({ ...base, embedded: true, embeddedHost: '0.0.0.0', embeddedPort: '' }).embedded!.port, 1883);
+    // Retained commands are carried out only when asked for.
+    assert.equal(stationOptionsFrom(base).acceptRetainedCommands, undefined);
+    assert.equal(stationOptionsFrom({ ...base, acceptRetainedCommands: true }).acceptRetainedCommands, true);
+    // Events on disk only when asked, in the user directory.
+    assert.equal(stationOptionsFrom(base, {}, '/srv/node-red').outboxFile, undefined);
+    assert.equal(stationOptionsFrom({ ...base, id: 'b1', durableOutbox: true }, {}, '/srv/node-red').outboxFile, path.join('/srv/node-red', 'lane-vision', 'outbox', 'b1.jsonl'));
   });
 
   test('unusable settings put an error status on every user and fail each message clearly', async () => {
@@ -276,6 +282,43 @@ describe('embedded broker', () => {
       squatter.close();
     }
   });
+});
+
+test('a full redeploy with the same settings keeps the embedded broker: clients stay connected, retained messages stay; deleting the node stops it', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const config = { embedded: true, embeddedPort: port };
+  await helper.load(nodes, flowWith(config));
+  await waitUntil(() => brokerOf().station?.status === 'connected', 'connected');
+  const firstAedes = brokerOf().station!.embeddedBroker!.aedes;
+  const sorter = await startSorter(`mqtt://127.0.0.1:${port}`, [], { reconnectPeriod: 0 });
+  let sorterClosed = false;
+  sorter.client.on('close', () => (sorterClosed = true));
+  await sorter.client.publishAsync(`${PREFIX}/note`, 'kept', { qos: 1, retain: true });
+  try {
+    // Every node restarts: the broker node too, with the same settings.
+    await helper.setFlows(flowWith(config, 'renamed'), 'full');
+    assert.equal((helper.getNode('e1') as Node).name, 'renamed', 'the flow was redeployed');
+    await waitUntil(() => brokerOf().station?.status === 'connected', 'connected after the redeploy');
+    assert.equal(brokerOf().station!.embeddedBroker!.aedes, firstAedes, 'the same broker took the new station');
+    assert.equal(sorterClosed, false, 'the sorter stayed connected through the deploy');
+    const late = await startSorter(`mqtt://127.0.0.1:${port}`, [`${PREFIX}/note`]);
+    try {
+      await late.waitFor((r) => r.length === 1, 3000, 'the retained note');
+      assert.deepEqual([late.received[0].json, late.received[0].retain], ['kept', true]);
+    } finally {
+      await late.client.endAsync();
+    }
+    // Deleting the broker node and its user stops the broker at once.
+    await helper.setFlows(flowWith(config).filter((n) => n.id !== 'b1' && n.id !== 'e1'), 'full');
+    await waitUntil(() => sorterClosed, 'the sorter disconnected by the stopped broker');
+  } finally {
+    await sorter.client.endAsync(true);
+  }
 });
 
 interface Target {

@@ -120,8 +120,9 @@ test('stores real photos under msg.label, outputs the entry and the counts, and 
 });
 
 test("the node's own label is used when the message has none, and msg.label wins over it", async () => {
-  const kit = await deploy({ label: 'Bravo-Orange-Juice' });
-  const first = await kit.send({ payload: BRAVO[0] }); // a file path is a frame too
+  // With "Read image files" on for the photos' folder, a file path is a frame too.
+  const kit = await deploy({ label: 'Bravo-Orange-Juice', readFiles: true, fileFolders: groceryTrainDir });
+  const first = await kit.send({ payload: BRAVO[0] });
   assert.equal((first.stored!.payload as { label: string }).label, 'Bravo-Orange-Juice');
   const second = await kit.send({ payload: OATLY[0], label: 'Oatly-Oat-Milk' });
   assert.equal((second.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
@@ -138,7 +139,7 @@ test('a capture command arms its label for the next count frames, then frames ne
   await waitForStatus(kit.capture, (s) => String(s.text) === 'lane-capture.status.armed', 'armed');
   assert.equal(kit.out.length, 0, 'a command outputs nothing');
   // msg.label still wins and does not use up the armed frames.
-  const labelled = await kit.send({ payload: OATLY[1], label: 'Oatly-Oat-Milk' });
+  const labelled = await kit.send({ payload: fs.readFileSync(OATLY[1]), label: 'Oatly-Oat-Milk' });
   assert.equal((labelled.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
   // A broken frame does not use one up either.
   const broken = await kit.send({ payload: Buffer.from('not an image, just text') });
@@ -204,6 +205,45 @@ test('hostile labels and broken images reach the catch node and store nothing', 
   assert.deepEqual(filesOnDisk(), before, 'nothing was written');
   assert.ok(!fs.existsSync(path.join(path.dirname(datasetDir), 'x')), 'nothing escaped the dataset folder');
   assert.equal(lastStatus(kit.capture)?.fill, 'red');
+});
+
+test('a file path in msg.payload is read only with "Read image files" on, and only inside its folders', async () => {
+  const allowed = path.join(work, 'allowed-photos');
+  fs.mkdirSync(allowed, { recursive: true });
+  fs.copyFileSync(OATLY[3], path.join(allowed, 'inside.jpg'));
+  const outsideLink = path.join(allowed, 'link-out.jpg');
+  if (!fs.existsSync(outsideLink)) fs.symlinkSync(BRAVO[3], outsideLink);
+
+  // Off by default: no file of the host is read, whatever the text names.
+  const off = await deploy();
+  for (const payload of [path.join(allowed, 'inside.jpg'), '/etc/passwd', OATLY[4]]) {
+    const { stored, error } = await off.send({ payload, label: 'Oatly-Oat-Milk' });
+    assert.equal(stored, undefined, `${payload} refused`);
+    assert.equal(caughtCode(error!), 'IMAGE_FILES_OFF');
+    assert.match(caughtText(error!), /reading image files named in messages is off/);
+  }
+  assert.deepEqual(filesOnDisk(), []);
+  await helper.unload();
+
+  const on = await deploy({ readFiles: true, fileFolders: allowed });
+  const inside = await on.send({ payload: path.join(allowed, 'inside.jpg'), label: 'Oatly-Oat-Milk' });
+  assert.equal((inside.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
+  for (const payload of [OATLY[4], outsideLink, path.join(allowed, '..', path.basename(work), 'x.jpg'), allowed + '/..'.repeat(allowed.split(path.sep).length) + '/etc/passwd']) {
+    const { stored, error } = await on.send({ payload, label: 'Oatly-Oat-Milk' });
+    assert.equal(stored, undefined, `${payload} refused`);
+    assert.match(String(caughtCode(error!)), /^IMAGE_(FILE_NOT_ALLOWED|NOT_FOUND)$/, `${payload}: ${caughtText(error!)}`);
+  }
+  const outside = await on.send({ payload: OATLY[4], label: 'Oatly-Oat-Milk' });
+  assert.equal(caughtCode(outside.error!), 'IMAGE_FILE_NOT_ALLOWED');
+  assert.match(caughtText(outside.error!), /outside the folders this node may read/);
+  assert.deepEqual(Object.values(on.out.at(-1)!.counts as Record<string, number>), [1], 'only the frame inside the folder was stored');
+  await helper.unload();
+
+  // On without a folder is a settings error at deploy.
+  const unbounded = await deploy({ readFiles: true, fileFolders: ' ' });
+  assert.equal(lastStatus(unbounded.capture)?.fill, 'red');
+  const { error } = await unbounded.send({ payload: fs.readFileSync(OATLY[0]), label: 'Oatly-Oat-Milk' });
+  assert.match(caughtText(error!), /no folder is listed/);
 });
 
 test('a bad label in the node settings is refused at deploy with a clear status', async () => {

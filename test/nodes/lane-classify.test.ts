@@ -197,6 +197,32 @@ test('trained mode classifies unseen photos with the active model and reports it
   assert.equal((await helper.request().get('/lane-vision/lane-classify/nope/labels')).status, 404);
 });
 
+test('a file path in msg.payload is classified only with "Read image files" on, and only inside its folders', async () => {
+  const photo = classImages(groceryValDir, CLASSES[0])[0];
+  const elsewhere = classImages(groceryTrainDir, CLASSES[0])[0];
+  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5 } }));
+  let out = collect('o0');
+  let caught = collect('caught');
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
+  send({ payload: photo, seq: 1 });
+  send({ payload: fs.readFileSync(photo), seq: 2 });
+  await waitUntil(() => out.length + caught.length === 2, 'both frames answered');
+  assert.deepEqual([caught.length, caught[0].error.code], [1, 'IMAGE_FILES_OFF'], 'off by default: the path is not read');
+  assert.equal(out[0].seq, 2, 'the frame after it is classified');
+  await helper.unload();
+
+  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5, readFiles: true, fileFolders: groceryValDir } }));
+  out = collect('o0');
+  caught = collect('caught');
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
+  send({ payload: photo, seq: 3 });
+  send({ payload: elsewhere, seq: 4 });
+  await waitUntil(() => out.length + caught.length === 2, 'both frames answered');
+  assert.deepEqual(out.map((m) => m.seq), [3]);
+  assert.ok(Buffer.isBuffer(out[0].frame) && out[0].frame.equals(fs.readFileSync(photo)), 'msg.frame holds the bytes: later nodes never read the path again');
+  assert.deepEqual([caught.length, caught[0].error.code], [1, 'IMAGE_FILE_NOT_ALLOWED']);
+});
+
 test('one output per label: listed labels go to their output, unknown and unlisted labels to the last', async () => {
   const listed = CLASSES.slice(0, 2);
   await helper.load(nodes, classifyFlow({ classify: { splitOutputs: true, labels: listed, outputs: 3, threshold: 0.5 } }));

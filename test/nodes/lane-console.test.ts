@@ -184,6 +184,21 @@ async function openStream(url: string) {
   };
 }
 
+test('one machine cannot take every event stream: past its share it gets 429, and a closed stream frees its place', async () => {
+  const node = await load();
+  const url = `${await pageServer()}/events`;
+  const streams = [];
+  for (let i = 0; i < 8; i++) streams.push(await openStream(url));
+  const refused = await fetch(url);
+  assert.equal(refused.status, 429);
+  assert.match(((await refused.json()) as { error: string }).error, /from this machine/);
+  await streams.pop()!.close();
+  const lane = (node as unknown as { operatorConsole: { viewers: number } }).operatorConsole;
+  await waitFor(() => lane.viewers === 7 || undefined, 'the closed stream to be forgotten');
+  streams.push(await openStream(url));
+  for (const stream of streams) await stream.close();
+});
+
 test('serves the page and its assets on httpNode; anything else below the path is refused', async () => {
   await load();
   const app = request(RED!.httpNode);
@@ -284,6 +299,8 @@ test('writes need the header, the same origin and a sound body; nothing changes 
     ['capture', { label: 'ok', count: 2, frames: [1] }, /not both/],
     ['capture', [1, 2], /must be a JSON object/],
     ['relabel', { id: 'x', label: 'a/b' }, /path separator/],
+    ['capture', { label: 'unknown' }, /"unknown" is reserved/],
+    ['relabel', { id: 'x', label: 'Unknown' }, /"unknown" is reserved/],
     ['relabel', { id: '', label: 'ok' }, /"id" must be the id of a dataset image/],
     ['delete', { id: 'x'.repeat(600) }, /"id" must be the id/],
     ['promote', { version: 1.5 }, /"version" must be a whole number/],
@@ -298,6 +315,13 @@ test('writes need the header, the same origin and a sound body; nothing changes 
     assert.equal(res.status, 400, `${action} ${JSON.stringify(body)} -> ${res.status} ${res.text}`);
     assert.match(res.body.error, message);
   }
+
+  // A body that is not JSON gets a JSON answer, not Express's HTML page with a stack trace.
+  const malformed = await capture().set(CSRF).set('Content-Type', 'application/json').send('{"label": ');
+  assert.equal(malformed.status, 400);
+  assert.match(malformed.headers['content-type'], /application\/json/);
+  assert.deepEqual(malformed.body, { error: 'The request body is not valid JSON.', code: 'REQUEST_INVALID_JSON' });
+  assert.doesNotMatch(malformed.text, /<html|at .*\.js:\d+/i);
 
   assert.equal((await post('capture', { label: 'strawberry' }, 'no-such-node')).status, 404);
   assert.equal((await post('capture', { label: 'strawberry' }, 'ds')).status, 404, 'another node type is not a console');
@@ -415,6 +439,10 @@ test('training makes an unused candidate; promote, discard and rollback move the
 
   const promoted = await post('promote', { version: 1 });
   assert.deepEqual(promoted.body, { active: 1, previous: null });
+  assert.equal(await store.activeVersion(), 1);
+  const nothingBefore = await post('rollback', {});
+  assert.equal(nothingBefore.status, 409, 'a model in use with none before it: nothing to roll back is a conflict, not a server failure');
+  assert.deepEqual([nothingBefore.body.code, /No earlier active version/.test(nothingBefore.body.error)], ['MODEL_ROLLBACK_UNAVAILABLE', true]);
   assert.equal(await store.activeVersion(), 1);
   await stream.next('models', (m) => m.active === 1);
   assert.equal((await stream.next('train', (t) => t.state === 'idle')).candidate, undefined);

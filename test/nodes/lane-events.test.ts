@@ -373,16 +373,64 @@ describe('lane-events edge cases', () => {
     const caught = collect('caught');
     const completed = collect('completed');
     send({ classification: classification(true, 1) });
-    await sleep(50);
-    assert.equal(completed.length, 0, 'a queued event is not done yet');
     send({ classification: classification(true, 2) });
     await waitUntil(() => completed.length === 1, 'the dropped message completes');
+    assert.equal(completed[0].classification.frameHash, classification(true, 1).frameHash, 'the oldest was dropped; the newest still waits');
     assert.deepEqual(caught, [], 'a drop is not an error of the message');
     assert.equal(warnings.length, 1);
     assert.match(String(warnings[0]), /lane-events\.warnings\.dropped/);
+    // Twenty more drops: counted for the next summary line, not one warning each.
+    for (let i = 3; i < 23; i++) send({ classification: classification(true, i) });
+    await waitUntil(() => completed.length === 21, 'twenty more drops');
+    assert.equal(warnings.length, 1, 'one warning for a burst of drops');
     const last = statuses[statuses.length - 1] as { fill: string; text: string };
     assert.match(last.text, /lane-broker\.status\.dropped/);
-    assert.equal(brokerOf().station!.dropped, 1);
+    assert.equal(brokerOf().station!.dropped, 21, 'every drop is counted');
+  });
+
+  test('with "Keep unsent events on disk", results queued while the broker was away go out after a redeploy, with their eventIds', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { startEmbeddedBroker } = await import('../../src/events/index.js');
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lane-events-outbox-'));
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const durable = { url: `mqtt://127.0.0.1:${port}`, durableOutbox: true };
+    helper.settings({ userDir });
+    let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+    try {
+      await helper.load([brokerNode, eventsNode], flowWith(durable));
+      const completed = collect('completed');
+      send({ classification: classification(true, 1) });
+      send({ classification: classification(false, 2) });
+      await waitUntil(() => brokerOf().station!.stats?.queued === 2, 'two results waiting');
+      await helper.unload(); // Node-RED stopped during the outage
+      assert.equal(completed.length, 0, 'not delivered by the first deploy');
+      assert.ok(fs.existsSync(path.join(userDir, 'lane-vision', 'outbox', 'b1.jsonl')), 'kept in the user directory');
+
+      broker = await startEmbeddedBroker({ port });
+      const sorter = await startSorter(broker.url, [`${PREFIX}/result`]);
+      try {
+        await helper.load([brokerNode, eventsNode], flowWith(durable));
+        await sorter.waitFor((r) => r.length >= 2, 5000, 'the results of the first deploy');
+        const results = sorter.received.map((r) => r.json);
+        for (const event of results) valid('result', event);
+        assert.deepEqual(results.map((e) => e.frameId), [classification(true, 1).frameHash, classification(false, 2).frameHash], 'in order');
+        assert.equal(new Set(results.map((e) => e.eventId)).size, 2);
+      } finally {
+        await sorter.client.endAsync();
+      }
+    } finally {
+      await helper.unload();
+      helper.settings({ userDir: undefined });
+      await broker?.close();
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
   });
 
   test('commands that no node outputs any more are answered with COMMAND_NOT_HANDLED', async () => {
@@ -400,6 +448,43 @@ describe('lane-events edge cases', () => {
       valid('error', answer);
       assert.deepEqual([answer.code, answer.command, answer.requestId], ['COMMAND_NOT_HANDLED', 'train', 'hmi-7']);
       assert.deepEqual(out, []);
+    } finally {
+      await sorter.client.endAsync();
+    }
+  });
+
+  test('a command that fails in the node carrying it out is answered on the error topic, once, with its requestId', async () => {
+    // Stands in for lane-classify: a rollback with nothing to roll back to ends in done(err).
+    const failingHandler = (RED: any) => {
+      RED.nodes.registerType('failing-handler', function (this: any, config: any) {
+        RED.nodes.createNode(this, config);
+        this.on('input', (msg: any, send: any, done: (err?: Error) => void) => {
+          if (msg.topic !== 'rollback') return done();
+          done(Object.assign(new Error('No earlier active version is left to roll back to'), { code: 'MODEL_ROLLBACK_UNAVAILABLE' }));
+        });
+      });
+    };
+    const flow = flowWith({ embedded: true, embeddedPort: 0 }).map((n) => (n.id === 'e1' ? { ...n, wires: [['handler']] } : n));
+    flow.push({ id: 'handler', z: 'f1', type: 'failing-handler', wires: [] });
+    // node-red-node-test-helper gives nodes no RED.hooks; Node-RED's own (the ones its nodes trigger) stand in.
+    const { hooks } = require('@node-red/util');
+    const eventsWithHooks = (RED: object) => eventsNode(Object.create(RED, { hooks: { value: hooks } }));
+    await helper.load([brokerNode, eventsWithHooks, failingHandler], flow);
+    await waitUntil(() => brokerOf().station?.listening === true, 'command subscription');
+    const sorter = await startSorter(brokerOf().station!.embeddedBroker!.url, [`${PREFIX}/error`]);
+    try {
+      await sorter.client.publishAsync(`${PREFIX}/cmd/threshold`, '0.5', { qos: 1 }); // carried out: no answer
+      await sorter.client.publishAsync(`${PREFIX}/cmd/rollback`, JSON.stringify({ version: 'v2', requestId: 'hmi-9' }), { qos: 1 });
+      await sorter.waitFor((r) => r.length === 1, 3000, 'error answer');
+      const answer = sorter.received[0].json;
+      valid('error', answer);
+      assert.deepEqual([answer.code, answer.source, answer.command, answer.requestId], ['MODEL_ROLLBACK_UNAVAILABLE', 'command', 'rollback', 'hmi-9']);
+      assert.match(answer.message, /nothing|roll back/);
+      assert.equal(sorter.received[0].topic, `${PREFIX}/error`);
+      // A second command after it: exactly one answer each, none for the one that worked.
+      await sorter.client.publishAsync(`${PREFIX}/cmd/rollback`, '"v3"', { qos: 1 });
+      await sorter.waitFor((r) => r.length === 2, 3000, 'second error answer');
+      assert.deepEqual(sorter.received.map((r) => r.json.command), ['rollback', 'rollback']);
     } finally {
       await sorter.client.endAsync();
     }

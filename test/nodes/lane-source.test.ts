@@ -185,17 +185,28 @@ test('a missing folder shows an error status and start fails into a catch node',
   await waitUntil(() => caught.length === 1, 'the caught error');
   assert.match(caught[0].error.message, /no-such-folder/);
   assert.equal(caughtCode(caught[0]), 'SOURCE_NOT_FOUND');
-  const toggle = await helper.request().post('/lane-vision/lane-source/s1/toggle').send({});
+  const toggle = await helper.request().post('/lane-vision/lane-source/s1/toggle').set(EDITOR).send({});
   assert.equal(toggle.status, 500, 'the editor button reports the failure');
   assert.match(toggle.body.error, /not found/i);
   assert.equal(toggle.body.code, 'SOURCE_NOT_FOUND');
 });
 
-test('autostart sends on deploy; the editor button stops and starts; 404 for an unknown node', async () => {
+/** What the editor's button sends (nodes/lane-source/lane-source.html). */
+const EDITOR = { 'X-Lane-Vision': '1' };
+
+test('autostart sends on deploy; the editor button stops and starts; 404 for an unknown node; cross-site requests are refused', async () => {
   await helper.load(sourceNode, sourceFlow({ autostart: true, rate: 20 }));
   const frames: Frame[] = collect('out');
   await waitUntil(() => frames.length >= 3, 'frames after deploy');
-  const stop = await helper.request().post('/lane-vision/lane-source/s1/toggle').send({});
+  // A page of another site cannot stop the camera, even without adminAuth.
+  for (const headers of [{}, { ...EDITOR, Origin: 'http://evil.example' }, { ...EDITOR, 'Sec-Fetch-Site': 'cross-site' }]) {
+    const refused = await helper.request().post('/lane-vision/lane-source/s1/toggle').set(headers).send({});
+    assert.equal(refused.status, 403, JSON.stringify(headers));
+    assert.equal(refused.body.code, 'REQUEST_CROSS_SITE');
+  }
+  const sentBefore = frames.length;
+  await waitUntil(() => frames.length > sentBefore, 'still running after the refused requests');
+  const stop = await helper.request().post('/lane-vision/lane-source/s1/toggle').set(EDITOR).send({});
   assert.equal(stop.status, 200);
   assert.equal(stop.body.running, false);
   await sleep(100);
@@ -203,10 +214,10 @@ test('autostart sends on deploy; the editor button stops and starts; 404 for an 
   assert.ok(stop.body.sent >= 3 && stop.body.sent <= stoppedAt);
   await sleep(300);
   assert.equal(frames.length, stoppedAt, 'stopped by the button');
-  const start = await helper.request().post('/lane-vision/lane-source/s1/toggle').send({});
+  const start = await helper.request().post('/lane-vision/lane-source/s1/toggle').set(EDITOR).send({});
   assert.equal(start.body.running, true);
   await waitUntil(() => frames.length > stoppedAt, 'frames after the button started it again');
-  assert.equal((await helper.request().post('/lane-vision/lane-source/nope/toggle').send({})).status, 404);
+  assert.equal((await helper.request().post('/lane-vision/lane-source/nope/toggle').set(EDITOR).send({})).status, 404);
 });
 
 test('a blocked event loop skips ticks instead of sending a burst of stored-up frames', async () => {

@@ -99,6 +99,7 @@ Options:
 
 With --json the result is one object: {"version", "activated", "store", "data",
 "labels": [{"label", "code"}], "backbone", "backend", "engine", "metrics", "unreadable"},
+and "skipped" (folders and files of DIR that are not labels or images: kind, path, reason),
 where metrics has "holdout" (the honest estimate: accuracy, macroF1, perClass,
 confusion), "validation" (what the estimate is: kind, optimistic, folds, groups, note),
 "pipeline" (spec, candidates, searchMs), "advice", "threshold", "timings" (ms) and
@@ -121,6 +122,12 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
     if (labels) dataset = selectLabels(dataset, labels);
     const validationDir = values.validation === undefined ? undefined : path.resolve(values.validation);
     const validation = validationDir ? await openDataset(validationDir, { readOnly: true, create: false }) : undefined;
+    const skipped = [
+      ...dataset.skipped().map((item) => ({ ...item, path: path.join(dataDir, item.path) })),
+      ...(validation?.skipped() ?? []).map((item) => ({ ...item, path: path.join(validationDir!, item.path) })),
+    ];
+    // Said before the long part, so a folder left out by mistake is seen at once.
+    for (const item of skipped) out.warn(`${PROGRAM} train: warning: skipped ${item.kind} ${item.path}: ${item.reason}`);
     const store = await openModelStore(storeDir);
     const backbone = await loadNamedBackbone(source, choice);
     try {
@@ -162,6 +169,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         engine: backbone.engine.name,
         metrics,
         unreadable,
+        skipped,
       });
 
       const holdout = metrics.holdout;
@@ -252,6 +260,8 @@ export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<Ret
   const strategy = oneOf<TrainingStrategy>('train', 'strategy', values.strategy, TRAINING_STRATEGIES, givesFixed ? 'fixed' : 'auto');
   if (strategy === 'auto' && givesFixed) throw new UsageError('train', '--head, --crop and --views choose a fixed pipeline: leave them out with --strategy auto');
   const options: ReturnType<typeof pipelineOptionsFrom> = { strategy };
+  // Checked with either strategy, so a wrong value is never silently ignored.
+  const epochs = values.epochs === undefined ? undefined : integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
   if (values.budget !== undefined) options.budgetSeconds = numberOption('train', 'budget', values.budget, DEFAULT_BUDGET_SECONDS, { min: 1, max: 24 * 3600 });
   if (values.blocks !== undefined && strategy !== 'fine-tune') throw new UsageError('train', '--blocks needs --strategy fine-tune');
   if (strategy === 'fine-tune') {
@@ -263,7 +273,7 @@ export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<Ret
     if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });
   } else if (strategy === 'fixed') {
     const head: TrainHeadParams = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
-    if (values.epochs !== undefined) head.epochs = integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
+    if (epochs !== undefined) head.epochs = epochs;
     options.head = head;
     if (values.crop !== undefined && values.crop !== 'none') options.crop = { fraction: numberOption('train', 'crop', values.crop, 1, { min: 0.05, max: 1 }) };
     if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });

@@ -208,6 +208,20 @@ test('a wrong command line exits 2 with one line on stderr', async () => {
     assert.equal(lines.length, 1, run.stderr);
     assert.match(lines[0], /^lane-vision( \w+)?: .+ \(see "lane-vision( [\w-]+)? --help"\)$/);
   }
+  // A negative number is a value out of range, not a missing value.
+  for (const [args, message] of [
+    [['classify', '--store', work, '--threshold', '-1', 'a.jpg'], /--threshold must be a number from 0 to 1, got "-1"/],
+    [['predict', '--model', 'x', '--top', '-3', 'a.jpg'], /--top must be a whole number from 1 to \d+, got "-3"/],
+    [['train', '--data', groceryTrainDir, '--store', work, '--backbone', 'x', '--epochs', '-5'], /--epochs must be a whole number from 1 to 100000, got "-5"/],
+  ] as const) {
+    const run = await runLaneVision(args, env);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /needs a value/);
+  }
+  const negativeVersion = await runLaneVision(['classify', '--store', path.join(work, 'no-store'), '--version', '-1', 'a.jpg'], env);
+  assert.equal(negativeVersion.code, 1, negativeVersion.stderr);
+  assert.match(negativeVersion.stderr, /"-1" is not a model version/);
   const version = await runLaneVision(['--version']);
   assert.equal(version.stdout.trim(), JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version);
   const help = await runLaneVision(['--help']);
@@ -224,4 +238,48 @@ test('a missing model folder exits 1 naming the folder', async () => {
   assert.equal(lines.length, 1, run.stderr);
   assert.ok(lines[0].includes(folder), lines[0]);
   assert.match(lines[0], /\[MODEL_NOT_FOUND\]$/);
+});
+
+/** A small folder dataset: `perLabel` grocery photos under each of `labels`, plus what `extra` adds. */
+function smallDataset(name: string, labels: string[], perLabel: number, extra: (root: string) => void = () => {}): string {
+  const root = path.join(work, name);
+  for (const [i, label] of labels.entries()) {
+    fs.mkdirSync(path.join(root, label), { recursive: true });
+    for (const photo of classImages(groceryTrainDir, TRAINED[i % TRAINED.length]).slice(0, perLabel)) {
+      fs.copyFileSync(photo, path.join(root, label, path.basename(photo)));
+    }
+  }
+  extra(root);
+  return root;
+}
+
+test('train on a folder holding an "unknown" label exits 1 naming the folder', async () => {
+  const data = smallDataset('with-unknown', ['Oatly', 'unknown'], 2);
+  const run = await runLaneVision(['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', data, '--store', path.join(work, 'never'), '--json'], env);
+  assert.equal(run.code, 1, run.stderr);
+  const lines = ownStderrLines(run);
+  assert.equal(lines.length, 1, run.stderr);
+  assert.ok(lines[0].includes(path.join(fs.realpathSync(data), 'unknown')), lines[0]);
+  assert.match(lines[0], /reserved.*\[LABEL_INVALID\]$/);
+  assert.ok(!fs.existsSync(path.join(work, 'never', 'v0001')), 'nothing trained');
+});
+
+test('train warns about every folder and file it skips, and lists them in --json', async () => {
+  const data = smallDataset('with-skipped', ['Bravo', 'Oatly'], 3, (root) => {
+    fs.mkdirSync(path.join(root, 'con'));
+    fs.mkdirSync(path.join(root, '.hidden'));
+    fs.writeFileSync(path.join(root, 'Oatly', 'readme.txt'), 'notes');
+  });
+  const args = ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', data, '--store', path.join(work, 'skipped-store'), '--strategy', 'fixed', '--head', 'prototype'];
+  const run = await runLaneVision([...args, '--json'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const warnings = ownStderrLines(run).filter((line) => line.includes('warning: skipped'));
+  assert.equal(warnings.length, 3, run.stderr);
+  for (const [name, reason] of [['con', /reserved device name/], ['.hidden', /starts with a dot/], [path.join('Oatly', 'readme.txt'), /not a \.jpg/]] as const) {
+    const line = warnings.find((w) => w.includes(path.join(data, name)));
+    assert.ok(line, `no warning for ${name}: ${run.stderr}`);
+    assert.match(line, reason);
+  }
+  const [result] = jsonLines(run);
+  assert.deepEqual(result.skipped.map((s: { path: string }) => path.relative(data, s.path)).sort(), ['.hidden', 'Oatly/readme.txt', 'con'].sort());
 });

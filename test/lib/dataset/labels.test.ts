@@ -44,6 +44,9 @@ const HOSTILE: [unknown, RegExp][] = [
   ['star*', /not allowed in Windows/],
   ['say "hi"', /not allowed in Windows/],
   ['lane-vision-dataset.json', /manifest/],
+  ['unknown', /"unknown" is reserved for frames a classifier does not accept/],
+  ['Unknown', /"unknown" is reserved/],
+  ['UNKNOWN', /"unknown" is reserved/],
   ['a'.repeat(MAX_LABEL_BYTES + 1), /bytes long/],
   ['ヨ'.repeat(Math.floor(MAX_LABEL_BYTES / 3) + 1), /bytes long/],
   ['\uD800broken', /lone surrogate/],
@@ -117,4 +120,47 @@ test('a label differing from an existing one only in letter case is refused', as
   // Changing only the case of a label by renaming it is fine.
   assert.equal(await dataset.renameLabel('Yoghurt', 'YOGHURT'), 1);
   assert.deepEqual(dataset.labels(), ['YOGHURT']);
+});
+
+test('a folder dataset holding a folder named "unknown" is refused, naming the folder', async (t) => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lane-vision-labels-'));
+  t.after(() => fs.rm(root, { recursive: true, force: true }));
+  const [a, b] = realPhotos(2);
+  await fs.mkdir(path.join(root, 'Yoghurt'));
+  await fs.writeFile(path.join(root, 'Yoghurt', 'a.jpg'), a.bytes);
+  await fs.mkdir(path.join(root, 'Unknown'));
+  await fs.writeFile(path.join(root, 'Unknown', 'b.jpg'), b.bytes);
+  const folder = JSON.stringify(path.join(await fs.realpath(root), 'Unknown'));
+  for (const readOnly of [true, false]) {
+    await assert.rejects(openDataset(root, { readOnly }), (err: unknown) => isLaneVisionError(err, 'LABEL_INVALID') && err.message.includes(folder) && /reserved/.test(err.message));
+  }
+});
+
+test('folders and files that are not labels or images are listed with why, none left out silently', async (t) => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lane-vision-labels-'));
+  t.after(() => fs.rm(root, { recursive: true, force: true }));
+  const [a, b] = realPhotos(2);
+  await fs.mkdir(path.join(root, 'Yoghurt', 'nested'), { recursive: true });
+  await fs.writeFile(path.join(root, 'Yoghurt', 'a.jpg'), a.bytes);
+  await fs.writeFile(path.join(root, 'Yoghurt', 'notes.txt'), 'not an image');
+  await fs.writeFile(path.join(root, 'Yoghurt', '.b.jpg'), b.bytes);
+  for (const name of ['con', '\u202Egpj.exe', '.hidden']) {
+    await fs.mkdir(path.join(root, name));
+    await fs.writeFile(path.join(root, name, 'x.jpg'), b.bytes);
+  }
+  await fs.writeFile(path.join(root, 'loose.jpg'), b.bytes);
+  const dataset = await openDataset(root, { readOnly: true });
+  assert.deepEqual(dataset.counts(), { Yoghurt: 1 });
+  const skipped = Object.fromEntries(dataset.skipped().map((s) => [s.path, `${s.kind}: ${s.reason}`]));
+  assert.deepEqual(Object.keys(skipped).sort(), ['.hidden', 'Yoghurt/.b.jpg', 'Yoghurt/nested', 'Yoghurt/notes.txt', 'con', 'loose.jpg', '\u202Egpj.exe'].sort());
+  assert.match(skipped['con'], /^folder: .*reserved device name/);
+  assert.match(skipped['\u202Egpj.exe'], /^folder: .*direction/);
+  assert.match(skipped['.hidden'], /^folder: .*starts with a dot/);
+  assert.match(skipped['Yoghurt/notes.txt'], /^file: not a \.jpg/);
+  assert.match(skipped['Yoghurt/.b.jpg'], /^file: hidden/);
+  assert.match(skipped['loose.jpg'], /^file: .*label folder/);
+  // A fixed folder is no longer listed after a refresh.
+  await fs.rm(path.join(root, 'con'), { recursive: true });
+  await dataset.refresh();
+  assert.ok(!dataset.skipped().some((s) => s.path === 'con'));
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { isLaneVisionError } from '../../../src/errors.js';
 import { buildModelEvent, LaneMqttConnection, startEmbeddedBroker } from '../../../src/events/index.js';
-import { connectionOptions, defineBrokerScenarios, sleep, startSorter } from './scenarios.js';
+import { connectionOptions, defineBrokerScenarios, resultFor, sleep, startSorter } from './scenarios.js';
 
 defineBrokerScenarios({
   name: 'aedes',
@@ -106,5 +106,120 @@ test('after a broker restart that lost its retained messages, the reconnect rest
   } finally {
     await conn.close();
     await second?.close();
+  }
+});
+
+test('a broker down at deploy: no subscribe warning, one steady "reconnecting" across retries, commands arrive once it is up', { timeout: 20_000 }, async () => {
+  // A stand-in that accepts and drops every connection, so each retry is seen (and counted) here.
+  let attempts = 0;
+  let nextAttempt: () => void = () => {};
+  const refuser = net.createServer((socket) => {
+    attempts++;
+    nextAttempt();
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+  const port = (refuser.address() as net.AddressInfo).port;
+  const { LaneStation } = await import('../../../src/events/index.js');
+  const station = new LaneStation({ ...connectionOptions(`mqtt://127.0.0.1:${port}`), reconnectPeriodMs: 20 });
+  const statuses: string[] = [];
+  const warnings: string[] = [];
+  const commands: string[] = [];
+  station.on('status', (e) => {
+    if (statuses[statuses.length - 1] !== e.status) statuses.push(e.status);
+  });
+  station.on('warning', (err) => warnings.push(err.message));
+  station.on('command', (c) => commands.push(c.name));
+  station.listenForCommands();
+  let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  try {
+    await station.start();
+    await new Promise<void>((resolve) => {
+      nextAttempt = () => attempts >= 4 && resolve();
+      nextAttempt();
+    });
+    await new Promise<void>((resolve) => refuser.close(() => resolve()));
+    broker = await startEmbeddedBroker({ port });
+    for (; !station.listening; ) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(warnings, [], 'the subscription waited for the broker instead of warning');
+    assert.deepEqual(statuses, ['connecting', 'disconnected', 'reconnecting', 'connected'], `one reconnecting for ${attempts} attempts`);
+    const sorter = await startSorter(broker.url, []);
+    try {
+      await sorter.client.publishAsync('lane-vision/line-1/yoghurt-A/cmd/train', '{}', { qos: 1 });
+      for (; commands.length === 0; ) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(commands, ['train']);
+    } finally {
+      await sorter.client.endAsync();
+    }
+  } finally {
+    await station.stop();
+    await broker?.close();
+    refuser.close();
+  }
+});
+
+test('with an outbox file, events queued when the process stopped are published by the next run with their eventIds, once', { timeout: 30_000 }, async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { DiskOutbox } = await import('../../../src/events/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lane-outbox-'));
+  const outboxFile = join(dir, 'station.jsonl');
+  const events = [1, 2, 3].map((seq) => resultFor(seq));
+  let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  try {
+    // First run: the broker is away; three results at QoS 1 and one at QoS 0 wait, then Node-RED stops.
+    const first = new LaneMqttConnection(connectionOptions('mqtt://127.0.0.1:1', { outboxFile, birthAndWill: false }));
+    const outcomes = events.map((event) => first.publishResult(event));
+    const atQos0 = first.publish(first.topics.result, resultFor(4), { qos: 0 });
+    await first.close();
+    assert.deepEqual(await Promise.all([...outcomes, atQos0]), ['dropped', 'dropped', 'dropped', 'dropped'], 'not sent by the first run');
+
+    // Second run, broker back: the three go out first, as they were.
+    broker = await startEmbeddedBroker();
+    const sorter = await startSorter(broker.url, ['lane-vision/+/+/result']);
+    const second = new LaneMqttConnection(connectionOptions(broker.url, { outboxFile, birthAndWill: false }));
+    try {
+      second.connect();
+      await second.whenConnected(5000);
+      await sorter.waitFor((r) => r.length >= 3, 5000, 'the three events of the first run');
+      assert.deepEqual(sorter.received.map((r) => r.json.eventId), events.map((e) => e.eventId), 'original eventIds, in order; the QoS 0 one was not kept');
+      assert.deepEqual(sorter.received.map((r) => r.json), JSON.parse(JSON.stringify(events)));
+      assert.equal(second.stats.delivered, 3);
+    } finally {
+      await second.close();
+      await sorter.client.endAsync();
+    }
+    // Delivered: nothing left for a third run.
+    const third = DiskOutbox.open(outboxFile);
+    assert.deepEqual(third.pending, []);
+    third.outbox.close();
+  } finally {
+    await broker?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the outbox journal skips a line torn by a crash and stays bounded by compaction', async () => {
+  const { mkdtempSync, rmSync, appendFileSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { DiskOutbox } = await import('../../../src/events/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lane-outbox-'));
+  const file = join(dir, 'o.jsonl');
+  try {
+    const { outbox } = DiskOutbox.open(file);
+    const kept = outbox.add('t/result', Buffer.from('{"n":1}'), 1);
+    for (let i = 0; i < 3000; i++) outbox.done(outbox.add('t/result', Buffer.from(`{"n":${i}}`), 1));
+    outbox.close();
+    assert.ok(readFileSync(file, 'utf8').split('\n').length < 2100, 'compacted while running');
+    appendFileSync(file, '{"add":99999,"topic":"t/res'); // the process died mid-write
+    const reopened = DiskOutbox.open(file);
+    assert.deepEqual(reopened.pending.map((e) => [e.id, e.payload.toString()]), [[kept, '{"n":1}']]);
+    const next = reopened.outbox.add('t/result', Buffer.from('{"n":2}'), 1);
+    assert.ok(next > kept, 'ids keep growing across runs');
+    reopened.outbox.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

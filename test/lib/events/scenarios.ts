@@ -230,6 +230,41 @@ export function defineBrokerScenarios(kit: BrokerKit): void {
     }
   });
 
+  test(`${kit.name}: a retained command is not carried out at connect (answered with COMMAND_RETAINED) unless retained commands are accepted`, { skip }, async () => {
+    const broker = await kit.start();
+    const sender = await startSorter(broker.url, ['lane-vision/+/+/error']);
+    const cautious = new LaneMqttConnection(connectionOptions(broker.url));
+    const accepting = new LaneMqttConnection(connectionOptions(broker.url, { acceptRetainedCommands: true }));
+    const trainTopic = cautious.topics.command('train');
+    const handledBy = { cautious: [] as string[], accepting: [] as string[] };
+    try {
+      // Left on the broker by a dashboard that set the retain flag by mistake.
+      await sender.client.publishAsync(trainTopic, '{"requestId":"stale-1"}', { qos: 1, retain: true });
+      for (const [name, conn] of [['cautious', cautious], ['accepting', accepting]] as const) {
+        conn.connect();
+        await conn.whenConnected(3000);
+        await conn.subscribeCommands((command) => void handledBy[name].push(`${command.name}:${command.requestId ?? ''}`));
+      }
+      await sender.waitFor((r) => r.length >= 1, 5000, 'the retained command answered');
+      const [answer] = sender.received.map((r) => r.json);
+      assert.ok(validateEvent.error(answer), ajv.errorsText(validateEvent.error.errors));
+      assert.deepEqual([answer.code, answer.command, answer.source], ['COMMAND_RETAINED', 'train', 'command']);
+      assert.match(answer.message, /retained command .* was ignored/);
+      // A live command after it is carried out by both: the refusal is about the stored copy only.
+      await sender.client.publishAsync(trainTopic, '{"requestId":"live-1"}', { qos: 1 });
+      for (; handledBy.cautious.length < 1 || handledBy.accepting.length < 2; ) await sleep(10);
+      assert.deepEqual(handledBy.cautious, ['train:live-1'], 'the retained one was not carried out');
+      assert.deepEqual(handledBy.accepting, ['train:stale-1', 'train:live-1'], 'opted in: carried out');
+      assert.equal(sender.received.length, 1, 'one answer, from the cautious connection only');
+    } finally {
+      await sender.client.publishAsync(trainTopic, '', { qos: 1, retain: true }).catch(() => undefined);
+      await cautious.close();
+      await accepting.close();
+      await sender.client.endAsync();
+      await broker.close();
+    }
+  });
+
   test(`${kit.name}: commands reach the handler; bad commands and handler failures are answered on the error topic`, { skip }, async () => {
     const broker = await kit.start();
     const conn = new LaneMqttConnection(connectionOptions(broker.url));
@@ -298,10 +333,9 @@ export function defineBrokerScenarios(kit: BrokerKit): void {
       for (const conn of [wrong, anonymous]) {
         const statuses: Array<{ status: ConnectionStatus; error?: string }> = [];
         conn.on('status', (e) => statuses.push({ status: e.status, error: e.error?.message }));
-        const started = Date.now();
         conn.connect();
-        await assert.rejects(conn.whenConnected(5000), (err) => isLaneVisionError(err, 'MQTT_CONNECTION_REFUSED') && /refused/i.test((err as Error).message));
-        assert.ok(Date.now() - started < 2000, 'refusal reported without waiting for the timeout');
+        // A refusal, not the timeout's error: it was reported without waiting for the timeout.
+        await assert.rejects(conn.whenConnected(60_000), (err) => isLaneVisionError(err, 'MQTT_CONNECTION_REFUSED') && /refused/i.test((err as Error).message));
         assert.equal(conn.status, 'error');
         assert.ok(statuses.some((s) => s.status === 'error' && /not authorized|bad user/i.test(s.error ?? '')), JSON.stringify(statuses));
         // mqtt.js does not retry a refusal: the status must stay 'error', not flap.

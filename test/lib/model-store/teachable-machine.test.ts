@@ -198,3 +198,37 @@ test('a damaged or foreign export gives a clear error', async (t) => {
   for (const name of fs.readdirSync(plainDir)) plainFiles[name] = fs.readFileSync(path.join(plainDir, name));
   await expectCode('TM_IMPORT_UNSUPPORTED', plainFiles);
 });
+
+test('labels the dataset would refuse and an oversized metadata.json are refused with the reason', async (t) => {
+  const dir = path.dirname(tempStoreDir(t));
+  const store = await openModelStore(tempStoreDir(t));
+  const labelCount = tmMetadata.labels.length as number;
+  const withLabel = (bad: unknown) => ({ ...tmMetadata, labels: [bad, ...tmMetadata.labels.slice(1)] });
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [withLabel('../../etc'), /label 1 of metadata\.json: .*path separator/],
+    [withLabel('a\0b'), /label 1 .*NUL/],
+    [withLabel('x'.repeat(10_000)), /label 1 .*bytes long/],
+    [withLabel(7), /label 1 .*must be text/],
+    [withLabel('unknown'), /label 1 .*"unknown" is reserved/],
+    [withLabel(tmMetadata.labels[1]), /appears twice/],
+    [{ ...tmMetadata, userMetadata: { blob: 'x'.repeat(30 * 1024 * 1024) } }, /metadata\.json is \d+ bytes; a Teachable Machine (one|metadata\.json) is at most 262144/],
+  ];
+  assert.ok(labelCount >= 2);
+  for (const [metadata, reason] of cases) {
+    // In memory (an upload) and from a folder (the CLI's import-tm): same rule, same words.
+    await assert.rejects(
+      parseTeachableMachineExport({ modelJson, metadata, weightData: weights, source: 'upload' }),
+      (err: unknown) => isLaneVisionError(err, 'TM_IMPORT_INVALID') && reason.test(err.message),
+    );
+    const target = fs.mkdtempSync(path.join(dir, 'tm-'));
+    fs.writeFileSync(path.join(target, 'model.json'), JSON.stringify(modelJson));
+    fs.writeFileSync(path.join(target, 'weights.bin'), weightsFile);
+    fs.writeFileSync(path.join(target, 'metadata.json'), JSON.stringify(metadata));
+    await assert.rejects(importTeachableMachineExport(store, target), (err: unknown) => {
+      assert.ok(isLaneVisionError(err, 'TM_IMPORT_INVALID'), String(err));
+      assert.match((err as Error).message, reason);
+      return true;
+    });
+  }
+  assert.deepEqual(await store.listVersions(), [], 'nothing saved');
+});
