@@ -119,6 +119,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
   const dense = head.layers![0];
   const headW = tf.tidy(() => tf.variable(tf.tensor2d(dense.kernel, [dense.inputSize, dense.outputSize]), true));
   const headB = tf.tidy(() => tf.variable(tf.tensor1d(dense.bias), true));
+  const headW0 = tf.tensor2d(dense.kernel, [dense.inputSize, dense.outputSize]);
   const headOptimizer = tf.train.adam(o.headLearningRate);
   const backboneOptimizer = tf.train.adam(o.headLearningRate / o.backboneLearningRateFactor);
   const logitsOf = (x: tf.Tensor4D) => {
@@ -155,7 +156,8 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
           const y = tf.oneHot(tf.tensor1d(batch.map((s) => s.target), 'int32'), o.classCount);
           const { value, grads } = tf.variableGrads(() => {
             const ce = tf.losses.softmaxCrossEntropy(y, logitsOf(x), undefined, o.labelSmoothing);
-            let decay: tf.Scalar = tf.mul(tf.sum(tf.square(headW)), o.weightDecay);
+            // The head is pulled back to its fitted start as the blocks are to their pretrained values.
+            let decay: tf.Scalar = tf.mul(tf.sum(tf.square(tf.sub(headW, headW0))), o.weightDecay);
             for (const [name, v] of params) decay = tf.add(decay, tf.mul(tf.sum(tf.square(tf.sub(v, pretrained.get(name)!))), o.weightDecay));
             return tf.add(ce, decay) as tf.Scalar;
           }, [headW, headB, ...params.values()]);
@@ -179,6 +181,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
     for (const v of params.values()) v.dispose();
     for (const t of pretrained.values()) t.dispose();
     headW.dispose();
+    headW0.dispose();
     headB.dispose();
     headOptimizer.dispose();
     backboneOptimizer.dispose();

@@ -317,7 +317,8 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
     // An unsure frame, labelled from its queue.
     await openSection(page, 'teach');
     const unsure = page.locator('#teach-rejects .tile[data-truth]');
-    await unsure.first().waitFor({ timeout: 20_000 });
+    // The lane shows every flavour, trained or not: one the model turns away comes within a few dozen frames.
+    await unsure.first().waitFor({ timeout: 60_000 });
     await shoot(page, '6-teach-unsure');
     const [frameId, truth] = await unsure.first().evaluate((el) => [(el as HTMLElement).dataset.frame!, (el as HTMLElement).dataset.truth!]);
     const before = Number(await page.locator(`#teach-labels .label-button[data-label="${truth}"] .label-count`).textContent());
