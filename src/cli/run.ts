@@ -15,13 +15,14 @@ import { grabCommand } from './commands/grab.js';
 import { importTmCommand } from './commands/import-tm.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
+import { versionsCommand } from './commands/versions.js';
 import { oneLine, type CliStreams } from './output.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, importTmCommand, grabCommand];
+export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, versionsCommand, importTmCommand, grabCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -321,10 +321,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       const active = await this.readActive();
       if (!active) throw new LaneVisionError('MODEL_ROLLBACK_UNAVAILABLE', `No model version is active in ${this.dir}, so there is nothing to roll back`);
       const existing = new Set(await this.versionNumbers());
-      const history = active.history.slice(0, -1);
-      while (history.length > 0 && (!existing.has(history[history.length - 1]) || history[history.length - 1] === active.version)) {
-        history.pop();
-      }
+      const history = rollbackHistory(active, existing);
       const target = history[history.length - 1];
       if (target === undefined) {
         throw new LaneVisionError(
@@ -342,7 +339,10 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     });
   }
 
-  /** Deletes all but the newest `keep` versions; the active version always stays. Returns the deleted numbers. */
+  /**
+   * Deletes all but the newest `keep` versions; the active version and the previous one
+   * (what `rollback` would go back to) always stay. Returns the deleted numbers.
+   */
   prune(options: { keep: number }): Promise<number[]> {
     const keep = options?.keep;
     if (!Number.isInteger(keep) || keep < 1) {
@@ -350,9 +350,13 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     }
     return this.exclusive(async () => {
       const versions = await this.versionNumbers();
-      const active = (await this.readActive())?.version;
+      const active = await this.readActive();
       const kept = new Set(versions.slice(-keep));
-      if (active !== undefined) kept.add(active);
+      if (active !== undefined) {
+        kept.add(active.version);
+        const previous = rollbackTarget(active, new Set(versions));
+        if (previous !== undefined) kept.add(previous);
+      }
       const removed: number[] = [];
       for (const version of versions) {
         if (kept.has(version)) continue;
@@ -365,6 +369,12 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       }
       return removed;
     });
+  }
+
+  /** The version `rollback` would go back to now, or undefined when there is none. */
+  async previousVersion(): Promise<number | undefined> {
+    const active = await this.readActive();
+    return active ? rollbackTarget(active, new Set(await this.versionNumbers())) : undefined;
   }
 
   /** Every label code the store has ever given. */
@@ -525,6 +535,20 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
   private async writeRegistry(registry: RegistryFile): Promise<void> {
     await writeFileAtomic(path.join(this.dir, REGISTRY_FILE), JSON.stringify(registry, null, 2) + '\n');
   }
+}
+
+/** The activation history rollback leaves: earlier entries that still exist, the last one being its target. */
+function rollbackHistory(active: ActiveFile, existing: ReadonlySet<number>): number[] {
+  const history = active.history.slice(0, -1);
+  while (history.length > 0 && (!existing.has(history[history.length - 1]) || history[history.length - 1] === active.version)) {
+    history.pop();
+  }
+  return history;
+}
+
+function rollbackTarget(active: ActiveFile, existing: ReadonlySet<number>): number | undefined {
+  const history = rollbackHistory(active, existing);
+  return history[history.length - 1];
 }
 
 /** Everything checked and encoded before the write queue is entered. */
