@@ -88,3 +88,4 @@ export {
 export { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
 export { DEFAULT_FRAME_STATE_INTERVAL_MS, LaneStation, type EngineInfo, type LaneStationOptions } from './station.js';
 export { TrainingEventMapper, formatModelVersion, modelInputFromSummary, resultInputFromClassification } from './inputs.js';
+export { DEFAULT_MODEL_POLL_MS, activeModelEvent, followActiveModel, type FollowActiveModelOptions, type ModelFollower } from './model-state.js';
