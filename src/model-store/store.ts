@@ -31,6 +31,7 @@ import {
   type TunedBackbone,
   type ActiveChange,
   type BackboneDescriptor,
+  type LabelCode,
   type LoadedModel,
   type ModelMetadata,
   type ModelStoreEvents,
@@ -117,7 +118,9 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       await fsp.mkdir(this.dir, { recursive: true });
       await this.removeLeftovers();
       const registry = await this.currentRegistry();
-      const { classes, registry: labelCodes, added } = assignLabelCodes(prepared.labels, registry.labelCodes);
+      const { classes, registry: labelCodes, added } = prepared.labelCodes
+        ? keepLabelCodes(prepared.labels, prepared.labelCodes, registry.labelCodes, this.dir)
+        : assignLabelCodes(prepared.labels, registry.labelCodes);
       const version = registry.lastVersion + 1;
       const name = versionFolderName(version);
       const now = new Date().toISOString();
@@ -537,6 +540,28 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
   }
 }
 
+/**
+ * The codes a version brings along (one made by another station of the fleet), kept as they
+ * are: a PLC reads the same code for a label on every lane. Refused when this store already
+ * gave the label another code, or the code to another label.
+ */
+function keepLabelCodes(labels: readonly string[], given: readonly LabelCode[], registry: LabelCodeRegistry, dir: string) {
+  const byLabel = new Map(given.map((c) => [c.label, c.code]));
+  const classes = labels.map((label) => {
+    const code = byLabel.get(label);
+    if (!Number.isInteger(code) || (code as number) < 1) throw new LaneVisionError('MODEL_INVALID', `No label code was given for "${label}"`);
+    return { label, code: code as number };
+  });
+  let merged: LabelCodeRegistry;
+  try {
+    merged = mergeLabelCodes(registry, classes);
+  } catch (err) {
+    throw new LaneVisionError('MODEL_CODES_CONFLICT', `The version's label codes clash with those of ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  const known = new Set(registry.codes.map((c) => c.label));
+  return { classes, registry: merged, added: classes.filter((c) => !known.has(c.label)).map((c) => c.label) };
+}
+
 /** The activation history rollback leaves: earlier entries that still exist, the last one being its target. */
 function rollbackHistory(active: ActiveFile, existing: ReadonlySet<number>): number[] {
   const history = active.history.slice(0, -1);
@@ -580,6 +605,7 @@ function prepareSave(input: SaveModelInput) {
     pipeline: input.pipeline ? jsonCopy(input.pipeline, 'pipeline') : undefined,
     openSet: input.openSet ? jsonCopy(input.openSet, 'openSet') : undefined,
     noveltyData: input.novelty ? noveltyBytes(input.novelty, input.head.featureSize) : undefined,
+    labelCodes: input.labelCodes ? jsonCopy(input.labelCodes, 'labelCodes') : undefined,
   };
 }
 
