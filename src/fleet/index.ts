@@ -6,6 +6,8 @@ export {
   FLEET_SCHEMA_VERSION,
   fleetTopics,
   parseManifest,
+  fleetAckSchema,
+  fleetManifestSchema,
   type FleetAck,
   type FleetManifest,
   type FleetManifestKind,

@@ -115,3 +115,70 @@ export function parseManifest(payload: Buffer | string): FleetManifest {
   }
   return m;
 }
+
+const sha = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const labelCodes = {
+  type: 'array',
+  minItems: 1,
+  items: { type: 'object', required: ['label', 'code'], additionalProperties: false, properties: { label: { type: 'string', minLength: 1 }, code: { type: 'integer', minimum: 1 } } },
+} as const;
+
+export const fleetManifestSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'urn:lane-vision:fleet:manifest:1',
+  title: 'Lane Vision fleet manifest (retained)',
+  type: 'object',
+  required: ['schemaVersion', 'kind', 'fleet', 'from', 'sequence', 'publishedAt', 'release', 'activate', 'sourceVersion', 'labels', 'backboneId', 'head', 'accuracy', 'bundle'],
+  additionalProperties: false,
+  properties: {
+    schemaVersion: { const: FLEET_SCHEMA_VERSION },
+    kind: { enum: ['release', 'activate', 'rollback'] },
+    fleet: { type: 'string', minLength: 1 },
+    from: { type: 'string', minLength: 1 },
+    sequence: { type: 'integer' },
+    publishedAt: { type: 'string', format: 'date-time' },
+    release: sha,
+    activate: { type: 'boolean' },
+    sourceVersion: { type: 'integer', minimum: 1 },
+    labels: labelCodes,
+    backboneId: { type: 'string' },
+    head: { type: 'string' },
+    accuracy: { type: ['number', 'null'] },
+    bundle: {
+      type: 'object',
+      required: ['size', 'chunkSize', 'chunks', 'files'],
+      additionalProperties: false,
+      properties: {
+        size: { type: 'integer', minimum: 1 },
+        chunkSize: { type: 'integer', minimum: 1 },
+        chunks: { type: 'integer', minimum: 1 },
+        files: {
+          type: 'array',
+          items: { type: 'object', required: ['path', 'size', 'sha256'], additionalProperties: false, properties: { path: { type: 'string' }, size: { type: 'integer', minimum: 0 }, sha256: sha } },
+        },
+      },
+    },
+  },
+} as const;
+
+export const fleetAckSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'urn:lane-vision:fleet:ack:1',
+  title: 'Lane Vision fleet acknowledgement (retained, one per station)',
+  type: 'object',
+  required: ['schemaVersion', 'fleet', 'station', 'release', 'kind', 'sequence', 'result', 'version', 'activeVersion', 'ts'],
+  additionalProperties: false,
+  properties: {
+    schemaVersion: { const: FLEET_SCHEMA_VERSION },
+    fleet: { type: 'string', minLength: 1 },
+    station: { type: 'string', minLength: 1 },
+    release: sha,
+    kind: { enum: ['release', 'activate', 'rollback'] },
+    sequence: { type: 'integer' },
+    result: { enum: ['activated', 'staged', 'refused', 'failed'] },
+    version: { type: ['integer', 'null'], minimum: 1 },
+    activeVersion: { type: ['integer', 'null'], minimum: 1 },
+    error: { type: 'object', required: ['code', 'message'], additionalProperties: false, properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    ts: { type: 'string', format: 'date-time' },
+  },
+} as const;

@@ -15,15 +15,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import mqtt from 'mqtt';
-import { FleetMember, fleetTopics, type FleetAck, type FleetManifest } from '../../../src/fleet/index.js';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { FleetMember, fleetAckSchema, fleetManifestSchema, fleetTopics, type FleetAck, type FleetManifest } from '../../../src/fleet/index.js';
 import { openModelStore, type LoadedBackboneIdentity, type ModelStore } from '../../../src/model-store/index.js';
 import { mosquittoSkipReason, startMosquitto, type MosquittoBroker } from '../../support/mosquitto.js';
-import { backbone, makeHead } from '../model-store/helpers.js';
+import { backbone, makeHead, makeHeadOfSize } from '../model-store/helpers.js';
+import { buildNoveltyIndex } from '../../../src/open-set/index.js';
+import { createRandom, randomNormal } from '../../../src/random.js';
 
 let mosquitto: MosquittoBroker;
 let work: string;
 const members: FleetMember[] = [];
 const SAME: LoadedBackboneIdentity = { id: backbone.id, featureSize: backbone.featureSize, inputSize: backbone.inputSize, inputRange: backbone.inputRange };
+const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
+const validAck = ajv.compile(fleetAckSchema as object);
+const validManifest = ajv.compile(fleetManifestSchema as object);
 const OTHER: LoadedBackboneIdentity = { id: 'folder:other|pool|224x224|[-1,1]|abc', featureSize: 8, inputSize: backbone.inputSize, inputRange: backbone.inputRange };
 
 before(async () => {
@@ -55,6 +61,7 @@ function acksFor(m: FleetMember, release: () => string | undefined, count: numbe
   return new Promise((resolve) => {
     const got = new Map<string, FleetAck>();
     const on = (ack: FleetAck) => {
+      assert.ok(validAck(ack), `ack against its schema: ${ajv.errorsText(validAck.errors)}`);
       if (ack.release !== release() || (kind && ack.kind !== kind)) return;
       got.set(ack.station, ack);
       if (got.size === count) {
@@ -90,6 +97,7 @@ test('publish, refuse, checksum, rollback, staging and catch-up across stations'
   const first = acksFor(publisher, () => release, 3);
   const v1 = await publisher.publish(1);
   release = v1.release;
+  assert.ok(validManifest(v1), `manifest against its schema: ${ajv.errorsText(validManifest.errors)}`);
   const acks = await first;
   assert.equal(acks.get('station-2')!.result, 'activated');
   assert.equal(acks.get('station-3')!.result, 'activated');
@@ -196,16 +204,28 @@ test('a staging station keeps the release until the fleet activates it; a damage
 });
 
 test('20 stations in one process adopt a release (time to full adoption reported)', { skip: mosquittoSkipReason, timeout: 120_000 }, async (t) => {
+  // Sized like a real version: a 6-label logistic head on 1280 MobileNet features and the novelty index of 300 frames.
+  const wide = { ...backbone, id: 'folder:wide|pool|224x224|[-1,1]|1280', featureSize: 1280 };
+  const random = createRandom(3);
+  const frames = Array.from({ length: 300 }, () => Float32Array.from({ length: 1280 }, () => randomNormal(random)));
   const source = await storeAt('sim-source');
-  await save(source, 7, ['a', 'b', 'c']);
-  const publisher = await member('plant-sim', 'sim-0', source);
-  for (let i = 1; i <= 20; i++) await member('plant-sim', `sim-${i}`, await storeAt(`sim-${i}`));
+  await source.saveModel({
+    head: makeHeadOfSize('logistic', 6, 1280, 7),
+    labels: ['a', 'b', 'c', 'd', 'e', 'f'],
+    backbone: wide,
+    novelty: buildNoveltyIndex(frames),
+    datasetFingerprint: 'sim',
+  });
+  const identity: LoadedBackboneIdentity = { id: wide.id, featureSize: 1280, inputSize: wide.inputSize, inputRange: wide.inputRange };
+  const publisher = await member('plant-sim', 'sim-0', source, { backbone: identity });
+  for (let i = 1; i <= 20; i++) await member('plant-sim', `sim-${i}`, await storeAt(`sim-${i}`), { backbone: identity });
   let release: string | undefined;
   const all = acksFor(publisher, () => release, 20);
   const started = performance.now();
-  release = (await publisher.publish()).release;
+  const manifest = await publisher.publish();
+  release = manifest.release;
   const acks = await all;
   const elapsed = performance.now() - started;
   assert.equal([...acks.values()].filter((a) => a.result === 'activated').length, 20);
-  t.diagnostic(`20 stations activated the release ${elapsed.toFixed(0)} ms after publish() began (bundle ${fs.statSync(path.join(source.dir, 'v0001', 'head.bin')).size} B head)`);
+  t.diagnostic(`20 stations activated a ${(manifest.bundle.size / 1024).toFixed(0)} KiB release (${manifest.bundle.chunks} chunks) ${elapsed.toFixed(0)} ms after publish() began`);
 });
