@@ -64,7 +64,18 @@ export = function (RED: NodeAPI) {
             policy: config.policy === 'stage' ? 'stage' : 'activate',
             receive: config.receive !== false && (config.receive as unknown) !== 'false',
           });
-          created.on('connect', () => showStatus(node, 'ready', RED._('lane-fleet.status.connected', { fleet: config.fleet })));
+          // One log line per outage, not one per reconnect attempt.
+          let outageLogged = false;
+          created.on('connect', () => {
+            outageLogged = false;
+            showStatus(node, 'ready', RED._('lane-fleet.status.connected', { fleet: config.fleet }));
+          });
+          created.on('connection-error', (err) => {
+            if (closing) return;
+            showStatus(node, 'warning', `${RED._('lane-fleet.status.offline')}: ${errorText(err)}`);
+            if (!outageLogged) node.warn(RED._('lane-fleet.warnings.unreachable', { message: errorText(err) }));
+            outageLogged = true;
+          });
           created.on('offline', () => !closing && showStatus(node, 'warning', RED._('lane-fleet.status.offline')));
           created.on('error', (err) => {
             if (closing) return;

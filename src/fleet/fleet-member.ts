@@ -70,7 +70,10 @@ export interface FleetMember {
   on(event: 'ack', listener: (ack: FleetAck) => void): this;
   on(event: 'applied', listener: (ack: FleetAck) => void): this;
   on(event: 'manifest', listener: (manifest: FleetManifest) => void): this;
+  /** A manifest or release that could not be taken up (also acknowledged), or a bad message. */
   on(event: 'error', listener: (err: Error) => void): this;
+  /** The broker cannot be reached; mqtt.js keeps retrying. */
+  on(event: 'connection-error', listener: (err: Error) => void): this;
   on(event: 'connect' | 'offline', listener: () => void): this;
 }
 
@@ -112,8 +115,8 @@ export class FleetMember extends EventEmitter {
       this.client.subscribe(filters, (err) => err && this.emit('error', new LaneVisionError('FLEET_SUBSCRIBE_FAILED', `Could not subscribe to the fleet topics: ${err.message}`)));
     });
     this.client.on('offline', () => this.emit('offline'));
-    // mqtt.js retries on its own; the error is for the status, not a crash.
-    this.client.on('error', (err) => this.emit('error', err));
+    // mqtt.js retries on its own (and says so at every attempt): for the status, not a crash.
+    this.client.on('error', (err) => this.emit('connection-error', err));
     if (this.client.connected) this.client.emit('connect', { cmd: 'connack' } as never);
   }
 
