@@ -175,3 +175,43 @@ test('export refuses what it cannot do with one line and a code', async () => {
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /\[MODEL_VERSION_NOT_FOUND\]/);
 });
+
+test('export --format tm of a version Teachable Machine could have made: TM metadata.json, and the model agrees with classify', { timeout: 300_000 }, async () => {
+  // --strategy fixed searches no crop, so the version takes the whole frame as TM does.
+  const tmStore = path.join(work, 'tm-store');
+  const labels = LABELS.slice(0, 2);
+  const train = await runLaneVision(
+    ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', groceryTrainDir, '--store', tmStore, '--labels', labels.join(','), '--strategy', 'fixed', '--head', 'logistic', '--json'],
+    env,
+    300_000,
+  );
+  assert.equal(train.code, 0, train.stderr);
+  const photos = [...classImages(groceryValDir, labels[0]).slice(0, 2), ...classImages(groceryValDir, labels[1]).slice(0, 2)];
+  const classified = jsonLines(await runLaneVision(['classify', '--store', tmStore, ...photos, '--json'], env)).map((l) => l.topK[0].label);
+  const dir = path.join(work, 'export-tm');
+  const run = await runLaneVision(['export', '--store', tmStore, '--format', 'tm', '--out', dir], env, 120_000);
+  assert.equal(run.code, 0, run.stderr);
+  const tmMetadata = JSON.parse(fs.readFileSync(path.join(dir, 'metadata.json'), 'utf8'));
+  assert.deepEqual(tmMetadata.labels, labels, "TM's labels, in output order");
+  assert.equal(tmMetadata.imageSize, 224);
+  assert.equal(tmMetadata.packageName, '@teachablemachine/image');
+  const description = JSON.parse(fs.readFileSync(path.join(dir, 'lane-vision-export.json'), 'utf8')) as Description;
+  assert.equal(description.crop, null);
+  await tfc.setBackend('cpu');
+  const modelJson = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+  const weights = fs.readFileSync(path.join(dir, 'weights.bin'));
+  const model = await tfl.loadLayersModel(
+    tfc.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest[0].weights, weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) }),
+  );
+  try {
+    const top1: string[] = [];
+    for (const photo of photos) {
+      const input = await prepare(photo, description);
+      const probabilities = tfc.tidy(() => (model.predict(tfc.tensor4d(input, [1, 224, 224, 3])) as tfc.Tensor).dataSync());
+      top1.push(tmMetadata.labels[argMax(probabilities)]);
+    }
+    assert.deepEqual(top1, classified);
+  } finally {
+    model.dispose();
+  }
+});
