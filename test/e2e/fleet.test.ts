@@ -4,7 +4,8 @@
  * lane-fleet) and a real Mosquitto. Station 1 captures real photos and trains; stations 2
  * and 3 receive the version, acknowledge and classify with it without a redeploy. Station 3
  * is stopped, station 1 trains again, station 3 is started again and catches up from the
- * retained manifest. A fleet rollback brings every station back. Run `npm run build` first.
+ * retained manifest. A fleet rollback brings every station back. A fourth station runs another
+ * backbone and refuses every release with a clear error. Run `npm run build` first.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../suppor
 import { freePort, repoRoot, tempDir } from './support.js';
 
 const BACKBONE = modelDir('mobilenet-v2-0.35-features');
+/** Station "odd" runs another network (256 features): it must refuse what the others take. */
+const OTHER_BACKBONE = modelDir('mobilenet-v1-0.25-imagenet');
 const FLEET = 'plant-1';
 const LABELS = ['Oatly-Oat-Milk', 'Bravo-Orange-Juice', 'Yoggi-Strawberry-Yoghurt'];
 const FRAMES_PER_LABEL = 8;
@@ -37,11 +40,11 @@ const acks: Ack[] = [];
 const stations = new Map<string, { demo?: RunningDemo; userDir: string; flowFile: string; httpPort: number }>();
 
 /** A station's flow: backbone, dataset, classify behind POST /classify, fleet; station-1 also captures and trains. */
-function stationFlow(station: string, publisher: boolean): object[] {
+function stationFlow(station: string, publisher: boolean, backbone = BACKBONE): object[] {
   const z = 'lane';
   const nodes: Record<string, unknown>[] = [
     { id: z, type: 'tab', label: station },
-    { id: 'bb', type: 'lane-backbone', name: '', source: BACKBONE, featureLayer: '', fit: 'cover', roiLeft: '', roiTop: '', roiWidth: '', roiHeight: '', backend: 'auto' },
+    { id: 'bb', type: 'lane-backbone', name: '', source: backbone, featureLayer: '', fit: 'cover', roiLeft: '', roiTop: '', roiWidth: '', roiHeight: '', backend: 'auto' },
     { id: 'ds', type: 'lane-dataset', name: '', folder: 'lane-vision/dataset', modelsFolder: 'lane-vision/models', maxPerLabel: 0, whenFull: 'refuse', keepVersions: 20 },
     { id: 'fleet', z, type: 'lane-fleet', name: '', url: mosquitto.url, fleet: FLEET, station, dataset: 'ds', backbone: 'bb', policy: 'activate', receive: true, wires: [['fleet-reply']] },
     { id: 'fleet-reply', z, type: 'switch', name: '', property: 'topic', propertyType: 'msg', rules: [{ t: 'eq', v: 'rollback-sent', vt: 'str' }], checkall: 'true', repair: false, outputs: 1, wires: [['reply']] },
@@ -70,7 +73,7 @@ async function startStation(station: string): Promise<void> {
   if (!entry) {
     const userDir = tempDir(`lane-fleet-${station}-`);
     const flowFile = path.join(userDir, 'flow-template.json');
-    fs.writeFileSync(flowFile, JSON.stringify(stationFlow(station, station === 'station-1')));
+    fs.writeFileSync(flowFile, JSON.stringify(stationFlow(station, station === 'station-1', station === 'station-odd' ? OTHER_BACKBONE : BACKBONE)));
     entry = { userDir, flowFile, httpPort: await freePort() };
     stations.set(station, entry);
   }
@@ -153,7 +156,7 @@ after(async () => {
 });
 
 test('train on one station, the others classify with it; a stopped station catches up; a fleet rollback returns all', { skip: mosquittoSkipReason, timeout: 600_000 }, async () => {
-  await Promise.all(['station-1', 'station-2', 'station-3'].map(startStation));
+  await Promise.all(['station-1', 'station-2', 'station-3', 'station-odd'].map(startStation));
   const val = (label: string) => photo(classImages(groceryValDir, label)[0]);
 
   await captureAll(LABELS.slice(0, 2));
@@ -162,6 +165,11 @@ test('train on one station, the others classify with it; a stopped station catch
   const release1 = (await nextManifest()).release;
   const acks1 = await waitForAcks(release1, 'release', ['station-2', 'station-3']);
   for (const ack of acks1.values()) assert.equal(ack.result, 'activated', JSON.stringify(ack));
+  const odd = (await waitForAcks(release1, 'release', ['station-odd'])).get('station-odd')!;
+  assert.equal(odd.result, 'refused');
+  assert.equal(odd.error?.code, 'MODEL_BACKBONE_MISMATCH');
+  assert.match(odd.error!.message, /Station station-odd refuses release \w+ from station-1: .*1280 features.*256/);
+  assert.equal(odd.activeVersion, null, 'nothing activated on the odd station');
   const reference = await post('station-1', '/classify', { image: val(LABELS[0]) });
   for (const station of ['station-2', 'station-3']) {
     const result = await post(station, '/classify', { image: val(LABELS[0]) });
