@@ -14,3 +14,5 @@ export { LaneActivity, type ThreadChoice } from './threads/index.js';
 export * from './classify/index.js';
 export * from './events/index.js';
 export * from './lane-source/index.js';
+export * from './fleet/index.js';
+export * from './export/index.js';

@@ -63,6 +63,7 @@ const ASSET = /^\/(?:[a-z0-9-]+\/)?[a-z0-9][a-z0-9.-]*\.(?:html|css|js|svg|png|i
 const FRAME_IMAGE = /^\/frames\/(\d{1,16})\.jpg$/;
 const DATASET_IMAGE = /^\/images\/([^/]+)\.jpg$/;
 const REVIEW_IMAGE = /^\/review\/([A-Za-z0-9-]{1,80})\.jpg$/;
+const MODEL_EXPORT = /^\/api\/models\/(\d{1,9})\/export\/(onnx|tfjs)\/([\w.-]{1,64})$/;
 
 function answerError(res: Response, err: unknown): void {
   if (res.headersSent) {
@@ -154,6 +155,22 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
     }
     if (rest === '/api/models') {
       res.set('Cache-Control', 'no-store').json(await lane.modelsView());
+      return;
+    }
+    const exportMatch = MODEL_EXPORT.exec(rest);
+    if (exportMatch) {
+      // The Models tab's download links: the version as a self-contained model (src/export).
+      const [, version, format, file] = exportMatch;
+      const found = await lane.exportFile(Number(version), format as 'onnx' | 'tfjs', file).catch((err: unknown) => {
+        const code = (err as { code?: string }).code;
+        if (code === 'MODEL_VERSION_NOT_FOUND') throw new HttpError(404, errorText(err));
+        // A version the export cannot state (a knn head, a pixel region): say why, as the CLI does.
+        if (code === 'EXPORT_UNSUPPORTED') throw new HttpError(409, errorText(err));
+        throw err;
+      });
+      if (!found) throw new HttpError(404, `The ${format} export of v${version} has no file ${file}.`);
+      res.set('Cache-Control', 'private, max-age=3600');
+      res.download(found, `lane-vision-v${version}-${file}`);
       return;
     }
     if (rest === '/api/similar') {

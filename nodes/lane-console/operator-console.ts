@@ -8,13 +8,16 @@
 import { readRejectLabels, writeRejectLabels } from '../../src/open-set/index.js';
 import type { ReviewQueue } from '../../src/review/index.js';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXPORT_DESCRIPTION_FILE, exportModel, type ExportFormat } from '../../src/export/index.js';
 import type { ClassificationResult } from '../../src/classify/index.js';
 import { SimilarityIndex } from '../../src/classify/index.js';
 import type { Dataset, DatasetEntry } from '../../src/dataset/index.js';
 import type { Backbone } from '../../src/engine/index.js';
 import { embedImages } from '../../src/features/index.js';
 import { readImageSource, type FitPolicy, type ImageInput } from '../../src/image/index.js';
-import type { ModelStore } from '../../src/model-store/index.js';
+import { versionFolderName, type ModelStore } from '../../src/model-store/index.js';
 import {
   isRetraining,
   MIN_IMAGES_PER_LABEL,
@@ -111,6 +114,8 @@ export class OperatorConsole {
   private readonly stats: LiveStats;
   private backboneView: BackboneView = { state: 'loading' };
   private backbone: Backbone | undefined;
+  /** Exports being made or made, by folder: two clicks on a link make one export. */
+  private readonly exports = new Map<string, Promise<string>>();
   private train: TrainView = { state: 'idle', history: [] };
   private training: { controller: AbortController; finished: Promise<void> } | undefined;
   private capture: CaptureRun | null = null;
@@ -246,6 +251,32 @@ export class OperatorConsole {
           .map((e) => ({ id: e.id, sha: shortSha(e.sha256), addedAt: e.addedAt, ...(e.source ? { source: e.source } : {}) })),
       })),
     };
+  }
+
+  /**
+   * A file of a version's export (ONNX or TensorFlow.js, see src/export), made on first
+   * request into `<models>/exports/` and kept: a version never changes. Undefined when the
+   * export has no such file.
+   */
+  async exportFile(version: number, format: ExportFormat, file: string): Promise<string | undefined> {
+    const store = await this.options.models();
+    const dir = path.join(store.dir, 'exports', `${versionFolderName(version)}-${format}`);
+    const key = dir;
+    let pending = this.exports.get(key);
+    if (!pending) {
+      pending = (async () => {
+        if (!fs.existsSync(path.join(dir, EXPORT_DESCRIPTION_FILE))) {
+          await fs.promises.mkdir(path.dirname(dir), { recursive: true });
+          await exportModel({ store, version, format, outDir: dir });
+        }
+        return dir;
+      })();
+      this.exports.set(key, pending);
+      pending.catch(() => this.exports.delete(key));
+    }
+    await pending;
+    const description = JSON.parse(await fs.promises.readFile(path.join(dir, EXPORT_DESCRIPTION_FILE), 'utf8')) as { files: string[] };
+    return file === EXPORT_DESCRIPTION_FILE || description.files.includes(file) ? path.join(dir, file) : undefined;
   }
 
   async modelsView(): Promise<ModelsView> {

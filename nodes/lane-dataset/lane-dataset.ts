@@ -13,7 +13,7 @@ import { openModelStore, type ModelStore } from '../../src/model-store/index.js'
 import { registerReadAction } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
 import { userDirOf } from '../shared/paths.js';
-import { datasetFoldersFrom, datasetOptionsFrom, type LaneDatasetDef } from './settings.js';
+import { DEFAULT_KEEP_VERSIONS, datasetFoldersFrom, datasetOptionsFrom, keepVersionsFrom, type LaneDatasetDef } from './settings.js';
 import type { DatasetSummary, LaneDatasetNode } from './types.js';
 
 /** Opens once; a failed open is forgotten so the next use tries again (e.g. after fixing permissions). */
@@ -37,7 +37,9 @@ export = function (RED: NodeAPI) {
     const { folder, modelsFolder } = datasetFoldersFrom(config, userDirOf(RED.settings));
     let options: DatasetOptions | undefined;
     let problem: unknown;
+    let keepVersions = DEFAULT_KEEP_VERSIONS;
     try {
+      keepVersions = keepVersionsFrom(config);
       options = datasetOptionsFrom(config);
     } catch (err) {
       problem = err;
@@ -54,7 +56,25 @@ export = function (RED: NodeAPI) {
       }
       return opened;
     });
-    const models = openOnce<ModelStore>(() => openModelStore(modelsFolder));
+    // This node owns the store's folder setting, so it also owns how many versions the store keeps.
+    let stopPruning: (() => void) | undefined;
+    const models = openOnce<ModelStore>(async () => {
+      const store = await openModelStore(modelsFolder);
+      if (keepVersions > 0 && !stopPruning) {
+        const prune = () => {
+          store.prune({ keep: keepVersions }).then(
+            (removed) => {
+              if (removed.length) this.log(RED._('lane-dataset.log.pruned', { versions: removed.map((v) => `v${v}`).join(', '), keep: keepVersions }));
+            },
+            (err: unknown) => this.warn(RED._('lane-dataset.errors.prune-failed', { message: errorText(err) })),
+          );
+        };
+        store.on('saved', prune);
+        stopPruning = () => store.off('saved', prune);
+      }
+      return store;
+    });
+    this.on('close', () => stopPruning?.());
     // Beside the versions in the models folder: the store only reads its vNNNN folders.
     const review = openOnce<ReviewQueue>(() => ReviewQueue.open(path.join(modelsFolder, REVIEW_FOLDER)));
 

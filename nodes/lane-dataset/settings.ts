@@ -16,6 +16,21 @@ export interface LaneDatasetDef extends NodeDef {
   /** 0 or blank: no cap. */
   maxPerLabel: string | number;
   whenFull: LabelCapPolicy;
+  /** Model versions kept after each save (older ones are pruned; the active and previous ones always stay). Blank: 20. */
+  keepVersions?: string | number;
+}
+
+export const DEFAULT_KEEP_VERSIONS = 20;
+
+/** "Keep versions" as a count; 0 turns pruning off. Throws DATASET_OPTIONS for anything else. */
+export function keepVersionsFrom(def: Partial<LaneDatasetDef>): number {
+  const raw = def.keepVersions;
+  if (raw === undefined || raw === null || String(raw).trim() === '') return DEFAULT_KEEP_VERSIONS;
+  const keep = Number(raw);
+  if (!Number.isSafeInteger(keep) || keep < 0) {
+    throw new LaneVisionError('DATASET_OPTIONS', `"Keep versions" must be a whole number (0 = keep all), got ${JSON.stringify(raw)}.`);
+  }
+  return keep;
 }
 
 export function datasetFoldersFrom(def: Partial<LaneDatasetDef>, userDir: string): { folder: string; modelsFolder: string } {

@@ -12,6 +12,8 @@ import {
   buildResultEvent,
   buildTrainingEvent,
   commandArgument,
+  followActiveModel,
+  type ModelFollower,
   modelInputFromSummary,
   type FrameCounters,
   resultInputFromClassification,
@@ -23,12 +25,16 @@ import {
 import { LaneVisionError } from '../../src/errors.js';
 import type { LaneBrokerNode, LaneBrokerUser } from '../lane-broker/types.js';
 import { createWarningThrottle } from '../shared/warning-throttle.js';
+import type { DatasetConfigNode } from '../shared/config-types.js';
+import { errorText } from '../shared/status.js';
 
 interface LaneEventsDef extends NodeDef {
   broker: string;
   qos: string | number;
   /** Output the commands received; default true. */
   commands?: boolean;
+  /** lane-dataset whose store's active version the retained model topic follows (optional). */
+  dataset?: string;
 }
 
 interface LaneEventsInput extends NodeMessageInFlow {
@@ -112,6 +118,26 @@ export = function (RED: NodeAPI) {
     };
     broker.register(node);
 
+    // With a dataset, the retained model event follows the store's active version whatever
+    // changed it (training, console promote, MQTT or CLI rollback, fleet update).
+    const datasetNode = config.dataset ? (RED.nodes.getNode(config.dataset) as DatasetConfigNode | null) : undefined;
+    let follower: ModelFollower | undefined;
+    let closed = false;
+    if (datasetNode === null) {
+      node.error(RED._('lane-events.errors.missing-dataset'));
+    } else if (datasetNode && broker.station) {
+      const station = broker.station;
+      datasetNode.models().then(
+        (store) => {
+          if (closed) return;
+          follower = followActiveModel(station, store, {
+            onError: (err) => node.warn(RED._('lane-events.warnings.model-state', { message: errorText(err) })),
+          });
+        },
+        (err: unknown) => node.error(RED._('lane-events.warnings.model-state', { message: errorText(err) })),
+      );
+    }
+
     function stationOrThrow(): LaneStation {
       if (broker!.station) return broker!.station;
       const why = broker!.problem?.message ?? 'unknown reason';
@@ -120,6 +146,11 @@ export = function (RED: NodeAPI) {
 
     async function publish(msg: LaneEventsInput): Promise<{ outcome: PublishOutcome; what: string }> {
       const station = stationOrThrow();
+      if (msg.topic === 'model' && follower) {
+        // The store is the truth: a candidate that was not activated is not the lane's model.
+        await follower.refresh();
+        return { outcome: 'delivered' as PublishOutcome, what: station.topics.model };
+      }
       if (msg.topic === 'model') {
         const event = buildModelEvent(station.context, modelInputFromSummary(msg.payload));
         return { outcome: await station.publishModel(event), what: station.topics.model };
@@ -165,6 +196,8 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (removed: boolean, done: () => void) => {
       dropWarnings.flush();
+      closed = true;
+      follower?.stop();
       broker.deregister(node, done, removed);
     });
   }

@@ -10,18 +10,20 @@ import { PROGRAM, type Command } from './command.js';
 import { adviseCommand } from './commands/advise.js';
 import { classifyCommand } from './commands/classify.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { featuresCommand } from './commands/features.js';
 import { grabCommand } from './commands/grab.js';
 import { importTmCommand } from './commands/import-tm.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
+import { versionsCommand } from './commands/versions.js';
 import { oneLine, type CliStreams } from './output.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, importTmCommand, grabCommand];
+export const COMMANDS: readonly Command[] = [predictCommand, featuresCommand, adviseCommand, trainCommand, evalCommand, classifyCommand, versionsCommand, exportCommand, importTmCommand, grabCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -89,3 +89,4 @@ export { DiskOutbox, type StoredEvent } from './disk-outbox.js';
 export { closeLingeringBrokers, EMBEDDED_BROKER_LINGER_MS, leaseEmbeddedBroker, startEmbeddedBroker, type BrokerLease, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
 export { DEFAULT_FRAME_STATE_INTERVAL_MS, LaneStation, type EngineInfo, type LaneStationOptions } from './station.js';
 export { TrainingEventMapper, formatModelVersion, modelInputFromSummary, resultInputFromClassification } from './inputs.js';
+export { DEFAULT_MODEL_POLL_MS, activeModelEvent, followActiveModel, type FollowActiveModelOptions, type ModelFollower } from './model-state.js';

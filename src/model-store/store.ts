@@ -31,6 +31,7 @@ import {
   type TunedBackbone,
   type ActiveChange,
   type BackboneDescriptor,
+  type LabelCode,
   type LoadedModel,
   type ModelMetadata,
   type ModelStoreEvents,
@@ -117,7 +118,9 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       await fsp.mkdir(this.dir, { recursive: true });
       await this.removeLeftovers();
       const registry = await this.currentRegistry();
-      const { classes, registry: labelCodes, added } = assignLabelCodes(prepared.labels, registry.labelCodes);
+      const { classes, registry: labelCodes, added } = prepared.labelCodes
+        ? keepLabelCodes(prepared.labels, prepared.labelCodes, registry.labelCodes, this.dir)
+        : assignLabelCodes(prepared.labels, registry.labelCodes);
       const version = registry.lastVersion + 1;
       const name = versionFolderName(version);
       const now = new Date().toISOString();
@@ -321,10 +324,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       const active = await this.readActive();
       if (!active) throw new LaneVisionError('MODEL_ROLLBACK_UNAVAILABLE', `No model version is active in ${this.dir}, so there is nothing to roll back`);
       const existing = new Set(await this.versionNumbers());
-      const history = active.history.slice(0, -1);
-      while (history.length > 0 && (!existing.has(history[history.length - 1]) || history[history.length - 1] === active.version)) {
-        history.pop();
-      }
+      const history = rollbackHistory(active, existing);
       const target = history[history.length - 1];
       if (target === undefined) {
         throw new LaneVisionError(
@@ -342,7 +342,10 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     });
   }
 
-  /** Deletes all but the newest `keep` versions; the active version always stays. Returns the deleted numbers. */
+  /**
+   * Deletes all but the newest `keep` versions; the active version and the previous one
+   * (what `rollback` would go back to) always stay. Returns the deleted numbers.
+   */
   prune(options: { keep: number }): Promise<number[]> {
     const keep = options?.keep;
     if (!Number.isInteger(keep) || keep < 1) {
@@ -350,9 +353,13 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     }
     return this.exclusive(async () => {
       const versions = await this.versionNumbers();
-      const active = (await this.readActive())?.version;
+      const active = await this.readActive();
       const kept = new Set(versions.slice(-keep));
-      if (active !== undefined) kept.add(active);
+      if (active !== undefined) {
+        kept.add(active.version);
+        const previous = rollbackTarget(active, new Set(versions));
+        if (previous !== undefined) kept.add(previous);
+      }
       const removed: number[] = [];
       for (const version of versions) {
         if (kept.has(version)) continue;
@@ -365,6 +372,12 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       }
       return removed;
     });
+  }
+
+  /** The version `rollback` would go back to now, or undefined when there is none. */
+  async previousVersion(): Promise<number | undefined> {
+    const active = await this.readActive();
+    return active ? rollbackTarget(active, new Set(await this.versionNumbers())) : undefined;
   }
 
   /** Every label code the store has ever given. */
@@ -527,6 +540,42 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
   }
 }
 
+/**
+ * The codes a version brings along (one made by another station of the fleet), kept as they
+ * are: a PLC reads the same code for a label on every lane. Refused when this store already
+ * gave the label another code, or the code to another label.
+ */
+function keepLabelCodes(labels: readonly string[], given: readonly LabelCode[], registry: LabelCodeRegistry, dir: string) {
+  const byLabel = new Map(given.map((c) => [c.label, c.code]));
+  const classes = labels.map((label) => {
+    const code = byLabel.get(label);
+    if (!Number.isInteger(code) || (code as number) < 1) throw new LaneVisionError('MODEL_INVALID', `No label code was given for "${label}"`);
+    return { label, code: code as number };
+  });
+  let merged: LabelCodeRegistry;
+  try {
+    merged = mergeLabelCodes(registry, classes);
+  } catch (err) {
+    throw new LaneVisionError('MODEL_CODES_CONFLICT', `The version's label codes clash with those of ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  const known = new Set(registry.codes.map((c) => c.label));
+  return { classes, registry: merged, added: classes.filter((c) => !known.has(c.label)).map((c) => c.label) };
+}
+
+/** The activation history rollback leaves: earlier entries that still exist, the last one being its target. */
+function rollbackHistory(active: ActiveFile, existing: ReadonlySet<number>): number[] {
+  const history = active.history.slice(0, -1);
+  while (history.length > 0 && (!existing.has(history[history.length - 1]) || history[history.length - 1] === active.version)) {
+    history.pop();
+  }
+  return history;
+}
+
+function rollbackTarget(active: ActiveFile, existing: ReadonlySet<number>): number | undefined {
+  const history = rollbackHistory(active, existing);
+  return history[history.length - 1];
+}
+
 /** Everything checked and encoded before the write queue is entered. */
 function prepareSave(input: SaveModelInput) {
   if (!input || typeof input !== 'object') throw new LaneVisionError('MODEL_INVALID', 'saveModel needs {head, labels, backbone, datasetFingerprint}');
@@ -556,6 +605,7 @@ function prepareSave(input: SaveModelInput) {
     pipeline: input.pipeline ? jsonCopy(input.pipeline, 'pipeline') : undefined,
     openSet: input.openSet ? jsonCopy(input.openSet, 'openSet') : undefined,
     noveltyData: input.novelty ? noveltyBytes(input.novelty, input.head.featureSize) : undefined,
+    labelCodes: input.labelCodes ? jsonCopy(input.labelCodes, 'labelCodes') : undefined,
   };
 }
 

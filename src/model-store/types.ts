@@ -177,6 +177,11 @@ export interface SaveModelInput {
   tunedBackboneDir?: string;
   /** Make this the version classifiers use. Default true. */
   activate?: boolean;
+  /**
+   * Keep these label codes instead of assigning them (a version made by another station of
+   * the fleet); MODEL_CODES_CONFLICT when the store gave a label or code otherwise.
+   */
+  labelCodes?: readonly LabelCode[];
 }
 
 /** A version number, its folder name ("v0003"), 'latest' (highest number) or 'active'. */

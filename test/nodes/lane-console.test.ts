@@ -498,3 +498,30 @@ test('settings are checked; one path per console; closing ends the streams and f
   await helper.load(nodes, flow({ path: 'lanes/one' }));
   assert.equal(((await request(RED!.httpNode).get('/lanes/one/api/state')).body as StateView).node.id, 'lc', 'the path is free again');
 });
+
+test('the Models tab offers each version as an ONNX / tfjs download that runs outside Lane Vision', async () => {
+  const node = await load();
+  const { makeHeadOfSize } = await import('../lib/model-store/helpers.js');
+  const backbone = await lib.loadBackbone(FEATURES_MODEL);
+  const store = await lib.openModelStore(path.join(work, 'models'));
+  await store.saveModel({ head: makeHeadOfSize('logistic', 2, backbone.featureSize, 3), labels: ['strawberry', 'blueberry'], backbone, datasetFingerprint: 'd', metrics: {} });
+  backbone.release();
+  const page = await pageServer();
+  assert.ok(node);
+  const description = await (await fetch(`${page}/api/models/1/export/onnx/lane-vision-export.json`)).json();
+  assert.deepEqual(description.labels.map((l: { label: string }) => l.label), ['strawberry', 'blueberry']);
+  const download = await fetch(`${page}/api/models/1/export/onnx/model.onnx`);
+  assert.equal(download.status, 200);
+  assert.match(download.headers.get('content-disposition') ?? '', /attachment; filename="lane-vision-v1-model.onnx"/);
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(new Uint8Array(await download.arrayBuffer()));
+  const [h, w] = description.inputSize;
+  const out = await session.run({ image: new ort.Tensor('float32', new Float32Array(h * w * 3), [1, h, w, 3]) });
+  assert.equal((out.probabilities.data as Float32Array).length, 2);
+  await session.release();
+  const tfjs = await fetch(`${page}/api/models/1/export/tfjs/model.json`);
+  assert.equal(tfjs.status, 200);
+  assert.equal((await tfjs.json()).format, 'layers-model');
+  assert.equal((await fetch(`${page}/api/models/9/export/onnx/model.onnx`)).status, 404);
+  assert.equal((await fetch(`${page}/api/models/1/export/onnx/secrets.txt`)).status, 404);
+});

@@ -111,3 +111,38 @@ test('the counts endpoint answers 404 for unknown or other nodes and 200 with co
   assert.equal(res.body.activeVersion, null);
   assert.equal(res.body.folder, path.join(work, 'counted'));
 });
+
+test('every save prunes the store to "Keep versions", never the active or previous version', async () => {
+  const { backbone, makeHead } = await import('../lib/model-store/helpers.js');
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'pruned'), path.join(work, 'm5'), { keepVersions: '2' })));
+  const node = helper.getNode('ds') as LaneDatasetNode;
+  const store = await node.models();
+  const pruned = new Promise<number[][]>((resolve) => {
+    const seen: number[][] = [];
+    store.on('pruned', (versions) => {
+      seen.push(versions);
+      if (versions.includes(3)) resolve(seen);
+    });
+  });
+  const save = (seed: number, activate = true) =>
+    store.saveModel({ head: makeHead('softmax', 2, seed), labels: ['a', 'b'], backbone, datasetFingerprint: `d${seed}`, activate });
+  await save(1);
+  await save(2);
+  await store.activate(1); // v1 active, v2 previous
+  await save(3, false);
+  await save(4, false);
+  await save(5, false);
+  const events = await pruned;
+  assert.deepEqual((await store.listVersions()).map((v) => v.version), [1, 2, 4, 5], 'v3 went; v1 (active) and v2 (previous) stayed');
+  assert.ok(events.flat().every((v) => v === 3), `only v3 was pruned: ${JSON.stringify(events)}`);
+  await helper.unload();
+  await save(6, false);
+  assert.equal((await store.listVersions()).length, 5, 'a closed node no longer prunes');
+});
+
+test('a bad "Keep versions" setting is refused at deploy', async () => {
+  await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'bad-keep'), path.join(work, 'm6'), { keepVersions: '-1' })));
+  const { caught } = await captureAll(PHOTOS.slice(0, 1));
+  assert.equal(caughtCode(caught[0]), 'DATASET_OPTIONS');
+  assert.match(caughtText(caught[0]), /Keep versions/);
+});

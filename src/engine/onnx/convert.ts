@@ -75,6 +75,17 @@ export async function convertToOnnx(target: ConversionTarget): Promise<Converted
   return { bytes: encodeOnnxModel(model), operators };
 }
 
+/**
+ * Appends the backbone to `g`, reading `image` (float NCHW in the backbone's input range),
+ * and returns the name of its feature vector [batch, featureSize] (pooled as the engine
+ * does). For graphs that go on past the features, e.g. an exported model with its head.
+ */
+export async function appendBackboneFeatures(g: GraphBuilder, target: Omit<ConversionTarget, 'hasClassifier' | 'outputIsLogits'>, image: Value): Promise<string> {
+  const full = { ...target, hasClassifier: false, outputIsLogits: false };
+  const { features } = full.files.format === 'graph' ? convertGraph(g, full, image) : await convertLayers(g, full, image);
+  return toVector(g, features);
+}
+
 /** uint8 NHWC frames → float, scaled to the backbone's range, NCHW. */
 function preprocess(g: GraphBuilder, input: string, range: InputRange): Value {
   const { scale, offset } = SCALING[range];
@@ -105,7 +116,7 @@ function isContainer(layer: tfl.layers.Layer): layer is tfl.LayersModel {
 }
 
 /** The layer named like tfjs-models names features: `layer` at the top, or `container/layer`. */
-function findFeatureLayer(model: tfl.LayersModel, name: string): { layer: tfl.layers.Layer; owner: tfl.LayersModel } | undefined {
+export function findFeatureLayer(model: tfl.LayersModel, name: string): { layer: tfl.layers.Layer; owner: tfl.LayersModel } | undefined {
   const top = model.layers.find((l) => l.name === name);
   if (top) return { layer: top, owner: model };
   const search = (container: tfl.LayersModel): { layer: tfl.layers.Layer; owner: tfl.LayersModel } | undefined => {

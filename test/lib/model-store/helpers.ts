@@ -57,3 +57,14 @@ export function makeHead(kind: HeadKind, classCount: number, seed = 1): TrainedH
     }
   }
 }
+
+/** A one-layer softmax head of `kind` for `featureSize` features (e.g. a real backbone's 1280), seeded random weights. */
+export function makeHeadOfSize(kind: 'softmax' | 'logistic' | 'svm', classCount: number, featureSize: number, seed = 1): TrainedHead {
+  return {
+    kind,
+    featureSize,
+    classCount,
+    normalise: true,
+    layers: [{ inputSize: featureSize, outputSize: classCount, kernel: randomArray(featureSize * classCount, seed), bias: randomArray(classCount, seed + 1), activation: 'softmax' }],
+  };
+}

@@ -112,7 +112,8 @@ test('label codes stay stable across retrains; removed codes are never reused', 
   await store.prune({ keep: 1 });
   fs.rmSync(path.join(store.dir, REGISTRY_FILE));
   assert.deepEqual(await codesOf(['apricot', 'natural']), { apricot: 6, natural: 2 });
-  assert.deepEqual((await store.listVersions()).map((v) => v.version), [4, 5], 'version numbers keep counting after prune and registry loss');
+  // prune kept v4 (active) and v3 (previous, the rollback target).
+  assert.deepEqual((await store.listVersions()).map((v) => v.version), [3, 4, 5], 'version numbers keep counting after prune and registry loss');
   const registry = await store.labelCodes();
   assert.equal(registry.nextCode, 7);
 });
@@ -209,6 +210,17 @@ test('prune keeps the newest versions and always the active one', async (t) => {
   const next = await save(store, ['a', 'b'], { seed: 6 });
   assert.equal(next.version, 6, 'numbers are never reused after pruning');
   assert.equal(fs.readdirSync(store.dir).filter((n) => n.startsWith('.')).length, 0, 'no trash left behind');
+});
+
+test('prune never removes the previous version, so a rollback after pruning still has somewhere to go', async (t) => {
+  const store = await openModelStore(tempStoreDir(t));
+  for (let i = 1; i <= 5; i++) await save(store, ['a', 'b'], { seed: i });
+  await store.activate(1);
+  await store.activate(5);
+  assert.equal(await store.previousVersion(), 1);
+  assert.deepEqual(await store.prune({ keep: 1 }), [2, 3, 4], 'v1 is the rollback target, v5 the active one');
+  assert.equal((await store.rollback()).version, 1);
+  assert.equal(await store.previousVersion(), 5, 'a second rollback returns to v5, the pruned v2..v4 are skipped');
 });
 
 test('a crash leftover is ignored, then cleaned; concurrent saves are serialised', async (t) => {

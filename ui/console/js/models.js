@@ -1,4 +1,4 @@
-// Models: every stored version with its figures; switch to any, or roll back to the previous one.
+// Models: every stored version with its figures; switch to any, roll back to the previous one, or download it as ONNX / tfjs.
 import { $, batched, dateTime, h, number, percent, toast } from './dom.js';
 
 export function createModels(ctx) {
@@ -32,6 +32,23 @@ export function createModels(ctx) {
           h('td.num', { title: [v.pipeline, v.optimistic ? 'one session: likely optimistic' : ''].filter(Boolean).join(' · ') }, v.accuracy !== undefined ? `${percent(v.accuracy, 1)}${v.optimistic ? '*' : ''}` : '–'),
           h('td.num', {}, v.macroF1 !== undefined ? number(v.macroF1, 3) : '–'),
           h('td.num', {}, v.trainCount !== undefined ? `${v.trainCount} / ${v.holdoutCount}` : '–'),
+          h(
+            'td.exports',
+            {},
+            v.problem
+              ? ''
+              : h(
+                  'span',
+                  { title: 'The version as one model for programs without Lane Vision, with lane-vision-export.json saying how to feed it' },
+                  h('a', { href: `api/models/${v.version}/export/onnx/model.onnx`, download: '' }, 'ONNX'),
+                  ' · ',
+                  h('a', { href: `api/models/${v.version}/export/tfjs/model.json`, download: '' }, 'tfjs'),
+                  ' ',
+                  h('a', { href: `api/models/${v.version}/export/tfjs/weights.bin`, download: '' }, '+weights'),
+                  ' · ',
+                  h('a', { href: `api/models/${v.version}/export/onnx/lane-vision-export.json`, download: '' }, 'how to feed it'),
+                ),
+          ),
           h(
             'td.actions',
             {},
