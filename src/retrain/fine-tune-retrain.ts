@@ -44,7 +44,7 @@ export interface TunedRun {
   report: FineTuneReport;
 }
 
-/** Crop used when neither the options nor the previous version give one: the shared photos' best (Issue 12). */
+/** Crop used when neither the options nor the active version's pipeline give one (train auto first to search it). */
 const DEFAULT_CROP: CropRegion = { fraction: 0.7 };
 const DEFAULT_TRAIN_VIEWS = 4;
 export const TUNED_FOLDER = 'backbone';
@@ -55,7 +55,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
   const seed = options.seed ?? 1;
   const baseFit = options.fit ?? backbone.fit;
   const crop = options.crop !== undefined ? options.crop : (options.previous?.spec?.crop ?? DEFAULT_CROP);
-  const trainViews = options.trainViews ?? DEFAULT_TRAIN_VIEWS;
+  const trainViews = options.trainViews ?? options.previous?.spec?.trainViews ?? DEFAULT_TRAIN_VIEWS;
 
   // Held-out capture groups for early stopping, grouped as the frozen pipeline groups them.
   const entries = (await options.dataset.entries()).filter((entry) => !entry.problem);
