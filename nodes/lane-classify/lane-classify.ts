@@ -26,6 +26,7 @@ import { fileAccessFrom, frameBytes } from '../shared/file-input.js';
 import { userDirOf } from '../shared/paths.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { registerReadAction } from '../shared/admin-routes.js';
+import { keepFrame } from '../shared/recent-frames.js';
 import { errorText, showStatus } from '../shared/status.js';
 import { createStatusThrottle } from '../shared/status-throttle.js';
 import type { ClassifyMode, FrameDropReason, LaneClassifyDef, LaneClassifyNode, LaneVisionInfo, QueueCounters } from './types.js';
@@ -58,6 +59,8 @@ export = function (RED: NodeAPI) {
     const separateInspection = config.inspectOutputs === 'separate';
     /** Frames queued for review also go out on a last output (topic "review"; wire it to lane-events). */
     const reviewOutput = config.reviewOutput === true || config.reviewOutput === 'true';
+    // Off by default: a JPEG in every result weighs on MQTT, debug and context (a console still gets it).
+    const includeFrame = config.includeFrame === true || config.includeFrame === 'true';
     let reviewQueue: ReviewQueue | undefined;
     let reviewFailed = false;
     const throttle = createStatusThrottle(node, STATUS_INTERVAL_MS);
@@ -309,9 +312,10 @@ export = function (RED: NodeAPI) {
         counts.frames++;
         if (result.label === UNKNOWN_LABEL) counts.unknown++;
         lastMs = result.timings.decodeMs + result.timings.featuresMs + result.timings.headMs;
+        const frame = job.msg.payload as ImageInput;
         job.send(route(decorate(job.msg, result, jobs.length)));
         job.done();
-        offerForReview(job.msg.frame as ImageInput, result);
+        offerForReview(frame, result);
       });
       showReady();
     }
@@ -319,7 +323,12 @@ export = function (RED: NodeAPI) {
     function decorate(msg: NodeMessageInFlow, result: ClassificationResult, batchSize: number): NodeMessageInFlow {
       // lane-source describes its frames in msg.frame; keep that next to the image.
       if (msg.frame !== undefined && msg.frameInfo === undefined) msg.frameInfo = msg.frame;
-      msg.frame = msg.payload;
+      if (includeFrame) {
+        msg.frame = msg.payload;
+      } else {
+        delete msg.frame;
+        keepFrame(msg._msgid, msg.payload as ImageInput);
+      }
       msg.payload = result.label;
       msg.classification = result;
       msg.laneVision = laneVisionInfo({ batchSize });

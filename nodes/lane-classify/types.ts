@@ -11,6 +11,8 @@ export interface LaneClassifyDef extends NodeDef, FileInputSettings {
   dataset?: string;
   mode?: ClassifyMode;
   threshold?: string | number;
+  /** The frame goes out in msg.frame too (off by default; a lane-console after the node gets it anyway). */
+  includeFrame?: boolean | string;
   /** Frames queued for review also go out on a last output. */
   reviewOutput?: boolean | string;
   /** `shared` (default): one output for every frame sent to inspection; `separate`: low-confidence, then unknown-product. */

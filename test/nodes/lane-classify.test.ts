@@ -170,7 +170,7 @@ test('trained mode classifies unseen photos with the active model and reports it
     const result = msg.classification;
     assert.equal(msg.truth, frames[i].label, 'outputs keep arrival order');
     assert.deepEqual(msg.frameInfo, { index: i, source: 'folder' }, "a lane source's msg.frame moves to msg.frameInfo");
-    assert.ok(Buffer.isBuffer(msg.frame) && msg.frame.equals(frames[i].image), 'the original frame is kept in msg.frame');
+    assert.equal(msg.frame, undefined, 'results carry no frame unless asked (Frame setting, off by default)');
     assert.equal(msg.payload, result.label);
     assert.equal(result.modelVersion, 1);
     assert.equal(result.backend, backbone.backend.name);
@@ -211,7 +211,7 @@ test('a file path in msg.payload is classified only with "Read image files" on, 
   assert.equal(out[0].seq, 2, 'the frame after it is classified');
   await helper.unload();
 
-  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5, readFiles: true, fileFolders: groceryValDir } }));
+  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5, readFiles: true, fileFolders: groceryValDir, includeFrame: true } }));
   out = collect('o0');
   caught = collect('caught');
   await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
