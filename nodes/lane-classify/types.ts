@@ -11,6 +11,12 @@ export interface LaneClassifyDef extends NodeDef, FileInputSettings {
   dataset?: string;
   mode?: ClassifyMode;
   threshold?: string | number;
+  /** typedInput type of `threshold`: model (blank), num, env, flow or global. Missing in flows before typedInputs: num, or model when blank. */
+  thresholdType?: 'model' | 'num' | 'env' | 'flow' | 'global';
+  /** Message property holding the frame (typedInput msg). Default payload. */
+  property?: string;
+  /** Message property the decided label is written to (typedInput msg). Default payload. */
+  outputProperty?: string;
   /** The frame goes out in msg.frame too (off by default; a lane-console after the node gets it anyway). */
   includeFrame?: boolean | string;
   /** Frames queued for review also go out on a last output. */

@@ -197,6 +197,36 @@ test('trained mode classifies unseen photos with the active model and reports it
   assert.equal((await helper.request().get('/lane-vision/lane-classify/nope/labels')).status, 404);
 });
 
+test('typedInputs: the frame from another property, the label to another, a global threshold read before each batch and a bad one reported once', async () => {
+  await helper.load(nodes, classifyFlow({ classify: { property: 'camera.image', outputProperty: 'decision', threshold: 'laneThreshold', thresholdType: 'global' } }));
+  const out = collect('o0');
+  const caught = collect('caught');
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
+  const [frame, other] = valFrames();
+  const node = helper.getNode('c1') as Node;
+  node.context().global.set('laneThreshold', 0.99);
+  send({ camera: { image: frame.image, id: 7 }, payload: 'kept' });
+  await waitUntil(() => out.length === 1, 'classified');
+  assert.equal(out[0].payload, 'kept', 'msg.payload is left alone');
+  assert.equal(out[0].decision, out[0].classification.label);
+  assert.equal(out[0].camera.image, undefined, 'the frame leaves the result');
+  assert.equal(out[0].camera.id, 7);
+  assert.equal(out[0].classification.threshold, 0.99, 'the global threshold applies');
+
+  const warnings: string[] = [];
+  const warn = node.warn.bind(node);
+  node.warn = (text: unknown) => {
+    warnings.push(String(text));
+    warn(text);
+  };
+  node.context().global.set('laneThreshold', 'lots');
+  for (let i = 0; i < 3; i++) send({ camera: { image: other.image } });
+  await waitUntil(() => out.length === 4, 'classified with the threshold still in use');
+  assert.equal(warnings.filter((text) => /laneThreshold/.test(text)).length, 1, `one warning for the bad value, not one per frame: ${warnings.join(' | ')}`);
+  assert.ok(out.slice(1).every((msg) => msg.classification.threshold === 0.99));
+  assert.equal(caught.length, 0);
+});
+
 test('a file path in msg.payload is classified only with "Read image files" on, and only inside its folders', async () => {
   const photo = classImages(groceryValDir, CLASSES[0])[0];
   const elsewhere = classImages(groceryTrainDir, CLASSES[0])[0];
