@@ -63,6 +63,12 @@ export = function (RED: NodeAPI) {
     const reviewOutput = config.reviewOutput === true || config.reviewOutput === 'true';
     // Off by default: a JPEG in every result weighs on MQTT, debug and context (a console still gets it).
     const includeFrame = config.includeFrame === true || config.includeFrame === 'true';
+    // Frames while there is no model: `fail` each (a triggered item needs its answer), or `skip`:
+    // the first fails with the reason, the rest are counted (a free-running lane would flood catch and debug).
+    const unreadyFrames = config.unreadyFrames === 'skip' ? 'skip' : 'fail';
+    /** The fault the first skipped frame was failed with; a new fault is reported again. */
+    let reportedFault: Error | undefined;
+    let skippedUnready = 0;
     const imageProperty = messageProperty(config.property);
     const outputProperty = messageProperty(config.outputProperty);
     const thresholdType = config.thresholdType ?? (blankOrModel(config.threshold) ? 'model' : 'num');
@@ -199,6 +205,8 @@ export = function (RED: NodeAPI) {
 
     function becomeReady(): void {
       state = 'ready';
+      reportedFault = undefined;
+      skippedUnready = 0;
       problem = undefined;
       refused = undefined;
       throttle.showNow(readyState(), readyText());
@@ -318,7 +326,21 @@ export = function (RED: NodeAPI) {
     async function runBatch(jobs: Job[]): Promise<void> {
       if (jobs[0].command) return runCommand(jobs[0]);
       if (state !== 'ready' || !classifier) {
-        for (const job of jobs) failFrame(job, problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')), jobs.length);
+        const fault = problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready'));
+        for (const job of jobs) {
+          if (unreadyFrames === 'fail' || reportedFault !== fault) {
+            reportedFault = fault;
+            failFrame(job, fault, jobs.length);
+            continue;
+          }
+          skippedUnready++;
+          job.msg.laneVision = laneVisionInfo({ batchSize: jobs.length, dropped: 'not-ready' });
+          job.done();
+        }
+        if (unreadyFrames === 'skip' && skippedUnready > 0) {
+          const noModel = isLaneVisionError(fault, 'CLASSIFY_NO_MODEL');
+          throttle.show(noModel ? 'warning' : 'error', `${noModel ? RED._('lane-classify.status.no-model') : errorText(fault)} · ${RED._('lane-classify.status.skipped', { count: skippedUnready })}`);
+        }
         return;
       }
       applyContextThreshold();

@@ -382,6 +382,27 @@ test('before any model: a clear error and a warning status; the first training i
   assert.equal(out[0].classification.modelVersion, 1);
 });
 
+test('"No model: skip" (a free-running lane): one error for the fault, the other frames counted on the status, not one error each', async () => {
+  const dir = path.join(work, 'models-empty-skip');
+  await helper.load(nodes, classifyFlow({ modelsFolder: dir, classify: { unreadyFrames: 'skip' } }));
+  const out = collect('o0');
+  const caught = collect('caught');
+  await waitUntil(() => lastStatus('c1').fill === 'yellow', 'the warning status');
+  const [frame] = valFrames([CLASSES[0]]);
+  for (let i = 0; i < 6; i++) send({ payload: frame.image, seq: i });
+  await waitUntil(() => /5 frames skipped/.test(lastStatus('c1').text ?? ''), 'the skipped frames counted on the status');
+  assert.equal(caught.length, 1, 'one error for the fault, not one per frame');
+  assert.equal(caughtCode(caught[0]), 'CLASSIFY_NO_MODEL');
+  assert.equal(caught[0].seq, 0, 'the first frame carries the reason');
+  assert.equal(out.length, 0);
+
+  await lib.retrain({ dataset, backbone, store: await lib.openModelStore(dir), cache });
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'the first model taken up');
+  send({ payload: frame.image });
+  await waitUntil(() => out.length === 1, 'a classified frame');
+  assert.equal(caught.length, 1);
+});
+
 test('a model trained on another backbone is refused with a warning, the one in use stays, the next good one is taken up', async () => {
   const { dir, store } = await trainedStore('models-mismatch', 1);
   await helper.load(nodes, classifyFlow({ modelsFolder: dir }));
