@@ -98,7 +98,7 @@ test('the launcher runs the yoghurt lane in a real Node-RED process: editor, adm
 
     // Import ▸ Examples offers the package's example flows.
     const listed = (await (await fetch(`${demo.editorUrl}library/examples/flows/node-red-contrib-lane-vision`)).json()) as { fn: string }[];
-    assert.deepEqual(listed.map((entry) => entry.fn).sort(), ['imagenet-as-is', 'yoghurt-lane']);
+    assert.deepEqual(listed.map((entry) => entry.fn).sort(), ['camera-sorter', 'imagenet-as-is', 'yoghurt-lane']);
 
     // Results of the trained model arrive over MQTT from the flow's embedded broker.
     const topics = laneTopicsOf(demo.userDir.flowFile);
