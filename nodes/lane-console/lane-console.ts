@@ -17,7 +17,7 @@ import { keptFrame } from '../shared/recent-frames.js';
 import { errorText, showStatus } from '../shared/status.js';
 import { createStatusThrottle } from '../shared/status-throttle.js';
 import { adminRootOf, NODE_TYPE, registerConsoleRoutes, type RoutedConsole } from './http-routes.js';
-import { OperatorConsole } from './operator-console.js';
+import { OperatorConsole } from '../../src/console/operator-console.js';
 import { consoleSettingsFrom, DEFAULT_PATH } from './settings.js';
 import type { ConsoleSettings, LaneConsoleDef, LaneConsoleNode } from './types.js';
 
