@@ -14,7 +14,7 @@
  *   npm start                  start (example flow copied into the user dir on first start)
  *   npm start -- --reset       restore the example flow and clear the demo's frames and models
  *
- * Environment: PORT (editor, default 1880), LANE_VISION_MQTT_PORT (default 1883),
+ * Environment: PORT (editor, default 1880), LANE_VISION_MQTT_PORT (default 1884),
  * LANE_VISION_DEMO_DIR (user dir, default <repo>/.node-red-data), LANE_VISION_BACKBONE
  * (folder, URL or preset), LANE_VISION_FRAMES (folder per class; default: synthetic lane),
  * LANE_VISION_CACHE (model download cache), LANE_VISION_TRAIN_DELAY (seconds before the example
@@ -33,7 +33,7 @@ import { DEFAULT_TOPIC_TEMPLATE, buildLaneTopics, type LaneTopics } from '../src
 // #region options
 
 export const DEFAULT_HTTP_PORT = 1880;
-export const DEFAULT_MQTT_PORT = 1883;
+export const DEFAULT_MQTT_PORT = 1884;
 /** The preset used when neither LANE_VISION_BACKBONE nor the shared models folder gives one. */
 export const DEFAULT_BACKBONE_PRESET = 'mobilenet-v2-0.35';
 /** Next to the repo in the development set-up (see ../shared/models/README.md). */

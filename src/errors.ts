@@ -14,3 +14,8 @@ export class LaneVisionError extends Error {
 export function isLaneVisionError(err: unknown, code?: string): err is LaneVisionError {
   return err instanceof LaneVisionError && (code === undefined || err.code === code);
 }
+
+/** The message an error shows on a node or page: LaneVisionError messages are written for people. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -9,7 +9,7 @@
 import type { NodeAPI, NodeStatus } from 'node-red';
 import { closeLingeringBrokers, LaneStation, readableError, type ConnectionStatusEvent, type EngineInfo } from '../../src/events/index.js';
 import { LaneVisionError } from '../../src/errors.js';
-import { stationOptionsFrom } from './settings.js';
+import { stationOptionsFrom, stationOptionsOverCoreBroker, type CoreMqttBroker } from './settings.js';
 import { userDirOf } from '../shared/paths.js';
 import type { LaneBrokerCredentials, LaneBrokerDef, LaneBrokerNode, LaneBrokerUser } from './types.js';
 
@@ -67,7 +67,18 @@ export = function (RED: NodeAPI) {
     let lastEvent: ConnectionStatusEvent | undefined;
 
     try {
-      node.station = new LaneStation(stationOptionsFrom(config, node.credentials ?? {}, userDirOf(RED.settings as { userDir?: string })));
+      const userDir = userDirOf(RED.settings as { userDir?: string });
+      const coreId = typeof config.mqttBroker === 'string' ? config.mqttBroker.trim() : '';
+      let options;
+      if (coreId && coreId !== '_ADD_') {
+        // The site's broker, as the core mqtt nodes already reach it (Node-RED creates that config node first).
+        const core = RED.nodes.getNode(coreId) as (CoreMqttBroker & { type?: string }) | null;
+        if (!core || core.type !== 'mqtt-broker') throw new LaneVisionError('MQTT_CONFIG_INVALID', RED._('lane-broker.errors.no-core-broker', { id: coreId }));
+        options = stationOptionsOverCoreBroker(config, core, userDir);
+      } else {
+        options = stationOptionsFrom(config, node.credentials ?? {}, userDir);
+      }
+      node.station = new LaneStation(options);
     } catch (err) {
       node.station = undefined;
       node.problem = err instanceof Error ? err : new Error(String(err));

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import type { LaneStationOptions, LaneTlsOptions } from '../../src/events/index.js';
 import type { LaneBrokerCredentials, LaneBrokerDef } from './types.js';
 
-const DEFAULT_EMBEDDED_PORT = 1883;
+// Not 1883: that is where a site's own broker listens; the embedded demo broker must neither take it nor fail on it.
+const DEFAULT_EMBEDDED_PORT = 1884;
 
 /** Editor fields are text; an empty one means "use the default". */
 function numberSetting(value: unknown): number | undefined {
@@ -76,5 +77,39 @@ export function stationOptionsFrom(config: LaneBrokerDef, credentials: LaneBroke
     const tls = tlsOptions(url, config, credentials);
     if (tls) options.tls = tls;
   }
+  return options;
+}
+
+/** What lane-broker reads from a core `mqtt-broker` config node (10-mqtt.js builds both at deploy). */
+export interface CoreMqttBroker {
+  /** mqtt://host:port, mqtts://..., ws(s)://... as the core node connects. */
+  brokerurl?: string;
+  clientid?: string;
+  /** The MQTT.js options of the core node: login, keepalive and the TLS of its tls-config node. */
+  options?: { username?: string; password?: string; keepalive?: number; ca?: unknown; cert?: unknown; key?: unknown; passphrase?: string; rejectUnauthorized?: boolean; servername?: string };
+}
+
+/**
+ * LaneStation options for the broker a core mqtt-broker config node points at: its URL,
+ * login and TLS (tls-config), with the lane's own topics, queue and outbox. The station opens
+ * its own connection (with its own client id: two clients with one id would keep pushing
+ * each other off the broker).
+ */
+export function stationOptionsOverCoreBroker(config: LaneBrokerDef, core: CoreMqttBroker, userDir?: string): LaneStationOptions {
+  const options = stationOptionsFrom({ ...config, embedded: false, url: core.brokerurl ?? '' }, {}, userDir);
+  const given = core.options ?? {};
+  if (textSetting(given.username)) {
+    options.username = given.username!.trim();
+    if (given.password) options.password = given.password;
+  }
+  if (!textSetting(config.clientId) && textSetting(core.clientid)) options.clientId = `${core.clientid!.trim()}-lane-vision`;
+  if (numberSetting(config.keepalive) === undefined && typeof given.keepalive === 'number') options.keepaliveSeconds = given.keepalive;
+  const tls: LaneTlsOptions = {};
+  for (const key of ['ca', 'cert', 'key'] as const) if (given[key] !== undefined && given[key] !== null && given[key] !== '') tls[key] = given[key] as string;
+  if (given.passphrase) tls.passphrase = given.passphrase;
+  if (given.servername) tls.servername = given.servername;
+  if (given.rejectUnauthorized === false) tls.rejectUnauthorized = false;
+  if (Object.keys(tls).length > 0) options.tls = { rejectUnauthorized: true, ...tls };
+  else delete options.tls;
   return options;
 }

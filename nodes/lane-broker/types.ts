@@ -12,6 +12,8 @@ export interface LaneBrokerDef extends NodeDef {
   topicTemplate: string;
   offlineQueueLimit: string | number;
   tlsVerify: boolean;
+  /** A core mqtt-broker config node (and its tls-config) to connect to instead of the URL and the embedded broker. */
+  mqttBroker?: string;
   /** Missing in hand-written flows: then on exactly when no URL is given. */
   embedded?: boolean;
   embeddedHost: string;

@@ -20,8 +20,11 @@ interface LaneCaptureDef extends NodeDef, FileInputSettings {
   dataset: string;
   /** Optional: pre-embed stored frames with this backbone. */
   backbone: string;
-  /** Optional fixed label. */
+  /** Optional label: fixed text (labelType str, the default) or read per frame from msg / flow / global / env. */
   label: string;
+  labelType?: 'str' | 'msg' | 'flow' | 'global' | 'env';
+  /** Message property holding the frame (typedInput msg). Default payload. */
+  property?: string;
   /** Capture session (shift, batch); blank: the day of capture. */
   session?: string;
 }
@@ -57,6 +60,8 @@ export = function (RED: NodeAPI) {
 
     let setupProblem: Error | undefined;
     let fixedLabel: string | undefined;
+    const labelType = config.labelType ?? 'str';
+    const imageProperty = typeof config.property === 'string' && config.property.trim() !== '' ? config.property.trim() : 'payload';
     let files: FileAccess = 'none';
     try {
       files = fileAccessFrom(config, userDirOf(RED.settings as { userDir?: string }));
@@ -64,7 +69,9 @@ export = function (RED: NodeAPI) {
       setupProblem = err as Error;
     }
     if (!setupProblem && !datasetNode) setupProblem = new LaneVisionError('CAPTURE_NO_DATASET', RED._('lane-capture.errors.no-dataset'));
-    else if (!setupProblem && typeof config.label === 'string' && config.label.trim() !== '') {
+    else if (!setupProblem && !['str', 'msg', 'flow', 'global', 'env'].includes(labelType)) {
+      setupProblem = new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.bad-label-type', { type: String(labelType) }));
+    } else if (!setupProblem && labelType === 'str' && typeof config.label === 'string' && config.label.trim() !== '') {
       try {
         fixedLabel = checkCaptureLabel(config.label);
       } catch (err) {
@@ -89,11 +96,20 @@ export = function (RED: NodeAPI) {
       return armed ? RED._('lane-capture.status.armed', { label: armed.label, count: armed.remaining }) : '';
     }
 
+    /** The label setting read from msg / flow / global / env for this frame; blank or missing: none. */
+    function typedLabel(msg: CaptureMessage): unknown {
+      if (labelType === 'str' || typeof config.label !== 'string' || config.label.trim() === '') return undefined;
+      const value: unknown = RED.util.evaluateNodeProperty(config.label, labelType, node, msg);
+      return value === undefined || value === null || value === '' ? undefined : value;
+    }
+
     /** Picks the label and, for an armed one, takes one frame off its count (given back if the frame is refused). */
     function chooseLabel(msg: CaptureMessage): { label: string; giveBack?: () => void } {
       const given = messageLabel(msg);
       if (given !== undefined) return { label: checkCaptureLabel(given) };
       if (fixedLabel) return { label: fixedLabel };
+      const typed = typedLabel(msg);
+      if (typed !== undefined) return { label: checkCaptureLabel(typed) };
       if (!armed) throw new LaneVisionError('CAPTURE_NO_LABEL', RED._('lane-capture.errors.no-label'));
       const taken = armed;
       taken.remaining--;
@@ -123,7 +139,7 @@ export = function (RED: NodeAPI) {
       const { label, giveBack } = chooseLabel(msg);
       let entry;
       try {
-        entry = await dataset.add(label, (await frameBytes(msg.payload, files)) as ImageInput, {
+        entry = await dataset.add(label, (await frameBytes(RED.util.getMessageProperty(msg, imageProperty), files)) as ImageInput, {
           source: typeof msg.source === 'string' ? msg.source : `node-red:${node.name || node.id}`,
           author: typeof msg.author === 'string' ? msg.author : undefined,
           session: sessionOf(msg, config.session),

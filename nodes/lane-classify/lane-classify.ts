@@ -26,6 +26,7 @@ import { fileAccessFrom, frameBytes } from '../shared/file-input.js';
 import { userDirOf } from '../shared/paths.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { registerReadAction } from '../shared/admin-routes.js';
+import { keepFrame } from '../shared/recent-frames.js';
 import { errorText, showStatus } from '../shared/status.js';
 import { createStatusThrottle } from '../shared/status-throttle.js';
 import type { ClassifyMode, FrameDropReason, LaneClassifyDef, LaneClassifyNode, LaneVisionInfo, QueueCounters } from './types.js';
@@ -33,6 +34,8 @@ import type { ClassifyMode, FrameDropReason, LaneClassifyDef, LaneClassifyNode, 
 /** A frame or a command waiting its turn. */
 interface Job {
   msg: NodeMessageInFlow;
+  /** The frame, read from the node's image property when the message arrived. */
+  image?: unknown;
   send: (msg: NodeMessage | Array<NodeMessage | null>) => void;
   done: (err?: Error) => void;
   command?: 'threshold' | 'rollback';
@@ -58,6 +61,19 @@ export = function (RED: NodeAPI) {
     const separateInspection = config.inspectOutputs === 'separate';
     /** Frames queued for review also go out on a last output (topic "review"; wire it to lane-events). */
     const reviewOutput = config.reviewOutput === true || config.reviewOutput === 'true';
+    // Off by default: a JPEG in every result weighs on MQTT, debug and context (a console still gets it).
+    const includeFrame = config.includeFrame === true || config.includeFrame === 'true';
+    // Frames while there is no model: `fail` each (a triggered item needs its answer), or `skip`:
+    // the first fails with the reason, the rest are counted (a free-running lane would flood catch and debug).
+    const unreadyFrames = config.unreadyFrames === 'skip' ? 'skip' : 'fail';
+    /** The fault the first skipped frame was failed with; a new fault is reported again. */
+    let reportedFault: Error | undefined;
+    let skippedUnready = 0;
+    const imageProperty = messageProperty(config.property);
+    const outputProperty = messageProperty(config.outputProperty);
+    const thresholdType = config.thresholdType ?? (blankOrModel(config.threshold) ? 'model' : 'num');
+    // flow / global thresholds are read before every batch; the last value applied, to notice a change.
+    let contextThreshold: unknown;
     let reviewQueue: ReviewQueue | undefined;
     let reviewFailed = false;
     const throttle = createStatusThrottle(node, STATUS_INTERVAL_MS);
@@ -92,7 +108,7 @@ export = function (RED: NodeAPI) {
       files = fileAccessFrom(config, userDirOf(RED.settings as { userDir?: string }));
       settings = {
         // Blank: the thresholds the model's training chose for its target precision.
-        threshold: blankOrModel(config.threshold) ? 'model' : readNumber(config.threshold, 0.6, 0, 1, 'threshold'),
+        threshold: initialThreshold(),
         topK: Math.floor(readNumber(config.topK, DEFAULTS.topK, 1, 1000, 'topK')),
         maxBatch: Math.floor(readNumber(config.maxBatch, DEFAULTS.maxBatch, 1, 64, 'maxBatch')),
         maxWaitMs: readNumber(config.maxWaitMs, DEFAULTS.maxWaitMs, 0, 10_000, 'maxWaitMs'),
@@ -189,6 +205,8 @@ export = function (RED: NodeAPI) {
 
     function becomeReady(): void {
       state = 'ready';
+      reportedFault = undefined;
+      skippedUnready = 0;
       problem = undefined;
       refused = undefined;
       throttle.showNow(readyState(), readyText());
@@ -270,6 +288,35 @@ export = function (RED: NodeAPI) {
       node.warn(RED._('lane-classify.errors.dropping', { count, limit: settings.queueLimit, policy: settings.overflow }));
     }
 
+    /** The threshold setting at deploy: the model's own, a number, an env variable; flow / global start with the model's own. */
+    function initialThreshold(): number | 'model' {
+      if (thresholdType === 'model' || thresholdType === 'flow' || thresholdType === 'global') return 'model';
+      const value = thresholdType === 'env' ? RED.util.evaluateNodeProperty(String(config.threshold ?? ''), 'env', node, {}) : config.threshold;
+      if (!['num', 'env'].includes(thresholdType)) throw new LaneVisionError('CLASSIFY_BAD_SETTING', RED._('lane-classify.errors.bad-threshold-type', { type: String(thresholdType) }));
+      return blankOrModel(value) ? 'model' : readNumber(value, 0.6, 0, 1, 'threshold');
+    }
+
+    /**
+     * A flow / global threshold: applied when it changes. A bad value keeps the threshold in
+     * use and is reported once (one warning, the status), not with every frame.
+     */
+    function applyContextThreshold(): void {
+      if (!classifier || (thresholdType !== 'flow' && thresholdType !== 'global')) return;
+      const value: unknown = RED.util.evaluateNodeProperty(String(config.threshold ?? ''), thresholdType, node, {});
+      if (value === contextThreshold) return;
+      contextThreshold = value;
+      const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (value === undefined || blankOrModel(value)) {
+        classifier.setThreshold('model');
+      } else if (typeof number === 'number' && Number.isFinite(number) && number >= 0 && number <= 1) {
+        classifier.setThreshold(number);
+      } else {
+        const text = RED._('lane-classify.errors.bad-context-threshold', { type: thresholdType, key: String(config.threshold), value: describe(value), threshold: String(classifier.threshold) });
+        node.warn(text);
+        throttle.showNow('warning', text);
+      }
+    }
+
     function failFrame(job: Job, err: Error, batchSize: number): void {
       counts.failed++;
       job.msg.laneVision = laneVisionInfo({ batchSize });
@@ -279,15 +326,30 @@ export = function (RED: NodeAPI) {
     async function runBatch(jobs: Job[]): Promise<void> {
       if (jobs[0].command) return runCommand(jobs[0]);
       if (state !== 'ready' || !classifier) {
-        for (const job of jobs) failFrame(job, problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready')), jobs.length);
+        const fault = problem ?? new LaneVisionError('CLASSIFY_NOT_READY', RED._('lane-classify.errors.not-ready'));
+        for (const job of jobs) {
+          if (unreadyFrames === 'fail' || reportedFault !== fault) {
+            reportedFault = fault;
+            failFrame(job, fault, jobs.length);
+            continue;
+          }
+          skippedUnready++;
+          job.msg.laneVision = laneVisionInfo({ batchSize: jobs.length, dropped: 'not-ready' });
+          job.done();
+        }
+        if (unreadyFrames === 'skip' && skippedUnready > 0) {
+          const noModel = isLaneVisionError(fault, 'CLASSIFY_NO_MODEL');
+          throttle.show(noModel ? 'warning' : 'error', `${noModel ? RED._('lane-classify.status.no-model') : errorText(fault)} · ${RED._('lane-classify.status.skipped', { count: skippedUnready })}`);
+        }
         return;
       }
+      applyContextThreshold();
       // Text frames become bytes first, under the node's file access (off by default).
       const readable: Job[] = [];
       await Promise.all(
         jobs.map(async (job) => {
           try {
-            job.msg.payload = await frameBytes(job.msg.payload, files);
+            job.image = await frameBytes(job.image, files);
             readable.push(job);
           } catch (err) {
             failFrame(job, asError(err), jobs.length);
@@ -300,7 +362,7 @@ export = function (RED: NodeAPI) {
       }
       const started = performance.now();
       const results = await classifier.classifyBatch(
-        jobs.map((job) => job.msg.payload as ImageInput),
+        jobs.map((job) => job.image as ImageInput),
         jobs.map((job) => started - job.arrivedAt),
       );
       results.forEach((result, i) => {
@@ -309,18 +371,26 @@ export = function (RED: NodeAPI) {
         counts.frames++;
         if (result.label === UNKNOWN_LABEL) counts.unknown++;
         lastMs = result.timings.decodeMs + result.timings.featuresMs + result.timings.headMs;
-        job.send(route(decorate(job.msg, result, jobs.length)));
+        const frame = job.image as ImageInput;
+        job.send(route(decorate(job.msg, frame, result, jobs.length)));
         job.done();
-        offerForReview(job.msg.frame as ImageInput, result);
+        offerForReview(frame, result);
       });
       showReady();
     }
 
-    function decorate(msg: NodeMessageInFlow, result: ClassificationResult, batchSize: number): NodeMessageInFlow {
+    function decorate(msg: NodeMessageInFlow, frame: ImageInput, result: ClassificationResult, batchSize: number): NodeMessageInFlow {
       // lane-source describes its frames in msg.frame; keep that next to the image.
       if (msg.frame !== undefined && msg.frameInfo === undefined) msg.frameInfo = msg.frame;
-      msg.frame = msg.payload;
-      msg.payload = result.label;
+      if (includeFrame) {
+        msg.frame = frame;
+      } else {
+        delete msg.frame;
+        keepFrame(msg._msgid, frame);
+      }
+      // The frame leaves its property (unless the label goes there anyway): results stay small.
+      if (imageProperty !== outputProperty) RED.util.setMessageProperty(msg, imageProperty, undefined, false);
+      RED.util.setMessageProperty(msg, outputProperty, result.label, true);
       msg.classification = result;
       msg.laneVision = laneVisionInfo({ batchSize });
       return msg;
@@ -352,7 +422,7 @@ export = function (RED: NodeAPI) {
     function route(msg: NodeMessageInFlow): NodeMessage | Array<NodeMessage | null> {
       if (!outputLabels) return reviewOutput ? [msg, null] : msg;
       const outputs: Array<NodeMessage | null> = new Array(outputCount()).fill(null);
-      const index = outputLabels.indexOf(String(msg.payload));
+      const index = outputLabels.indexOf((msg.classification as ClassificationResult).label);
       const reason = (msg.classification as ClassificationResult).reason;
       const inspection = outputLabels.length + (separateInspection && reason !== 'low-confidence' ? 1 : 0);
       outputs[index === -1 ? inspection : index] = msg;
@@ -408,7 +478,8 @@ export = function (RED: NodeAPI) {
     node.on('input', (msg, send, done) => {
       const command = typeof msg.topic === 'string' && COMMANDS.has(msg.topic) ? (msg.topic as Job['command']) : undefined;
       // A frame the queue refuses or evicts is settled by `dropped`.
-      queue.push({ msg, send, done, command, arrivedAt: performance.now() });
+      const image = command ? undefined : RED.util.getMessageProperty(msg, imageProperty);
+      queue.push({ msg, send, done, command, image, arrivedAt: performance.now() });
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -444,6 +515,11 @@ export = function (RED: NodeAPI) {
     if (value === undefined || value === null || value === '') return DEFAULTS.overflow;
     if ((OVERFLOW_POLICIES as readonly unknown[]).includes(value)) return value as OverflowPolicy;
     throw new LaneVisionError('CLASSIFY_BAD_SETTING', RED._('lane-classify.errors.bad-overflow', { value: String(value), policies: OVERFLOW_POLICIES.join(', ') }));
+  }
+
+  /** A typedInput msg property; blank (flows before the setting) is payload. */
+  function messageProperty(value: unknown): string {
+    return typeof value === 'string' && value.trim() !== '' ? value.trim() : 'payload';
   }
 
   function blankOrModel(value: unknown): boolean {

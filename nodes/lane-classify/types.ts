@@ -11,6 +11,16 @@ export interface LaneClassifyDef extends NodeDef, FileInputSettings {
   dataset?: string;
   mode?: ClassifyMode;
   threshold?: string | number;
+  /** typedInput type of `threshold`: model (blank), num, env, flow or global. Missing in flows before typedInputs: num, or model when blank. */
+  thresholdType?: 'model' | 'num' | 'env' | 'flow' | 'global';
+  /** Frames while there is no usable model: `fail` each (default), or `skip` all but the first of a fault. */
+  unreadyFrames?: 'fail' | 'skip';
+  /** Message property holding the frame (typedInput msg). Default payload. */
+  property?: string;
+  /** Message property the decided label is written to (typedInput msg). Default payload. */
+  outputProperty?: string;
+  /** The frame goes out in msg.frame too (off by default; a lane-console after the node gets it anyway). */
+  includeFrame?: boolean | string;
   /** Frames queued for review also go out on a last output. */
   reviewOutput?: boolean | string;
   /** `shared` (default): one output for every frame sent to inspection; `separate`: low-confidence, then unknown-product. */
@@ -37,7 +47,8 @@ export interface LaneClassifyNode extends Node {
 }
 
 /** Why a frame left the node without being classified: queue full, block's safety cap, or the node stopped (redeploy). */
-export type FrameDropReason = DropReason | 'stopped';
+/** `not-ready`: skipped while there is no model (the node's *Without a model* = skip). */
+export type FrameDropReason = DropReason | 'stopped' | 'not-ready';
 
 /** Counters of a classify node since it started, in msg.laneVision.queue. */
 export interface QueueCounters {

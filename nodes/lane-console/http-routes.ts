@@ -17,9 +17,9 @@ import type { Node, NodeAPI } from 'node-red';
 import type { NextFunction, Request, Response } from 'express';
 import { answerRequestErrorsAsJson, errorBody, httpStatusOf, registerWriteAction, WRITE_PERMISSION } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
-import type { ThumbnailSize } from './frame-store.js';
-import type { OperatorConsole } from './operator-console.js';
-import { checkSameOrigin, HttpError, isWriteAction, parseWriteRequest, WRITE_ACTIONS, type WriteRequest } from './write-requests.js';
+import type { ThumbnailSize } from '../../src/console/frame-store.js';
+import type { OperatorConsole } from '../../src/console/operator-console.js';
+import { checkSameOrigin, HttpError, isWriteAction, parseWriteRequest, WRITE_ACTIONS, type WriteRequest } from '../../src/console/write-requests.js';
 
 export const NODE_TYPE = 'lane-console';
 

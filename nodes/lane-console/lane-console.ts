@@ -13,10 +13,11 @@ import { LaneVisionError } from '../../src/errors.js';
 import type { Backbone } from '../../src/engine/index.js';
 import type { ImageInput } from '../../src/image/index.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
+import { keptFrame } from '../shared/recent-frames.js';
 import { errorText, showStatus } from '../shared/status.js';
 import { createStatusThrottle } from '../shared/status-throttle.js';
 import { adminRootOf, NODE_TYPE, registerConsoleRoutes, type RoutedConsole } from './http-routes.js';
-import { OperatorConsole } from './operator-console.js';
+import { OperatorConsole } from '../../src/console/operator-console.js';
 import { consoleSettingsFrom, DEFAULT_PATH } from './settings.js';
 import type { ConsoleSettings, LaneConsoleDef, LaneConsoleNode } from './types.js';
 
@@ -93,8 +94,9 @@ export = function (RED: NodeAPI) {
       if (!lane) return done(node.problem);
       const message = msg as NodeMessageInFlow & { classification?: unknown; frame?: unknown; label?: unknown };
       const classification = isClassification(message.classification) ? message.classification : undefined;
-      // lane-classify moves the frame to msg.frame; a camera message has it in msg.payload.
-      const image = classification ? message.frame : message.payload;
+      // lane-classify moves the frame to msg.frame, or keeps it aside by message id (its
+      // *Frame* setting off, the default); a camera message has it in msg.payload.
+      const image = classification ? (message.frame ?? keptFrame(msg._msgid)) : message.payload;
       if (image === undefined || image === null) {
         return done(new LaneVisionError('CONSOLE_NO_FRAME', RED._(classification ? 'lane-console.errors.no-frame-classified' : 'lane-console.errors.no-frame')));
       }

@@ -176,9 +176,26 @@ export = function (RED: NodeAPI) {
       throw new LaneVisionError('EVENT_INVALID', RED._('lane-events.errors.unknown-input', { topic: String(msg.topic ?? '') }));
     }
 
+    // A standing fault (broker not running, settings unusable) fails the first event with the
+    // reason and counts the rest on the status: a lane sends several results a second, and one
+    // error each would flood the log. A publish that works, or another fault, starts over.
+    let standingFault: string | undefined;
+    let unsent = 0;
+    function failOnce(err: Error, done: (err?: Error) => void): void {
+      if (standingFault !== err.message) {
+        standingFault = err.message;
+        unsent = 0;
+        return done(err);
+      }
+      unsent++;
+      node.status({ fill: 'red', shape: 'ring', text: `${err.message.slice(0, 40)} · ${RED._('lane-events.status.unsent', { count: unsent })}` });
+      done();
+    }
+
     node.on('input', (msg: LaneEventsInput, _send: unknown, done: (err?: Error) => void) => {
       publish(msg).then(
         ({ outcome, what }) => {
+          standingFault = undefined;
           if (outcome === 'failed') {
             done(new LaneVisionError('MQTT_PUBLISH_FAILED', RED._('lane-events.errors.publish-failed', { topic: what })));
             return;
@@ -190,7 +207,13 @@ export = function (RED: NodeAPI) {
           }
           done();
         },
-        (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          // Connection faults (MQTT_*, BROKER_*) stand until fixed; a bad message is its own error every time.
+          const code = (error as { code?: unknown }).code;
+          if (typeof code === 'string' && /^(MQTT_|BROKER_)/.test(code) && code !== 'MQTT_PUBLISH_FAILED') return failOnce(error, done);
+          done(error);
+        },
       );
     });
 

@@ -25,7 +25,4 @@ export function clearStatus(node: Node): void {
   node.status({});
 }
 
-/** The message an error shows on a node: LaneVisionError messages are written for people. */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+export { errorText } from '../../src/errors.js';

@@ -113,7 +113,7 @@ function registerTfjsNode(): string | undefined {
     try {
       nodeEntry = require.resolve('@tensorflow/tfjs-node');
     } catch {
-      return '@tensorflow/tfjs-node is not installed (optional dependency)';
+      return '@tensorflow/tfjs-node is not installed (optional dependency; its install downloads libtensorflow from outside the npm registry), so tfjs runs on WebAssembly; for native TensorFlow run `npm install @tensorflow/tfjs-node` in the Node-RED user directory with internet access';
     }
     // A second copy of tfjs-core gives two engines that do not share tensors: refuse it.
     const ours = require.resolve('@tensorflow/tfjs-core');

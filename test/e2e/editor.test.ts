@@ -78,6 +78,24 @@ test('the editor shows the demo flow and the imported ImageNet example with ever
     }
     assert.deepEqual(pageErrors, []);
 
+    // Edit dialogs: a ${ENV} value in a dropdown is shown, not blank; old flows get their typedInput types.
+    const dialog = async (id: string, read: string): Promise<unknown> => {
+      await page.evaluate(`RED.editor.edit(RED.nodes.node(${JSON.stringify(id)}))`);
+      await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
+      await page.waitForTimeout(300);
+      const value = await page.evaluate(read);
+      await page.click('#node-dialog-cancel');
+      await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+      return value;
+    };
+    assert.equal(await dialog('imagenet-as-is.source', `$('#node-input-mode').val()`), '${LANE_FRAMES_MODE}');
+    assert.deepEqual(
+      await dialog('imagenet-as-is.classify', `[$('#node-input-threshold').typedInput('type'), $('#node-input-threshold').typedInput('value'), $('#node-input-property').typedInput('type'), $('#node-input-property').typedInput('value'), $('#node-input-outputProperty').typedInput('value')]`),
+      ['num', '0.3', 'msg', 'payload', 'payload'],
+      'a flow from before the typedInputs: the threshold is a number, the image and label in msg.payload',
+    );
+    assert.deepEqual(pageErrors, []);
+
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.evaluate(`RED.workspaces.show('yoghurt-lane')`);
     await page.waitForTimeout(500);

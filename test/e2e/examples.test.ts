@@ -116,13 +116,13 @@ test('the examples read their settings from LANE_VISION_* and fall back to worki
     LANE_BACKBONE: 'mobilenet-v2-0.35',
     LANE_FRAMES: '',
     LANE_FRAMES_MODE: 'synthetic',
-    LANE_MQTT_PORT: '1883',
+    LANE_MQTT_PORT: '1884',
     LANE_TRAIN_DELAY: '20',
   });
   assert.deepEqual(await tabVariables('camera-sorter.json'), {
     LANE_CAMERA_URL: 'http://192.168.1.20/snapshot.jpg',
     LANE_BACKBONE: 'mobilenet-v2-0.35',
-    LANE_MQTT_PORT: '1883',
+    LANE_MQTT_PORT: '1884',
   });
   assert.deepEqual(await tabVariables('imagenet-as-is.json'), {
     LANE_IMAGENET_BACKBONE: 'mobilenet-v1-1.00',

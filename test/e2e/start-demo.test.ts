@@ -28,7 +28,7 @@ import { freePort, repoRoot, tempDir } from './support.js';
 test('options come from the environment, with the documented defaults', () => {
   const defaults = demoOptionsFrom({}, [], repoRoot);
   assert.equal(defaults.httpPort, 1880);
-  assert.equal(defaults.mqttPort, 1883);
+  assert.equal(defaults.mqttPort, 1884);
   assert.equal(defaults.userDir, path.join(repoRoot, '.node-red-data'));
   assert.equal(defaults.reset, false);
   assert.equal(defaults.backbone, undefined);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { EventHub, type EventHubLimits } from '../../nodes/lane-console/event-stream.js';
+import { EventHub, type EventHubLimits } from '../../src/console/event-stream.js';
 
 let server: http.Server;
 let base: string;

@@ -138,7 +138,7 @@ describe('MJPEG camera (ffmpeg -f mpjpeg -listen 1)', { skip: ffmpegMissing() },
       TAB,
       backboneConfig('bb', modelDir('mobilenet-v2-1.0-imagenet')),
       { id: 'cam', z: 'f1', type: 'lane-camera', name: '', kind: 'mjpeg', url: camera.url, mode: 'free-run', fps: 5, retryMax: 0.3, wires: [['classify']] },
-      { id: 'classify', z: 'f1', type: 'lane-classify', name: '', mode: 'backbone', backbone: 'bb', dataset: '', threshold: 0.05, topK: 3, maxBatch: 8, splitOutputs: false, labels: [], outputs: 1, wires: [['out']] },
+      { id: 'classify', z: 'f1', type: 'lane-classify', name: '', mode: 'backbone', backbone: 'bb', dataset: '', threshold: 0.05, topK: 3, maxBatch: 8, splitOutputs: false, labels: [], outputs: 1, includeFrame: true, wires: [['out']] },
       { id: 'out', z: 'f1', type: 'helper' },
     ];
     await helper.load(nodes, flow);

@@ -128,6 +128,33 @@ test("the node's own label is used when the message has none, and msg.label wins
   assert.equal((second.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
 });
 
+test('typedInputs: the label from msg / flow / env and the frame from another property; a blank one falls back to msg.label or a refusal', async () => {
+  const fromMsg = await deploy({ label: 'item.kind', labelType: 'msg', property: 'image' });
+  const stored = await fromMsg.send({ image: fs.readFileSync(BRAVO[1]), item: { kind: 'Bravo-Orange-Juice' }, payload: 'not an image' });
+  assert.equal((stored.stored!.payload as { label: string }).label, 'Bravo-Orange-Juice', 'label from msg.item.kind, frame from msg.image');
+  const unlabelled = await fromMsg.send({ image: fs.readFileSync(BRAVO[2]), item: {} });
+  assert.equal(caughtCode(unlabelled.error!), 'CAPTURE_NO_LABEL', 'no label anywhere: refused with the reason');
+  await helper.unload();
+
+  const fromFlow = await deploy({ label: 'currentLabel', labelType: 'flow' });
+  fromFlow.capture.context().flow.set('currentLabel', 'Oatly-Oat-Milk');
+  const flowLabelled = await fromFlow.send({ payload: fs.readFileSync(OATLY[1]) });
+  assert.equal((flowLabelled.stored!.payload as { label: string }).label, 'Oatly-Oat-Milk');
+  fromFlow.capture.context().flow.set('currentLabel', '../escape');
+  const hostile = await fromFlow.send({ payload: fs.readFileSync(OATLY[2]) });
+  assert.ok(hostile.error, 'a label from context is checked like any other');
+  await helper.unload();
+
+  process.env.LANE_CAPTURE_TEST_LABEL = 'Bravo-Orange-Juice';
+  try {
+    const fromEnv = await deploy({ label: 'LANE_CAPTURE_TEST_LABEL', labelType: 'env' });
+    const envLabelled = await fromEnv.send({ payload: fs.readFileSync(BRAVO[3]) });
+    assert.equal((envLabelled.stored!.payload as { label: string }).label, 'Bravo-Orange-Juice');
+  } finally {
+    delete process.env.LANE_CAPTURE_TEST_LABEL;
+  }
+});
+
 test('a capture command arms its label for the next count frames, then frames need a label again', async () => {
   const kit = await deploy();
   const none = await kit.send({ payload: fs.readFileSync(OATLY[0]) });

@@ -170,7 +170,7 @@ test('trained mode classifies unseen photos with the active model and reports it
     const result = msg.classification;
     assert.equal(msg.truth, frames[i].label, 'outputs keep arrival order');
     assert.deepEqual(msg.frameInfo, { index: i, source: 'folder' }, "a lane source's msg.frame moves to msg.frameInfo");
-    assert.ok(Buffer.isBuffer(msg.frame) && msg.frame.equals(frames[i].image), 'the original frame is kept in msg.frame');
+    assert.equal(msg.frame, undefined, 'results carry no frame unless asked (Frame setting, off by default)');
     assert.equal(msg.payload, result.label);
     assert.equal(result.modelVersion, 1);
     assert.equal(result.backend, backbone.backend.name);
@@ -197,6 +197,36 @@ test('trained mode classifies unseen photos with the active model and reports it
   assert.equal((await helper.request().get('/lane-vision/lane-classify/nope/labels')).status, 404);
 });
 
+test('typedInputs: the frame from another property, the label to another, a global threshold read before each batch and a bad one reported once', async () => {
+  await helper.load(nodes, classifyFlow({ classify: { property: 'camera.image', outputProperty: 'decision', threshold: 'laneThreshold', thresholdType: 'global' } }));
+  const out = collect('o0');
+  const caught = collect('caught');
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
+  const [frame, other] = valFrames();
+  const node = helper.getNode('c1') as Node;
+  node.context().global.set('laneThreshold', 0.99);
+  send({ camera: { image: frame.image, id: 7 }, payload: 'kept' });
+  await waitUntil(() => out.length === 1, 'classified');
+  assert.equal(out[0].payload, 'kept', 'msg.payload is left alone');
+  assert.equal(out[0].decision, out[0].classification.label);
+  assert.equal(out[0].camera.image, undefined, 'the frame leaves the result');
+  assert.equal(out[0].camera.id, 7);
+  assert.equal(out[0].classification.threshold, 0.99, 'the global threshold applies');
+
+  const warnings: string[] = [];
+  const warn = node.warn.bind(node);
+  node.warn = (text: unknown) => {
+    warnings.push(String(text));
+    warn(text);
+  };
+  node.context().global.set('laneThreshold', 'lots');
+  for (let i = 0; i < 3; i++) send({ camera: { image: other.image } });
+  await waitUntil(() => out.length === 4, 'classified with the threshold still in use');
+  assert.equal(warnings.filter((text) => /laneThreshold/.test(text)).length, 1, `one warning for the bad value, not one per frame: ${warnings.join(' | ')}`);
+  assert.ok(out.slice(1).every((msg) => msg.classification.threshold === 0.99));
+  assert.equal(caught.length, 0);
+});
+
 test('a file path in msg.payload is classified only with "Read image files" on, and only inside its folders', async () => {
   const photo = classImages(groceryValDir, CLASSES[0])[0];
   const elsewhere = classImages(groceryTrainDir, CLASSES[0])[0];
@@ -211,7 +241,7 @@ test('a file path in msg.payload is classified only with "Read image files" on, 
   assert.equal(out[0].seq, 2, 'the frame after it is classified');
   await helper.unload();
 
-  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5, readFiles: true, fileFolders: groceryValDir } }));
+  await helper.load(nodes, classifyFlow({ classify: { threshold: 0.5, readFiles: true, fileFolders: groceryValDir, includeFrame: true } }));
   out = collect('o0');
   caught = collect('caught');
   await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'ready');
@@ -350,6 +380,27 @@ test('before any model: a clear error and a warning status; the first training i
   send({ payload: frame.image });
   await waitUntil(() => out.length === 1, 'a classified frame');
   assert.equal(out[0].classification.modelVersion, 1);
+});
+
+test('"No model: skip" (a free-running lane): one error for the fault, the other frames counted on the status, not one error each', async () => {
+  const dir = path.join(work, 'models-empty-skip');
+  await helper.load(nodes, classifyFlow({ modelsFolder: dir, classify: { unreadyFrames: 'skip' } }));
+  const out = collect('o0');
+  const caught = collect('caught');
+  await waitUntil(() => lastStatus('c1').fill === 'yellow', 'the warning status');
+  const [frame] = valFrames([CLASSES[0]]);
+  for (let i = 0; i < 6; i++) send({ payload: frame.image, seq: i });
+  await waitUntil(() => /5 frames skipped/.test(lastStatus('c1').text ?? ''), 'the skipped frames counted on the status');
+  assert.equal(caught.length, 1, 'one error for the fault, not one per frame');
+  assert.equal(caughtCode(caught[0]), 'CLASSIFY_NO_MODEL');
+  assert.equal(caught[0].seq, 0, 'the first frame carries the reason');
+  assert.equal(out.length, 0);
+
+  await lib.retrain({ dataset, backbone, store: await lib.openModelStore(dir), cache });
+  await waitUntil(() => /^v1 · /.test(lastStatus('c1').text ?? ''), 'the first model taken up');
+  send({ payload: frame.image });
+  await waitUntil(() => out.length === 1, 'a classified frame');
+  assert.equal(caught.length, 1);
 });
 
 test('a model trained on another backbone is refused with a warning, the one in use stays, the next good one is taken up', async () => {

@@ -272,6 +272,24 @@ test('a frame sent by the camera and again classified is one frame; unsure ones 
   assert.equal(caughtCode(noFrame), 'CONSOLE_NO_FRAME');
 });
 
+test('a result without msg.frame (lane-classify with Frame off) still shows its frame: the console takes the copy kept under the message id', async () => {
+  const recent = compiledModule<typeof import('../../nodes/shared/recent-frames.js')>('nodes/shared/recent-frames.js');
+  const node = await load();
+  const caught = recorder(helper.getNode('caught-out'));
+  const [first] = frames;
+  recent.keepFrame('msg-kept', first.image);
+  node.receive({ _msgid: 'msg-kept', payload: first.label, classification: classification(first.label, 0.9) } as never);
+  let state: StateView | undefined;
+  await waitFor(() => {
+    stateOf(node).then((s) => (state = s));
+    return state && state.frames.length === 1 && state.frames[0].classified;
+  }, 'the classified frame');
+  assert.equal(state!.frames[0].label, first.label);
+  // A result whose frame was never kept (another message id) still fails, for a catch node.
+  node.receive({ _msgid: 'msg-not-kept', payload: 'x', classification: classification('x', 0.9) } as never);
+  assert.equal(caughtCode(await caught.next()), 'CONSOLE_NO_FRAME');
+});
+
 test('writes need the header, the same origin and a sound body; nothing changes when refused', async () => {
   const node = await load();
   sendFrames(node, frames.slice(0, 2));

@@ -3,6 +3,7 @@
  * package) at run time, once per process. The few parts of its API used here are typed
  * locally so that the project type-checks where the package did not install.
  */
+import * as path from 'node:path';
 import createDebug from 'debug';
 
 const debug = createDebug('lane-vision:engine');
@@ -37,16 +38,32 @@ export interface OrtModule {
 }
 
 const PACKAGE = 'onnxruntime-node';
+/**
+ * Where install/onnxruntime.cjs puts onnxruntime-node when npm dropped it (its own install
+ * script failed on the CUDA download): native-deps/ at the package root, from dist/src/engine/onnx.
+ */
+const NATIVE_DEPS = path.resolve(__dirname, '..', '..', '..', '..', 'native-deps');
+/** How to get native speed back, said with every reason ONNX Runtime is not used. */
+export const ONNX_FIX_HINT = `to fix, run \`ONNXRUNTIME_NODE_INSTALL=skip npm install ${PACKAGE}\` in the Node-RED user directory (CPU binaries from the npm registry, no CUDA download) and restart Node-RED`;
+
+function resolveOnnxRuntime(): string | undefined {
+  for (const paths of [undefined, [NATIVE_DEPS]]) {
+    try {
+      return require.resolve(PACKAGE, paths ? { paths } : undefined);
+    } catch {
+      // try the next place
+    }
+  }
+  return undefined;
+}
 let loaded: { ort: OrtModule; version: string } | { reason: string } | undefined;
 
 /** ONNX Runtime, or why it cannot be used here. */
 export function loadOnnxRuntime(): { ort: OrtModule; version: string } | { reason: string } {
   if (loaded) return loaded;
-  let entry: string;
-  try {
-    entry = require.resolve(PACKAGE);
-  } catch {
-    loaded = { reason: `${PACKAGE} is not installed (optional dependency)` };
+  const entry = resolveOnnxRuntime();
+  if (!entry) {
+    loaded = { reason: `${PACKAGE} is not installed (optional dependency), so the backbone runs on TensorFlow.js, several times slower; ${ONNX_FIX_HINT}` };
     return loaded;
   }
   try {
@@ -56,14 +73,14 @@ export function loadOnnxRuntime(): { ort: OrtModule; version: string } | { reaso
     } else {
       let version = 'unknown';
       try {
-        version = (require(`${PACKAGE}/package.json`) as { version: string }).version;
+        version = (require(path.join(path.dirname(entry), '..', 'package.json')) as { version: string }).version;
       } catch {
         // version only decorates reports
       }
       loaded = { ort, version };
     }
   } catch (err) {
-    loaded = { reason: `${PACKAGE} failed to load: ${err instanceof Error ? err.message : String(err)}` };
+    loaded = { reason: `${PACKAGE} failed to load (${err instanceof Error ? err.message : String(err)}), so the backbone runs on TensorFlow.js; ${ONNX_FIX_HINT}` };
   }
   debug('onnxruntime: %o', 'reason' in loaded ? loaded.reason : `version ${loaded.version}`);
   return loaded;

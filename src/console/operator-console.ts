@@ -5,19 +5,20 @@
  * frames, and pushes every change to the open pages over its event stream.
  * The work itself is the library's (dataset, model store, retrain, SimilarityIndex).
  */
-import { readRejectLabels, writeRejectLabels } from '../../src/open-set/index.js';
-import type { ReviewQueue } from '../../src/review/index.js';
+import { errorText } from '../errors.js';
+import { readRejectLabels, writeRejectLabels } from '../open-set/index.js';
+import type { ReviewQueue } from '../review/index.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXPORT_DESCRIPTION_FILE, exportModel, type ExportFormat } from '../../src/export/index.js';
-import type { ClassificationResult } from '../../src/classify/index.js';
-import { SimilarityIndex } from '../../src/classify/index.js';
-import type { Dataset, DatasetEntry } from '../../src/dataset/index.js';
-import type { Backbone } from '../../src/engine/index.js';
-import { embedImages } from '../../src/features/index.js';
-import { readImageSource, type FitPolicy, type ImageInput } from '../../src/image/index.js';
-import { versionFolderName, type ModelStore } from '../../src/model-store/index.js';
+import { EXPORT_DESCRIPTION_FILE, exportModel, type ExportFormat } from '../export/index.js';
+import type { ClassificationResult } from '../classify/index.js';
+import { SimilarityIndex } from '../classify/index.js';
+import type { Dataset, DatasetEntry } from '../dataset/index.js';
+import type { Backbone } from '../engine/index.js';
+import { embedImages } from '../features/index.js';
+import { readImageSource, type FitPolicy, type ImageInput } from '../image/index.js';
+import { versionFolderName, type ModelStore } from '../model-store/index.js';
 import {
   isRetraining,
   MIN_IMAGES_PER_LABEL,
@@ -26,9 +27,8 @@ import {
   type RetrainOptions,
   type RetrainProgress,
   type RetrainResult,
-} from '../../src/retrain/index.js';
-import type { HeadMetrics } from '../../src/training/index.js';
-import { errorText } from '../shared/status.js';
+} from '../retrain/index.js';
+import type { HeadMetrics } from '../training/index.js';
 import { EventHub } from './event-stream.js';
 import { FrameStore, imageInputOf, jpegThumbnail, type StoredFrame, type ThumbnailSize, THUMBNAIL_BOX } from './frame-store.js';
 import { LiveStats } from './live-stats.js';

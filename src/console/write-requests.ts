@@ -2,14 +2,14 @@
  * The console's write requests: what their bodies may hold. Pure functions over plain values, so the rules are tested
  * without a runtime; failures are HttpErrors carrying the status to answer with.
  */
-import { TRAINING_STRATEGIES, type TrainingStrategy } from '../../src/pipeline/index.js';
-import { HEAD_KINDS, type HeadKind } from '../../src/training/index.js';
-import { isLaneVisionError } from '../../src/errors.js';
-import { validateLabel } from '../../src/dataset/index.js';
-import { HttpError } from '../shared/same-origin.js';
+import { TRAINING_STRATEGIES, type TrainingStrategy } from '../pipeline/index.js';
+import { HEAD_KINDS, type HeadKind } from '../training/index.js';
+import { isLaneVisionError } from '../errors.js';
+import { validateLabel } from '../dataset/index.js';
+import { HttpError } from './http-error.js';
 
-// Who may write lives in nodes/shared/same-origin.ts, shared by every admin write route.
-export { checkSameOrigin, CSRF_HEADER, HttpError, type OriginHeaders } from '../shared/same-origin.js';
+// Who may write lives in same-origin.ts, shared by every admin write route (nodes/shared re-exports it).
+export { checkSameOrigin, CSRF_HEADER, HttpError, type OriginHeaders } from './same-origin.js';
 
 export const WRITE_ACTIONS = ['capture', 'stop-capture', 'dismiss', 'delete', 'relabel', 'train', 'cancel-train', 'promote', 'discard', 'rollback', 'review-label', 'review-dismiss', 'mark-reject'] as const;
 export type WriteAction = (typeof WRITE_ACTIONS)[number];

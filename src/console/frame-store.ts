@@ -7,8 +7,8 @@
  * request and kept with the frame.
  */
 import sharp from 'sharp';
-import type { ClassificationResult } from '../../src/classify/index.js';
-import type { ImageInput, ImageSource } from '../../src/image/index.js';
+import type { ClassificationResult } from '../classify/index.js';
+import type { ImageInput, ImageSource } from '../image/index.js';
 import type { FrameView } from './types.js';
 
 export type ThumbnailSize = 'small' | 'large';
