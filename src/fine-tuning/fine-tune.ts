@@ -63,10 +63,15 @@ export interface FineTuneResult {
   trainMs: number;
 }
 
+/**
+ * Measured on the 31 shared packages (crop 0.55, 3 views, val/ as held-out): the head's
+ * learning rate 1e-2 (blocks 1e-3) beat 3e-3; held-out accuracy dips for an epoch or two
+ * while the head and blocks adapt, hence a patience of 3 counted from the pretrained start.
+ */
 export const FINE_TUNE_DEFAULTS = {
   epochs: 6,
-  patience: 2,
-  headLearningRate: 3e-3,
+  patience: 3,
+  headLearningRate: 1e-2,
   backboneLearningRateFactor: 10,
   weightDecay: 1e-3,
   labelSmoothing: 0.1,
