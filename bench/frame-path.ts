@@ -9,7 +9,10 @@
  * - p50Ms / p99Ms: one frame at a time through the worker (a lane below its limit), from
  *   the bytes to the vector back on this thread;
  * - decodeShare: the worker's decode time over decode + backbone time at saturation;
- * - for 1080p, a region of interest decoded with shrink-on-load against a full-scale decode.
+ * - for 1080p, a region of interest decoded with shrink-on-load against a full-scale decode;
+ * - the same 1080p frames as raw RGB pixels: no JPEG decode, but 6 MB a frame to copy to the
+ *   worker, hash (the frame's identity) and resize at full scale, which costs more than a JPEG
+ *   decoded at 1/4 scale. Raw pixels pay off for frames near the backbone's size.
  * The session settings and thread counts in use are stated with the figures.
  * `bench/run.ts --only frame-path` runs it.
  */
@@ -20,7 +23,7 @@ import sharp from 'sharp';
 import { loadBackbone, onnxSessionOptions, type Backbone } from '../src/engine/index.js';
 import { resolveOnnxThreads } from '../src/engine/onnx/index.js';
 import { EmbeddingWorker, type EmbedRequestOptions } from '../src/features/index.js';
-import { prepareImage, type FitPolicy, type PreparedImage } from '../src/image/index.js';
+import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
 import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
 import { classImages, classNames, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
@@ -58,6 +61,8 @@ export interface FramePathFigures {
 export interface FramePathReport {
   photo: FramePathFigures;
   fullHd: FramePathFigures & { roiDecode: { shrinkOnLoadMsPerFrame: number; fullScaleMsPerFrame: number } };
+  /** The same 1080p frames as raw RGB pixels (a camera giving pixels): no JPEG decode, 6 MB a frame to the worker. */
+  fullHdRaw: FramePathFigures;
   settings: {
     cores: number;
     loadAverageAtStart: number[];
@@ -93,6 +98,13 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
     say(`engine ${loaded.engine} (${backbone.engine.name} here), ${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const photo = await measure('photo', photos, backbone, worker, request, plan, say);
     const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
+    const fullHdRaw: RawImage[] = await Promise.all(
+      fullHd.slice(0, 8).map(async (jpeg) => {
+        const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+        return { data, width: info.width, height: info.height, channels: info.channels };
+      }),
+    );
+    const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
     const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
     say(
       `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
@@ -114,7 +126,7 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
       `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${LANE_BATCH / 2}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
         `${settings.session.executionMode}, graph optimisation ${settings.session.graphOptimizationLevel}; load at end ${settings.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
     );
-    return { photo, fullHd: { ...hd, roiDecode }, settings };
+    return { photo, fullHd: { ...hd, roiDecode }, fullHdRaw: hdRaw, settings };
   } finally {
     await worker.dispose();
     backbone.release();
@@ -123,7 +135,7 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
 
 async function measure(
   label: string,
-  jpegs: readonly Buffer[],
+  jpegs: readonly ImageInput[],
   backbone: Backbone,
   worker: EmbeddingWorker,
   request: EmbedRequestOptions,
@@ -131,7 +143,8 @@ async function measure(
   say: (line?: string) => void,
 ): Promise<FramePathFigures> {
   const prepare = { ...backbone.inputSize, fit: backbone.fit };
-  const { width = 0, height = 0 } = await sharp(jpegs[0]).metadata();
+  const first = jpegs[0];
+  const { width = 0, height = 0 } = Buffer.isBuffer(first) ? await sharp(first).metadata() : (first as RawImage);
   const frameAt = (i: number) => jpegs[i % jpegs.length];
 
   // Decode alone, one frame at a time.
@@ -189,10 +202,10 @@ async function measure(
     sequentialEstimateFps: 1000 / (decodeMsPerFrame + modelMsPerFrame),
     decodeMsPerFrame,
     latency,
-    frames: { width, height, bytesMean: jpegs.reduce((s, j) => s + j.length, 0) / jpegs.length, count: jpegs.length },
+    frames: { width, height, bytesMean: jpegs.reduce((s: number, j) => s + (Buffer.isBuffer(j) ? j.length : (j as RawImage).data.length), 0) / jpegs.length, count: jpegs.length },
   };
   say(
-    `${label.padEnd(6)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
+    `${label.padEnd(9)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
       `saturation ${fixed(saturationFps, 0)} frames/s (${fixed(saturationFpsTwoInFlight, 0)} with two batches in flight; taking turns would give ${fixed(figures.sequentialEstimateFps, 0)}), ` +
       `decode share ${fixed(figures.decodeShare * 100, 0)} %; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
   );
