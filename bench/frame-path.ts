@@ -73,6 +73,8 @@ export interface FramePathReport {
     laneBatch: number;
     workerParts: string;
     decodeAhead: number;
+    /** The backbone alone (frames decoded), frames/s by batch size: what the run size of 4 rests on. */
+    modelFpsByBatch: Record<string, number>;
   };
 }
 
@@ -106,6 +108,8 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
     );
     const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
     const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
+    const modelFpsByBatch = await measureModelBatches(photos, backbone, plan.modelBatches * LANE_BATCH);
+    say(`backbone alone by batch size: ${Object.entries(modelFpsByBatch).map(([b, fps]) => `${b}: ${fixed(fps, 0)}`).join(', ')} frames/s`);
     say(
       `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
         `${fixed(roiDecode.shrinkOnLoadMsPerFrame, 2)} ms/frame with shrink-on-load, ${fixed(roiDecode.fullScaleMsPerFrame, 2)} ms decoding at full scale`,
@@ -121,6 +125,7 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
       laneBatch: LANE_BATCH,
       workerParts: 'each request as two halves through the worker\'s decode -> backbone stages',
       decodeAhead: 1,
+      modelFpsByBatch,
     };
     say(
       `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${LANE_BATCH / 2}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
@@ -231,4 +236,19 @@ async function measureRoiDecode(jpegs: readonly Buffer[], backbone: Backbone, fr
   const a2 = await time(shrunk);
   const b2 = await time(fullScale);
   return { shrinkOnLoadMsPerFrame: (a1 + a2) / 2, fullScaleMsPerFrame: (b1 + b2) / 2 };
+}
+
+/** The backbone alone on decoded photos at batch sizes 1 to 16, about `frames` frames each. */
+async function measureModelBatches(jpegs: readonly Buffer[], backbone: Backbone, frames: number): Promise<Record<string, number>> {
+  const decoded = await Promise.all(jpegs.slice(0, 16).map((j) => prepareImage(j, { ...backbone.inputSize, fit: backbone.fit })));
+  const byBatch: Record<string, number> = {};
+  for (const size of [1, 2, 4, 8, 16]) {
+    const batch = decoded.slice(0, size);
+    for (let i = 0; i < 2; i++) await backbone.engine.features(batch);
+    const runs = Math.max(2, Math.round(frames / size));
+    const start = performance.now();
+    for (let i = 0; i < runs; i++) await backbone.engine.features(batch);
+    byBatch[String(size)] = (runs * size * 1000) / (performance.now() - start);
+  }
+  return byBatch;
 }
