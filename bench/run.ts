@@ -17,7 +17,7 @@
  *   7. (bench/camera.ts) a 1920x1080 MJPEG camera (ffmpeg) through src/camera into the
  *      classifier: camera cost per frame, ROI crop, camera-to-decision latency.
  *
- * Options: --quick (fewer frames), --only flow|library|camera, --soak N (frames of the flow
+ * Options: --quick (fewer frames), --only flow|library|camera|frame-path, --soak N (frames of the flow
  * soak), --json [FILE] (also write every figure as JSON), --help. LANE_VISION_SHARED
  * points at the shared models and datasets.
  */
@@ -35,6 +35,7 @@ import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js
 import { table } from '../src/cli/output.js';
 import { classImages, classNames, groceryDir, groceryTrainDir, groceryValDir, modelDir, sharedDir, YOGHURT_CLASSES } from '../test/support/shared.js';
 import { DEFAULT_SOAK_FRAMES, QUICK_SOAK_FRAMES, runFlowBench } from './flow.js';
+import { runFramePathBench } from './frame-path.js';
 import { runCameraBench } from './camera.js';
 import { runOnnxBench } from './onnx.js';
 import { runPipelineBench, type PipelineBenchFigures } from './pipeline.js';
@@ -69,12 +70,13 @@ const PLANS: Record<'full' | 'quick', { fast: Plan; pureJs: Plan; decodeFrames: 
   quick: { fast: { latencyFrames: 30, throughputFrames: 32 }, pureJs: { latencyFrames: 8, throughputFrames: 16 }, decodeFrames: 60 },
 };
 
-const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library|camera] [--soak N] [--json [FILE]]
+const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library|camera|frame-path] [--soak N] [--json [FILE]]
 
   --quick          fewer frames and a 3,000-frame soak (a few minutes instead of about twenty)
   --only flow      only the Node-RED flow section (lane-classify / lane-train in a real runtime)
   --only library   everything but the flow and camera sections
   --only camera    only the camera section (a 1920x1080 MJPEG stream from ffmpeg into the classifier)
+  --only frame-path  only the frame path at saturation (photos and 1080p frames through the inference worker)
   --soak N         frames in the flow section's soak (default ${DEFAULT_SOAK_FRAMES}, ${QUICK_SOAK_FRAMES} with --quick)
   --json [FILE]    also write every figure as JSON to FILE (default lane-vision-bench-<time>.json)
   -h, --help       this help
@@ -92,7 +94,7 @@ function heading(text: string): void {
 
 interface Options {
   quick: boolean;
-  only?: 'flow' | 'library' | 'camera';
+  only?: 'flow' | 'library' | 'camera' | 'frame-path';
   soak?: number;
   jsonFile?: string;
 }
@@ -121,7 +123,7 @@ function parseOptions(argv: string[]): Options {
     say(HELP);
     process.exit(0);
   }
-  if (values.only !== undefined && !['flow', 'library', 'camera'].includes(values.only)) usage(`--only takes flow, library or camera, not "${values.only}"`);
+  if (values.only !== undefined && !['flow', 'library', 'camera', 'frame-path'].includes(values.only)) usage(`--only takes flow, library, camera or frame-path, not "${values.only}"`);
   const soak = values.soak === undefined ? undefined : Number(values.soak);
   if (soak !== undefined && !(Number.isSafeInteger(soak) && soak >= 1)) usage(`--soak takes a whole number of frames, not "${values.soak}"`);
   return { quick: values.quick === true, only: values.only as Options['only'], soak, jsonFile: values.json && path.resolve(values.json) };
@@ -534,6 +536,10 @@ async function main(): Promise<void> {
     report.memoryBefore = before;
 
     if (options.only === undefined || options.only === 'library') await runLibrarySections(options, plan, inUse, before, scratch, cacheDir, report);
+    if (options.only === undefined || options.only === 'frame-path') {
+      heading('frame path at saturation: JPEG bytes -> sharp -> backbone in the inference worker (photos and 1080p frames)');
+      report.framePath = await runFramePathBench({ quick: options.quick, cacheDir, say });
+    }
     if (options.only === undefined || options.only === 'camera') {
       heading('camera: a 1920x1080 MJPEG stream (ffmpeg, 30 frames/s) through src/camera into the classifier');
       report.camera = await runCameraBench({ quick: options.quick, say });

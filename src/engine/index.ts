@@ -32,6 +32,8 @@ export {
   NotConvertibleError,
   OnnxInferenceEngine,
   convertToOnnx,
+  onnxSessionOptions,
+  onnxThreadsForMachine,
   loadOnnxRuntime,
   parseEnginePreference,
 } from './onnx/index.js';

@@ -41,7 +41,7 @@ export interface LoadBackboneOptions extends DownloadOptions {
    * Converted models are cached in `<cacheDir>/onnx/`.
    */
   engine?: EnginePreference;
-  /** ONNX Runtime intra-op threads per backbone (default: LANE_VISION_ONNX_THREADS, else 1). */
+  /** ONNX Runtime intra-op threads per backbone (default: LANE_VISION_ONNX_THREADS, else half the cores, onnxThreadsForMachine). */
   onnxThreads?: number;
   /** Frames per tensor in `features` / `predict`. Default 16. */
   maxBatch?: number;

@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Backbone } from '../engine/index.js';
 import { BackboneInThread } from '../threads/backbone-in-thread.js';
 import { serialiseError, type SerialisedError } from '../threads/serialised-error.js';
-import { embedImagesSettled } from './embed.js';
+import { decodeFrames, embedDecoded, finishEmbedJob, startEmbedJob, type DecodedFrames, type EmbedJob } from './embed.js';
+import { TwoStagePipeline } from './two-stage-pipeline.js';
 import type { EmbeddingWorkerData, FromEmbeddingWorker, ToEmbeddingWorker } from './embedding-worker-protocol.js';
 
 if (!parentPort) throw new Error('embedding-worker-entry runs as a worker thread (see EmbeddingWorker)');
@@ -16,10 +17,34 @@ const data = workerData as EmbeddingWorkerData;
 const held = new BackboneInThread(data, port);
 const running = new Set<Promise<void>>();
 
+/**
+ * Every request's frames go through one pair of stages: a part of the frames decodes
+ * (sharp's pool) while the backbone runs the part before, of the same request or the one
+ * before it, so one core decodes while another runs the model. The backbone runs one part
+ * at a time, in arrival order, so replies keep the order of the requests.
+ */
+const stages = new TwoStagePipeline(
+  ({ job, indices }: { job: EmbedJob; indices: number[] }) => decodeFrames(job, indices),
+  (decoded: DecodedFrames) => embedDecoded(decoded.job, decoded),
+);
+
+/**
+ * A request split in two parts (a lane's micro-batch of 8 runs as 4 + 4): the second half
+ * decodes while the backbone runs the first, even when the lane sends one batch at a time.
+ */
+function requestParts(count: number): number[][] {
+  const size = Math.max(1, Math.ceil(count / 2));
+  const parts: number[][] = [];
+  for (let start = 0; start < count; start += size) parts.push(Array.from({ length: Math.min(size, count - start) }, (_, i) => start + i));
+  return parts;
+}
+
 async function embed(message: Extract<ToEmbeddingWorker, { type: 'embed' }>, loaded: Backbone): Promise<void> {
   const { requestId, inputs, options } = message;
   try {
-    const report = await embedImagesSettled(loaded, inputs, { ...options, cache: null, batchSize: Math.max(1, inputs.length) });
+    const job = startEmbedJob(loaded, inputs, { ...options, cache: null });
+    await Promise.all(requestParts(inputs.length).map((indices) => stages.push({ job, indices })));
+    const report = finishEmbedJob(job);
     // Features, or the classifier's output: as long as the first frame's says.
     const size = report.results.find((r): r is Extract<typeof r, { features: Float32Array }> => 'features' in r)?.features.length ?? 0;
     const vectors = new Float32Array(inputs.length * size);

@@ -53,7 +53,7 @@ export interface EmbeddingWorkerOptions {
   backend?: BackendPreference;
   /** `enginePreferenceOf(mainBackbone)` runs the same engine as the main thread. */
   engine?: EnginePreference;
-  /** ONNX Runtime threads in the worker. Default: LANE_VISION_ONNX_THREADS, else 1. */
+  /** ONNX Runtime threads in the worker. Default: LANE_VISION_ONNX_THREADS, else half the cores (onnxThreadsForMachine). */
   onnxThreads?: number;
   cacheDir?: string;
 }

@@ -1,6 +1,14 @@
 /**
  * Frame -> RGB bytes of the backbone's input size, in a single sharp pipeline
  * (decode with shrink-on-load, EXIF orientation, crop/pad, colour conversion, raw out).
+ *
+ * Shrink-on-load: libjpeg can decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling), far
+ * less work than decoding 1080p and throwing most of it away. sharp does this itself for a
+ * `resize` (fastShrinkOnLoad, on by default) but not when an `extract` comes before the
+ * resize (sharp's pipeline.cc: no pre-shrink with a pre-resize extract). So a window of a
+ * large JPEG is cut after the resize (see shrinkOnLoadWindow): the whole frame is scaled
+ * so the window lands on the output size, then the window is cut out; libvips computes
+ * only the pixels of the cut, and the decode runs at the reduced scale.
  */
 import sharp from 'sharp';
 import { LaneVisionError } from '../errors.js';
@@ -43,7 +51,7 @@ export async function prepareSource(source: ImageSource, options: PrepareOptions
 
   let data: Uint8Array;
   try {
-    data = view || (fit.crop && !centredCropOnly(fit))
+    data = view || (fit.crop && !centredCropOnly(fit)) || roiShrinksOnLoad(source, fit, { width, height })
       ? await prepareWindow(source, { width, height }, fit, view ?? checkView({}), limits.maxInputPixels)
       : await prepareWhole(source, { width, height }, fit, limits.maxInputPixels);
   } catch (err) {
@@ -55,6 +63,49 @@ export async function prepareSource(source: ImageSource, options: PrepareOptions
 /** A centred crop of a whole frame or of a pixel region needs no frame size: the common case, kept off metadata(). */
 function centredCropOnly(fit: FitPolicy): boolean {
   return fit.crop !== undefined && 'fraction' in fit.crop && fit.kind !== 'contain';
+}
+
+/**
+ * A region of interest of a JPEG at least twice the output takes the window path, which
+ * reads the frame's size (a header parse, about 0.1 ms) so it can decode at a reduced scale.
+ */
+function roiShrinksOnLoad(source: ImageSource, fit: FitPolicy, size: Size): boolean {
+  if (fit.kind !== 'roi' || !canShrinkOnLoad(source)) return false;
+  const fraction = fit.crop && 'fraction' in fit.crop ? fit.crop.fraction : 1;
+  return coverScale({ width: fit.width * fraction, height: fit.height * fraction }, size) <= MAX_SHRINK_ON_LOAD_SCALE;
+}
+
+/** libjpeg's DCT scaling is the shrink-on-load worth having; sharp's WebP one is already used by plain resizes. */
+function canShrinkOnLoad(source: ImageSource): boolean {
+  return source.kind === 'encoded' && source.format === 'jpeg';
+}
+
+/** libjpeg shrinks by 2 at the least: a window less than twice the output decodes at full scale either way. */
+const MAX_SHRINK_ON_LOAD_SCALE = 0.5;
+
+/** The scale at which `window` covers `size`. */
+function coverScale(window: Size, size: Size): number {
+  return Math.max(size.width / window.width, size.height / window.height);
+}
+
+/**
+ * `window` of the frame covering the output, cut after the resize so the JPEG decodes at a
+ * reduced scale; undefined where that gains nothing (not a JPEG, a window under twice the output).
+ * Equal to extract-then-resize up to sub-pixel rounding of the window's edges.
+ */
+function shrinkOnLoadWindow(source: ImageSource, frame: Size, window: PixelWindow, size: Size, maxInputPixels: number): sharp.Sharp | undefined {
+  if (!canShrinkOnLoad(source)) return undefined;
+  const scale = coverScale(window, size);
+  if (scale > MAX_SHRINK_ON_LOAD_SCALE) return undefined;
+  // frame >= window >= size / scale on both axes, so the scaled frame holds the output.
+  const scaledWidth = Math.max(size.width, Math.round(frame.width * scale));
+  const scaledHeight = Math.max(size.height, Math.round(frame.height * scale));
+  // The output is centred on the window's centre (cover), kept inside the scaled frame.
+  const left = Math.min(Math.max(0, Math.round((window.left + window.width / 2) * scale - size.width / 2)), scaledWidth - size.width);
+  const top = Math.min(Math.max(0, Math.round((window.top + window.height / 2) * scale - size.height / 2)), scaledHeight - size.height);
+  return openPipeline(source, maxInputPixels)
+    .resize(scaledWidth, scaledHeight, { fit: 'fill' })
+    .extract({ left, top, ...size });
 }
 
 /** The frame (or its pixel region, or a centred crop of either) scaled to the output in one pipeline. */
@@ -100,9 +151,12 @@ async function prepareWindow(source: ImageSource, size: Size, fit: FitPolicy, vi
   const inner = spread === 1 ? window : grow(window, spread, frame);
   const outWidth = Math.round(size.width * (inner.width / window.width));
   const outHeight = Math.round(size.height * (inner.height / window.height));
-  let pipeline = openPipeline(source, maxInputPixels)
-    .extract(inner)
-    .resize(outWidth, outHeight, fit.kind === 'contain' ? { fit: 'contain', background } : { fit: 'cover', position: 'centre' });
+  const shrunk = spread === 1 && fit.kind !== 'contain' ? shrinkOnLoadWindow(source, frame, window, size, maxInputPixels) : undefined;
+  let pipeline =
+    shrunk ??
+    openPipeline(source, maxInputPixels)
+      .extract(inner)
+      .resize(outWidth, outHeight, fit.kind === 'contain' ? { fit: 'contain', background } : { fit: 'cover', position: 'centre' });
   if (spread !== 1) {
     // Rotated, the canvas is the bounding box of the turned image; its centre is the output.
     // Floor of the box's size: the real one is never smaller, so the extract stays inside.

@@ -8,9 +8,10 @@ export {
   ONNX_THREADS_ENV_VAR,
   parseEnginePreference,
   resolveEnginePreference,
+  onnxThreadsForMachine,
   resolveOnnxThreads,
 } from './engine-preference.js';
-export { loadOnnxBackbone } from './load-onnx.js';
+export { loadOnnxBackbone, onnxSessionOptions } from './load-onnx.js';
 export type { OnnxBackboneRequest, OnnxBackboneResult } from './load-onnx.js';
 export { ONNX_CACHE_FOLDER, onnxCacheEntry } from './onnx-cache.js';
 export type { OnnxCacheMeta } from './onnx-cache.js';

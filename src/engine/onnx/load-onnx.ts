@@ -16,7 +16,7 @@ import { CONVERTER_VERSION, type ConversionTarget, convertToOnnx } from './conve
 import { type OnnxCacheMeta, onnxCacheEntry, readCachedOnnx, writeCachedOnnx } from './onnx-cache.js';
 import { OnnxInferenceEngine } from './onnx-engine.js';
 import { NotConvertibleError } from './onnx-graph.js';
-import { type OrtModule, loadOnnxRuntime } from './runtime.js';
+import { type OrtModule, type OrtSessionOptions, loadOnnxRuntime } from './runtime.js';
 
 const debug = createDebug('lane-vision:engine');
 
@@ -190,14 +190,7 @@ async function openEngine(
   hasClassifier: boolean,
 ): Promise<{ engine: OnnxInferenceEngine } | { reason: string }> {
   try {
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: request.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      executionProviders: ['cpu'],
-      logSeverityLevel: 3,
-    });
+    const session = await ort.InferenceSession.create(bytes, onnxSessionOptions(request.threads));
     const backend = { name: 'cpu' as const, preference: 'auto' as const, skipped: [] };
     return { engine: new OnnxInferenceEngine(ort, session, { backend, inputSize, hasClassifier, maxBatch: request.maxBatch, threads: request.threads }) };
   } catch (err) {
@@ -247,4 +240,23 @@ function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
     }
   }
   return diff / scale;
+}
+
+/**
+ * Session options for a converted backbone; `bench/run.ts --only frame-path` states them.
+ * - `all`: constant folding and node fusions (a Conv with its activation) plus the CPU
+ *   layout transform (NCHWc), which the basic and extended levels leave out.
+ * - one inter-op thread, sequential: a MobileNet is one chain of operators, nothing runs
+ *   side by side, so a parallel executor only adds hand-offs.
+ * - intra-op threads from the machine (onnxThreadsForMachine) unless set.
+ */
+export function onnxSessionOptions(threads: number): OrtSessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+    logSeverityLevel: 3,
+  };
 }

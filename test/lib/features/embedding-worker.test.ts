@@ -64,6 +64,25 @@ test('the worker gives the vectors and hashes the main thread gives, in input or
   assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left on the main thread');
 });
 
+test('requests sent together overlap in the thread and each gets its own vectors, in input order', async () => {
+  // Three lane batches at once, as a saturated lane sends them: they share the thread's decode and backbone stages.
+  const batches = [photos.slice(0, 3), photos.slice(3), [...photos].reverse()];
+  const here = await onMainThread(photos);
+  const byHash = new Map(here.results.map((r) => ('features' in r ? [r.hash, r.features] : ['', new Float32Array()])));
+  const replies = await Promise.all(batches.map((batch) => worker.embedSettled(batch, options)));
+  replies.forEach((reply, b) => {
+    assert.equal(reply.results.length, batches[b].length);
+    reply.results.forEach((result, i) => {
+      assert.ok('features' in result, `batch ${b} frame ${i} embedded`);
+      const expected = here.results[photos.indexOf(batches[b][i])];
+      assert.ok('features' in expected);
+      assert.equal(result.hash, expected.hash, `batch ${b} frame ${i} is that frame`);
+      const worst = result.features.reduce((max, v, k) => Math.max(max, Math.abs(v - byHash.get(result.hash)![k])), 0);
+      assert.ok(worst < 1e-4, `batch ${b} frame ${i}: off by ${worst}`);
+    });
+  });
+});
+
 test('bad inputs fail in their place with the main thread\'s error codes; the rest embed', async () => {
   const hostile = { data: new Uint8Array(12), width: 2, height: 2, channels: 3, describe: () => 'not cloneable' };
   const inputs = [

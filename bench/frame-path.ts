@@ -1,0 +1,254 @@
+/**
+ * Benchmark section: the frame path at the machine's limit, for the shared photos (348 px
+ * JPEGs) and 1080p camera frames (JPEGs made in memory from the photos), MobileNetV2 0.35
+ * features on the engine auto picks:
+ * - modelOnlyFps: the backbone alone on frames already decoded, batches of 8, this thread;
+ * - saturationFps: JPEG bytes in, vectors out, through the inference worker, a batch of 8
+ *   in flight at a time as lane-classify's queue sends them (the worker decodes one half
+ *   while the backbone runs the other); also with two batches in flight;
+ * - p50Ms / p99Ms: one frame at a time through the worker (a lane below its limit), from
+ *   the bytes to the vector back on this thread;
+ * - decodeShare: the worker's decode time over decode + backbone time at saturation;
+ * - for 1080p, a region of interest decoded with shrink-on-load against a full-scale decode;
+ * - the same 1080p frames as raw RGB pixels: no JPEG decode, but 6 MB a frame to copy to the
+ *   worker, hash (the frame's identity) and resize at full scale, which costs more than a JPEG
+ *   decoded at 1/4 scale. Raw pixels pay off for frames near the backbone's size.
+ * The session settings and thread counts in use are stated with the figures.
+ * `bench/run.ts --only frame-path` runs it.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import sharp from 'sharp';
+import { loadBackbone, onnxSessionOptions, type Backbone } from '../src/engine/index.js';
+import { resolveOnnxThreads } from '../src/engine/onnx/index.js';
+import { EmbeddingWorker, type EmbedRequestOptions } from '../src/features/index.js';
+import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
+import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
+import { classImages, classNames, groceryValDir, modelDir } from '../test/support/shared.js';
+import { distribution, fixed, type Distribution } from './stats.js';
+
+const BACKBONE = 'mobilenet-v2-0.35-features';
+/** lane-classify's default micro-batch. */
+const LANE_BATCH = 8;
+const FULL_HD = { width: 1920, height: 1080 };
+/** A lane camera's region of interest in a 1080p frame: the middle of the belt. */
+const FULL_HD_ROI: FitPolicy = { kind: 'roi', left: 420, top: 90, width: 1080, height: 900 };
+
+export interface FramePathBenchOptions {
+  quick?: boolean;
+  /** Converted models go here (a scratch folder), not to the user's cache. */
+  cacheDir?: string;
+  say?: (line?: string) => void;
+}
+
+export interface FramePathFigures {
+  modelOnlyFps: number;
+  saturationFps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Worker decode time / (decode + backbone time) at saturation. */
+  decodeShare: number;
+  saturationFpsTwoInFlight: number;
+  /** 1000 / (decode ms + backbone ms per frame): what taking turns would give. */
+  sequentialEstimateFps: number;
+  /** prepareImage alone, one frame at a time, this thread. */
+  decodeMsPerFrame: number;
+  latency: Distribution;
+  frames: { width: number; height: number; bytesMean: number; count: number };
+}
+
+export interface FramePathReport {
+  photo: FramePathFigures;
+  fullHd: FramePathFigures & { roiDecode: { shrinkOnLoadMsPerFrame: number; fullScaleMsPerFrame: number } };
+  /** The same 1080p frames as raw RGB pixels (a camera giving pixels): no JPEG decode, 6 MB a frame to the worker. */
+  fullHdRaw: FramePathFigures;
+  settings: {
+    cores: number;
+    loadAverageAtStart: number[];
+    loadAverageAtEnd: number[];
+    engine: string;
+    onnxThreads: number;
+    session: ReturnType<typeof onnxSessionOptions>;
+    laneBatch: number;
+    workerParts: string;
+    decodeAhead: number;
+    /** The backbone alone (frames decoded), frames/s by batch size: what the run size of 4 rests on. */
+    modelFpsByBatch: Record<string, number>;
+  };
+}
+
+const PLANS = {
+  full: { latencyFrames: 300, saturationBatches: 120, modelBatches: 80, decodeFrames: 240 },
+  quick: { latencyFrames: 100, saturationBatches: 40, modelBatches: 30, decodeFrames: 80 },
+};
+
+export async function runFramePathBench(options: FramePathBenchOptions = {}): Promise<FramePathReport> {
+  const say = options.say ?? ((line = '') => process.stdout.write(line + '\n'));
+  const plan = PLANS[options.quick ? 'quick' : 'full'];
+  const loadAverageAtStart = os.loadavg();
+  const files = classNames(groceryValDir).flatMap((c) => classImages(groceryValDir, c).slice(0, 2)).slice(0, 40);
+  const photos = files.map((f) => fs.readFileSync(f));
+  // 1080p frames made from the photos, in memory (never written to the repository).
+  const fullHd = await Promise.all(photos.slice(0, 16).map((p) => sharp(p).resize(FULL_HD.width, FULL_HD.height, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer()));
+
+  const backbone = await loadBackbone(modelDir(BACKBONE), { cacheDir: options.cacheDir });
+  const worker = new EmbeddingWorker({ spec: modelDir(BACKBONE), engine: enginePreferenceOf(backbone), cacheDir: options.cacheDir });
+  try {
+    const loaded = await worker.start();
+    const request: EmbedRequestOptions = { fit: backbone.fit };
+    say(`engine ${loaded.engine} (${backbone.engine.name} here), ${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const photo = await measure('photo', photos, backbone, worker, request, plan, say);
+    const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
+    const fullHdRaw: RawImage[] = await Promise.all(
+      fullHd.slice(0, 8).map(async (jpeg) => {
+        const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+        return { data, width: info.width, height: info.height, channels: info.channels };
+      }),
+    );
+    const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
+    const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
+    const modelFpsByBatch = await measureModelBatches(photos, backbone, plan.modelBatches * LANE_BATCH);
+    say(`backbone alone by batch size: ${Object.entries(modelFpsByBatch).map(([b, fps]) => `${b}: ${fixed(fps, 0)}`).join(', ')} frames/s`);
+    say(
+      `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
+        `${fixed(roiDecode.shrinkOnLoadMsPerFrame, 2)} ms/frame with shrink-on-load, ${fixed(roiDecode.fullScaleMsPerFrame, 2)} ms decoding at full scale`,
+    );
+    const onnxThreads = resolveOnnxThreads();
+    const settings = {
+      cores: os.availableParallelism(),
+      loadAverageAtStart,
+      loadAverageAtEnd: os.loadavg(),
+      engine: loaded.engine,
+      onnxThreads,
+      session: onnxSessionOptions(onnxThreads),
+      laneBatch: LANE_BATCH,
+      workerParts: 'each request as two halves through the worker\'s decode -> backbone stages',
+      decodeAhead: 1,
+      modelFpsByBatch,
+    };
+    say(
+      `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${LANE_BATCH / 2}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
+        `${settings.session.executionMode}, graph optimisation ${settings.session.graphOptimizationLevel}; load at end ${settings.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
+    );
+    return { photo, fullHd: { ...hd, roiDecode }, fullHdRaw: hdRaw, settings };
+  } finally {
+    await worker.dispose();
+    backbone.release();
+  }
+}
+
+async function measure(
+  label: string,
+  jpegs: readonly ImageInput[],
+  backbone: Backbone,
+  worker: EmbeddingWorker,
+  request: EmbedRequestOptions,
+  plan: (typeof PLANS)['full'],
+  say: (line?: string) => void,
+): Promise<FramePathFigures> {
+  const prepare = { ...backbone.inputSize, fit: backbone.fit };
+  const first = jpegs[0];
+  const { width = 0, height = 0 } = Buffer.isBuffer(first) ? await sharp(first).metadata() : (first as RawImage);
+  const frameAt = (i: number) => jpegs[i % jpegs.length];
+
+  // Decode alone, one frame at a time.
+  const decoded: PreparedImage[] = [];
+  for (let i = 0; i < 4; i++) await prepareImage(frameAt(i), prepare);
+  let start = performance.now();
+  for (let i = 0; i < plan.decodeFrames; i++) {
+    const frame = await prepareImage(frameAt(i), prepare);
+    if (decoded.length < LANE_BATCH) decoded.push(frame);
+  }
+  const decodeMsPerFrame = (performance.now() - start) / plan.decodeFrames;
+
+  // The backbone alone, batches of 8 decoded frames.
+  for (let i = 0; i < 3; i++) await backbone.engine.features(decoded);
+  start = performance.now();
+  for (let i = 0; i < plan.modelBatches; i++) await backbone.engine.features(decoded);
+  const modelMsPerFrame = (performance.now() - start) / (plan.modelBatches * LANE_BATCH);
+
+  // One frame at a time through the worker.
+  for (let i = 0; i < 4; i++) await worker.embedSettled([frameAt(i)], request);
+  const samples: number[] = [];
+  for (let i = 0; i < plan.latencyFrames; i++) {
+    const t = performance.now();
+    const reply = await worker.embedSettled([frameAt(i)], request);
+    samples.push(performance.now() - t);
+    if ('error' in reply.results[0]) throw reply.results[0].error;
+  }
+  const latency = distribution(samples);
+
+  // Saturation: the next batch of 8 as soon as the last returns (lane-classify's queue), then two in flight.
+  const batch = (b: number) => Array.from({ length: LANE_BATCH }, (_, i) => frameAt(b * LANE_BATCH + i));
+  let decodeMs = 0;
+  let featuresMs = 0;
+  start = performance.now();
+  for (let b = 0; b < plan.saturationBatches; b++) {
+    const reply = await worker.embedSettled(batch(b), request);
+    decodeMs += reply.decodeMs;
+    featuresMs += reply.featuresMs;
+  }
+  const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / (performance.now() - start);
+  start = performance.now();
+  const lanes = [0, 1].map(async (lane) => {
+    for (let b = lane; b < plan.saturationBatches; b += 2) await worker.embedSettled(batch(b), request);
+  });
+  await Promise.all(lanes);
+  const saturationFpsTwoInFlight = (plan.saturationBatches * LANE_BATCH * 1000) / (performance.now() - start);
+
+  const figures: FramePathFigures = {
+    modelOnlyFps: 1000 / modelMsPerFrame,
+    saturationFps,
+    p50Ms: latency.p50,
+    p99Ms: latency.p99,
+    decodeShare: decodeMs / (decodeMs + featuresMs),
+    saturationFpsTwoInFlight,
+    sequentialEstimateFps: 1000 / (decodeMsPerFrame + modelMsPerFrame),
+    decodeMsPerFrame,
+    latency,
+    frames: { width, height, bytesMean: jpegs.reduce((s: number, j) => s + (Buffer.isBuffer(j) ? j.length : (j as RawImage).data.length), 0) / jpegs.length, count: jpegs.length },
+  };
+  say(
+    `${label.padEnd(9)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
+      `saturation ${fixed(saturationFps, 0)} frames/s (${fixed(saturationFpsTwoInFlight, 0)} with two batches in flight; taking turns would give ${fixed(figures.sequentialEstimateFps, 0)}), ` +
+      `decode share ${fixed(figures.decodeShare * 100, 0)} %; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
+  );
+  return figures;
+}
+
+/** The 1080p region of interest through prepareImage (shrink-on-load) against the same window decoded at full scale, then cut and resized. */
+async function measureRoiDecode(jpegs: readonly Buffer[], backbone: Backbone, frames: number) {
+  const size = backbone.inputSize;
+  const roi = FULL_HD_ROI as Extract<FitPolicy, { kind: 'roi' }>;
+  const window = { left: roi.left, top: roi.top, width: roi.width, height: roi.height };
+  const fullScale = (jpeg: Buffer) => sharp(jpeg).extract(window).resize(size.width, size.height, { fit: 'cover' }).raw().toBuffer();
+  const shrunk = (jpeg: Buffer) => prepareImage(jpeg, { ...size, fit: FULL_HD_ROI });
+  const time = async (work: (jpeg: Buffer) => Promise<unknown>) => {
+    for (let i = 0; i < 4; i++) await work(jpegs[i % jpegs.length]);
+    const start = performance.now();
+    for (let i = 0; i < frames; i++) await work(jpegs[i % jpegs.length]);
+    return (performance.now() - start) / frames;
+  };
+  // Interleaved twice so a burst of load on the machine does not land on one side only.
+  const a1 = await time(shrunk);
+  const b1 = await time(fullScale);
+  const a2 = await time(shrunk);
+  const b2 = await time(fullScale);
+  return { shrinkOnLoadMsPerFrame: (a1 + a2) / 2, fullScaleMsPerFrame: (b1 + b2) / 2 };
+}
+
+/** The backbone alone on decoded photos at batch sizes 1 to 16, about `frames` frames each. */
+async function measureModelBatches(jpegs: readonly Buffer[], backbone: Backbone, frames: number): Promise<Record<string, number>> {
+  const decoded = await Promise.all(jpegs.slice(0, 16).map((j) => prepareImage(j, { ...backbone.inputSize, fit: backbone.fit })));
+  const byBatch: Record<string, number> = {};
+  for (const size of [1, 2, 4, 8, 16]) {
+    const batch = decoded.slice(0, size);
+    for (let i = 0; i < 2; i++) await backbone.engine.features(batch);
+    const runs = Math.max(2, Math.round(frames / size));
+    const start = performance.now();
+    for (let i = 0; i < runs; i++) await backbone.engine.features(batch);
+    byBatch[String(size)] = (runs * size * 1000) / (performance.now() - start);
+  }
+  return byBatch;
+}
