@@ -16,6 +16,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../../support/shared.js';
 import { jsonLines, runLaneVision } from '../cli/support.js';
+import { acquireBackbone } from '../../../src/engine/index.js';
+import { openDataset } from '../../../src/dataset/index.js';
+import { openModelStore } from '../../../src/model-store/index.js';
+import { retrain } from '../../../src/retrain/index.js';
+import { selectLabels } from '../../../src/cli/dataset-view.js';
+import { prepareImage } from '../../../src/image/index.js';
 
 const LABELS = ['Bravo-Orange-Juice', 'Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
 /** 10 val photos (never trained on), spread over the labels. */
@@ -152,6 +158,47 @@ test('export --format tfjs loads with plain tfjs loadLayersModel and agrees with
     model.dispose();
   }
   assert.deepEqual(top1, laneTop1, 'same top-1 label as lane-vision classify on every photo');
+});
+
+test('a fine-tuned version exports with its own tuned backbone: the onnx network gives classify\'s probabilities', async () => {
+  const tunedStore = path.join(work, 'store-tuned');
+  const backbone = await acquireBackbone(modelDir('mobilenet-v2-0.35-features'));
+  try {
+    const dataset = selectLabels(await openDataset(groceryTrainDir, { readOnly: true }), LABELS);
+    // The last epoch's blocks, so the tuned weights surely differ from the base's.
+    await retrain({ dataset, backbone, store: await openModelStore(tunedStore), strategy: 'fine-tune', fineTune: { blocks: 1, epochs: 2, keep: 'last' }, trainViews: 0 });
+  } finally {
+    backbone.release();
+  }
+  const metadata = JSON.parse(fs.readFileSync(path.join(tunedStore, 'v0001', 'metadata.json'), 'utf8'));
+  assert.ok(metadata.backbone.tuned, 'a fine-tuned version');
+  const classified = await runLaneVision(['classify', '--store', tunedStore, ...PHOTOS, '--json'], env);
+  assert.equal(classified.code, 0, classified.stderr);
+  const lane = jsonLines(classified).map((line) => line.topK[0] as { label: string; confidence: number });
+
+  const dir = path.join(work, 'export-tuned');
+  const run = await runLaneVision(['export', '--store', tunedStore, '--format', 'onnx', '--out', dir], env, 120_000);
+  assert.equal(run.code, 0, run.stderr);
+  const description = JSON.parse(fs.readFileSync(path.join(dir, 'lane-vision-export.json'), 'utf8')) as Description & { tunedFrom?: string };
+  assert.equal(description.backboneId, metadata.backbone.id, "the tuned backbone's identity");
+  assert.equal(description.tunedFrom, metadata.backbone.tuned.from);
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(path.join(dir, description.files[0]));
+  const [h, w] = description.inputSize;
+  try {
+    for (const [i, photo] of PHOTOS.entries()) {
+      // Lane Vision's own pixels here (the tests above check the stated preprocessing): this checks the exported network alone.
+      const pixels = (await prepareImage(photo, { width: w, height: h, fit: metadata.backbone.fit })).data;
+      const input = Float32Array.from(pixels, (v) => description.inputRange[0] + (v / 255) * (description.inputRange[1] - description.inputRange[0]));
+      const outputs = await session.run({ [description.input.name]: new ort.Tensor('float32', input, [1, h, w, 3]) });
+      const probabilities = outputs[description.output.name].data as Float32Array;
+      const best = argMax(probabilities);
+      assert.equal(description.labels[best].label, lane[i].label, `photo ${i}: same top-1 as classify`);
+      assert.ok(Math.abs(probabilities[best] - lane[i].confidence) < 1e-3, `photo ${i}: ${probabilities[best]} vs classify's ${lane[i].confidence}`);
+    }
+  } finally {
+    await session.release();
+  }
 });
 
 test('export refuses what it cannot do with one line and a code', async () => {
