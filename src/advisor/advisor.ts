@@ -75,7 +75,11 @@ export function adviseScenario(m: AdvisorMeasures): Advice {
   const similarity = judgeSimilarity(m);
 
   const scenario = `${dataSize} data, ${similarity === 'different' ? 'different from' : similarity === 'similar' ? 'similar to' : 'unknown likeness to'} ImageNet`;
-  const { prescription, action } = prescribe(dataSize, similarity);
+  const prescribed = prescribe(dataSize, similarity);
+  const { prescription } = prescribed;
+  const action = m.tuned
+    ? "This version's backbone blocks are fine-tuned: compare its estimate with the frozen version's; if it is not better, unfreeze more blocks (--blocks) or add frames of another session."
+    : prescribed.action;
   return {
     dataSize,
     similarity,
