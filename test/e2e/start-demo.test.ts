@@ -64,7 +64,9 @@ test('the backbone: LANE_VISION_BACKBONE, else the shared folder, else the cache
   assert.equal(fromShared.source, path.resolve(repoRoot, '..', 'shared', 'models', 'mobilenet-v2-0.35-features'));
 
   // Elsewhere, the default preset comes from the model cache (filled here by hand: no network in tests).
-  const elsewhere = tempDir('lane-vision-demo-root-');
+  // A repo folder inside a fresh temp dir: nothing named shared sits next to it, whatever /tmp holds.
+  const elsewhere = path.join(tempDir('lane-vision-demo-root-'), 'repo');
+  fs.mkdirSync(elsewhere);
   const cache = tempDir('lane-vision-demo-cache-');
   const saved = process.env.LANE_VISION_CACHE;
   process.env.LANE_VISION_CACHE = cache;
