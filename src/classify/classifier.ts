@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
 import type { Backbone, BackboneSpec } from '../engine/types.js';
 import { acquireBackbone } from '../engine/load-backbone.js';
+import { tunedSpec } from '../fine-tuning/tuned-folder.js';
 import { topK } from '../engine/imagenet.js';
 import type { FitPolicy, ImageInput } from '../image/types.js';
 import { embedImagesSettled, type EmbeddedImage, type Embedder, type FeatureCache } from '../features/index.js';
@@ -391,17 +392,6 @@ function checkThreshold(value: number): number {
     throw new LaneVisionError('THRESHOLD_INVALID', `The confidence threshold must be a number from 0 to 1, got ${String(value)}.`);
   }
   return value;
-}
-
-/** How a version's fine-tuned backbone folder is loaded: with the lane backbone's input, layer and engine. */
-export function tunedSpec(dir: string, base: Backbone): BackboneSpec {
-  return {
-    source: dir,
-    // A nested layer's name (owner/layer) is found by default, as for the base.
-    ...(base.featureLayer.includes('/') ? {} : { featureLayer: base.featureLayer }),
-    inputRange: base.inputRange,
-    inputSize: base.inputSize,
-  };
 }
 
 /** The default loader of a version's fine-tuned backbone: the shared registry, on the lane backbone's engine. */

@@ -22,8 +22,9 @@ export interface BuiltModel {
 
 type Choice = Pick<BackboneSpec, 'featureLayer' | 'classifierOutput'>;
 
-export async function buildModel(files: ModelFiles, choice: Choice): Promise<BuiltModel> {
-  const handler = tf.io.fromMemory({
+/** The files read by `readModelFolder`, as tfjs loads them. */
+export function memoryHandler(files: ModelFiles): tf.io.IOHandler {
+  return tf.io.fromMemory({
     modelTopology: files.modelJson.modelTopology,
     weightSpecs: files.weightSpecs,
     weightData: files.weightData,
@@ -31,6 +32,10 @@ export async function buildModel(files: ModelFiles, choice: Choice): Promise<Bui
     generatedBy: files.modelJson.generatedBy,
     convertedBy: files.modelJson.convertedBy ?? undefined,
   });
+}
+
+export async function buildModel(files: ModelFiles, choice: Choice): Promise<BuiltModel> {
+  const handler = memoryHandler(files);
   return files.format === 'graph' ? buildGraph(handler, files, choice) : buildLayers(handler, files, choice);
 }
 

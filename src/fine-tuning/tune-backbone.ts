@@ -5,7 +5,7 @@
  * a classifier train on them (fine-tune.ts), and the best epoch's weights are written.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { tf } from '../engine/backend.js';
+import { memoryHandler } from '../engine/tfjs-models.js';
 import { readModelFolder } from '../engine/model-files.js';
 import type { Backbone } from '../engine/types.js';
 import { LaneVisionError } from '../errors.js';
@@ -52,9 +52,7 @@ export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedB
       `Backbone ${backbone.source} is a TensorFlow graph model, whose weights are frozen constants: it cannot be fine-tuned. Use a layers model (e.g. the MobileNet presets) or the auto / fixed strategies.`,
     );
   }
-  const model = await tfl.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: files.modelJson.modelTopology, weightSpecs: files.weightSpecs, weightData: files.weightData }),
-  );
+  const model = await tfl.loadLayersModel(memoryHandler(files));
   const blocks = options.blocks ?? defaultFineTuneBlocks(backbone.source);
   let bottomBb: Awaited<ReturnType<typeof bottomBackbone>> | undefined;
   try {

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { tf } from '../engine/backend.js';
+import type { Backbone, BackboneSpec } from '../engine/types.js';
 import { LaneVisionError } from '../errors.js';
 import { MODEL_JSON, type ModelFiles } from '../engine/model-files.js';
 import { TUNED_WEIGHTS_FILE } from '../model-store/types.js';
@@ -32,4 +33,15 @@ export async function writeTunedFolder(base: ModelFiles, tuned: ReadonlyMap<stri
   } finally {
     for (const t of Object.values(decoded)) t.dispose();
   }
+}
+
+/** How a version's fine-tuned backbone folder is loaded: with the lane backbone's input, layer and engine. */
+export function tunedSpec(dir: string, base: Backbone): BackboneSpec {
+  return {
+    source: dir,
+    // A nested layer's name (owner/layer) is found by default, as for the base.
+    ...(base.featureLayer.includes('/') ? {} : { featureLayer: base.featureLayer }),
+    inputRange: base.inputRange,
+    inputSize: base.inputSize,
+  };
 }

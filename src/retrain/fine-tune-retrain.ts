@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadBackbone } from '../engine/load-backbone.js';
 import type { Backbone } from '../engine/types.js';
-import { tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
+import { tunedSpec, tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
 import type { CropRegion } from '../image/types.js';
 import { TUNED_WEIGHTS_FILE, type TunedBackbone } from '../model-store/index.js';
 import { FrameFeatures, fitWithCrop, groupedFolds, groupFrames } from '../pipeline/index.js';
@@ -98,16 +98,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       onEpoch: (p) => options.onProgress?.({ phase: 'fine-tune', ...p }),
     });
     signal?.throwIfAborted();
-    tunedBackbone = await loadBackbone(
-      {
-        source: dir,
-        // A nested layer's name (owner/layer) is found by default, as for the base.
-        ...(backbone.featureLayer.includes('/') ? {} : { featureLayer: backbone.featureLayer }),
-        inputRange: backbone.inputRange,
-        inputSize: backbone.inputSize,
-      },
-      { engine: backbone.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' },
-    );
+    tunedBackbone = await loadBackbone(tunedSpec(dir, backbone), { engine: backbone.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' });
     const weights = await fs.readFile(path.join(dir, TUNED_WEIGHTS_FILE));
     const report: FineTuneReport = {
       blocks: tuned.blocks,

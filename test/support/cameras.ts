@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { freePort } from '../e2e/support.js';
 
 const PYTHON = '/usr/bin/python3';
 const RTSP_SCRIPT = path.join(__dirname, 'rtsp-server.py');
@@ -35,16 +36,7 @@ export function ffmpegMissing(): string | undefined {
   return onPath('ffmpeg') ? undefined : 'ffmpeg is not installed (apt-get install ffmpeg)';
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

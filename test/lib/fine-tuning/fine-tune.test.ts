@@ -19,6 +19,7 @@ import { retrain } from '../../../src/retrain/index.js';
 import { LaneClassifier } from '../../../src/classify/index.js';
 import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
 import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
+import { memoryHandler } from '../../../src/engine/tfjs-models.js';
 import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../../support/shared.js';
 
 const LABELS = ['Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
@@ -42,7 +43,7 @@ after(() => {
 
 test('the untrained top, run as matmuls and shifted slices on the bottom activations, gives the backbone features', async () => {
   const files = await readModelFolder(backbone.location);
-  const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: files.modelJson.modelTopology, weightSpecs: files.weightSpecs, weightData: files.weightData }));
+  const model = await tfl.loadLayersModel(memoryHandler(files));
   try {
     const { bottom, top } = splitBackbone(model, backbone.featureLayer, 2);
     assert.equal(top.cut, 'block_14_add', 'two blocks: cut before block 15');
