@@ -1,7 +1,7 @@
 /**
  * The fine-tune strategy: the backbone's last blocks are trained on the job's frames
  * (src/fine-tuning), then the ordinary fixed pipeline runs on the tuned backbone, whose
- * folder the new version keeps. Early stopping holds out one grouped fold of capture groups.
+ * folder the new version keeps. Early stopping holds out the validation set, else one grouped fold.
  */
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -13,9 +13,8 @@ import type { Backbone } from '../engine/types.js';
 import { tunedSpec, tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
 import type { CropRegion } from '../image/types.js';
 import { TUNED_WEIGHTS_FILE, type TunedBackbone } from '../model-store/index.js';
-import { FrameFeatures, fitWithCrop, groupedFolds, groupFrames } from '../pipeline/index.js';
+import { fitWithCrop } from '../pipeline/index.js';
 import type { RetrainOptions, RetrainResult } from './retrain.js';
-import { LaneVisionError } from '../errors.js';
 
 export interface FineTuneSettings extends Pick<FineTuneOptions, 'epochs' | 'patience' | 'headLearningRate' | 'backboneLearningRateFactor' | 'weightDecay' | 'keep'> {
   blocks?: number;
@@ -49,7 +48,16 @@ const DEFAULT_CROP: CropRegion = { fraction: 0.7 };
 const DEFAULT_TRAIN_VIEWS = 4;
 export const TUNED_FOLDER = 'backbone';
 
-export async function fineTuneRetrain(options: RetrainOptions, runFixed: (options: RetrainOptions) => Promise<RetrainResult>): Promise<RetrainResult> {
+/** The training job's readable frames as the frozen pipeline sees them: labels, targets, grouped folds, the validation set. */
+export interface JobFrames {
+  paths: readonly string[];
+  targets: readonly number[];
+  labels: readonly string[];
+  fold: Int32Array;
+  validation?: { paths: string[]; targets: number[] };
+}
+
+export async function fineTuneRetrain(options: RetrainOptions, runFixed: (options: RetrainOptions) => Promise<RetrainResult>, frames: JobFrames): Promise<RetrainResult> {
   const started = performance.now();
   const { backbone, signal } = options;
   const seed = options.seed ?? 1;
@@ -57,23 +65,11 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
   const crop = options.crop !== undefined ? options.crop : (options.previous?.spec?.crop ?? DEFAULT_CROP);
   const trainViews = options.trainViews ?? options.previous?.spec?.trainViews ?? DEFAULT_TRAIN_VIEWS;
 
-  // Held-out capture groups for early stopping, grouped as the frozen pipeline groups them.
-  const entries = (await options.dataset.entries()).filter((entry) => !entry.problem);
-  const labels = [...new Set(entries.map((e) => e.label))].sort();
-  if (labels.length < 2) throw new LaneVisionError('RETRAIN_NOT_ENOUGH_DATA', `Training needs at least 2 labels; the dataset has ${labels.length}.`);
-  const plainFeatures = new FrameFeatures(backbone, { cache: options.cache, signal, decodeConcurrency: options.decodeConcurrency, beforeStep: options.beforeStep });
-  const paths = entries.map((e) => e.path);
-  const plain = await plainFeatures.embed(paths, fitWithCrop(baseFit, null), undefined, 'training frames');
-  const readable = plain.map((r, i) => (r instanceof Error ? -1 : i)).filter((i) => i >= 0);
-  const targets = readable.map((i) => labels.indexOf(entries[i].label));
-  const groups = groupFrames(readable.map((i) => plain[i] as Float32Array), targets, readable.map((i) => entries[i].session));
   // Early stopping on another session when one is given (what predicts the next shift), else on one grouped fold.
-  const validation = options.validation ? (await options.validation.entries()).filter((e) => !e.problem && labels.includes(e.label)) : [];
-  const heldOut = validation.length
-    ? [...readable.map(() => false), ...validation.map(() => true)]
-    : Array.from(groupedFolds(groups, targets, options.folds ?? 5, seed), (f) => f === 0);
-  const tunePaths = [...readable.map((i) => paths[i]), ...validation.map((e) => e.path)];
-  const tuneTargets = [...targets, ...validation.map((e) => labels.indexOf(e.label))];
+  const validation = frames.validation;
+  const heldOut = validation ? [...frames.paths.map(() => false), ...validation.paths.map(() => true)] : Array.from(frames.fold, (f) => f === 0);
+  const tunePaths = [...frames.paths, ...(validation?.paths ?? [])];
+  const tuneTargets = [...frames.targets, ...(validation?.targets ?? [])];
 
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'lane-vision-fine-tune-'));
   // The folder is named as it will be inside the version, so the backbone id is the same there.
@@ -85,7 +81,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       backbone,
       paths: tunePaths,
       targets: tuneTargets,
-      classCount: labels.length,
+      classCount: frames.labels.length,
       heldOut,
       fit: fitWithCrop(baseFit, crop),
       trainViews,
@@ -105,7 +101,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       cut: tuned.cut,
       validationAccuracy: tuned.validationAccuracy,
       frozenValidationAccuracy: tuned.frozenValidationAccuracy,
-      heldOutKind: validation.length ? 'validation-set' : 'grouped-fold',
+      heldOutKind: validation ? 'validation-set' : 'grouped-fold',
       heldOutFrames: heldOut.filter(Boolean).length,
       bestEpoch: tuned.bestEpoch,
       history: tuned.history,

@@ -178,7 +178,6 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const seed = options.seed ?? 1;
   const strategy = options.strategy ?? 'auto';
   checkRetrainOptions(options);
-  if (strategy === 'fine-tune') return fineTuneRetrain(options, runRetrain);
   const baseFit = options.fit ?? backbone.fit;
   const budgetMs = (options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
   const features = new FrameFeatures(backbone, {
@@ -215,6 +214,8 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const validation = options.validation ? await validationFrames(options.validation, labelIndex) : undefined;
   // The same array as embedded above when nothing was skipped, so its plain vectors are not embedded again.
   const trainPaths = kept.length === entries.length ? entryPaths : kept.map((e) => e.path);
+  // fine-tune: the backbone's blocks first, on these frames and groups; then this run again on the tuned backbone.
+  if (strategy === 'fine-tune') return fineTuneRetrain(options, runRetrain, { paths: trainPaths, targets, labels, fold, validation });
   const source = featureSource(features, baseFit, trainPaths, validation?.paths, seed);
   const scoring = { frames, fold, validation: validation && { labels: validation.targets }, features: source, signal };
 
