@@ -316,7 +316,7 @@ export class LaneClassifier {
       timings.totalMs = timings.queueMs + performance.now() - started;
       const { labels, codes, version } = model.kind === 'head' ? model.model : { ...model, version: 0 };
       const rejectLabels = model.kind === 'head' ? (model.model.metadata.openSet?.rejectLabels ?? []) : [];
-      return this.decide(probabilities, novelty, labels, codes, thresholds, rejectLabels, version, item.hash, timings);
+      return this.decide(probabilities, novelty, labels, codes, thresholds, rejectLabels, version, item.hash, timings, tuned?.backbone ?? this.backbone);
     });
   }
 
@@ -330,6 +330,8 @@ export class LaneClassifier {
     modelVersion: number,
     frameHash: string,
     timings: FrameTimings,
+    /** The backbone the frame went through (a tuned version's own copy, else the lane's). */
+    servedBy: Backbone,
   ): ClassificationResult {
     const ranked: RankedLabel[] = topK(probabilities, labels, Math.max(this.k, 2)).map((r) => ({
       label: r.label,
@@ -352,9 +354,9 @@ export class LaneClassifier {
       margin: (best?.confidence ?? 0) - (ranked[1]?.confidence ?? 0),
       topK: ranked.slice(0, this.k),
       modelVersion,
-      backboneId: this.current?.kind === 'head' && this.current.tuned ? this.current.tuned.backbone.id : this.backbone.id,
-      engine: this.backbone.engine.name,
-      backend: this.backbone.backend.name,
+      backboneId: servedBy.id,
+      engine: servedBy.engine.name,
+      backend: servedBy.backend.name,
       frameHash,
       timings,
     };
