@@ -20,6 +20,7 @@ import { UNKNOWN_CODE, UNKNOWN_LABEL, type ClassificationResult, type FrameTimin
 
 export const DEFAULT_THRESHOLD = 0.6;
 export const DEFAULT_TOP_K = 3;
+const NO_REJECT_CLASSES: ReadonlySet<number> = new Set();
 
 export interface ClassifierOptions {
   backbone: Backbone;
@@ -77,7 +78,7 @@ interface TunedServing {
 
 /** The model a classifier decides with. */
 type ActiveModel =
-  | { kind: 'head'; model: LoadedModel; tuned?: TunedServing }
+  | { kind: 'head'; model: LoadedModel; tuned?: TunedServing; rejectClasses: ReadonlySet<number> }
   | { kind: 'backbone'; labels: readonly string[]; codes: number[] };
 
 export class LaneClassifier {
@@ -173,7 +174,9 @@ export class LaneClassifier {
       );
     }
     const before = this.current;
-    this.current = { kind: 'head', model, ...(tuned ? { tuned } : {}) };
+    // Reject classes by output index, worked out once per model rather than per frame.
+    const rejectClasses = new Set((model.metadata.openSet?.rejectLabels ?? []).map((label) => model.labels.indexOf(label)).filter((i) => i >= 0));
+    this.current = { kind: 'head', model, rejectClasses, ...(tuned ? { tuned } : {}) };
     if (before?.kind === 'head' && before.tuned) this.retire(before.tuned);
   }
 
@@ -315,8 +318,8 @@ export class LaneClassifier {
       };
       timings.totalMs = timings.queueMs + performance.now() - started;
       const { labels, codes, version } = model.kind === 'head' ? model.model : { ...model, version: 0 };
-      const rejectLabels = model.kind === 'head' ? (model.model.metadata.openSet?.rejectLabels ?? []) : [];
-      return this.decide(probabilities, novelty, labels, codes, thresholds, rejectLabels, version, item.hash, timings, tuned?.backbone ?? this.backbone);
+      const rejectClasses = model.kind === 'head' ? model.rejectClasses : NO_REJECT_CLASSES;
+      return this.decide(probabilities, novelty, labels, codes, thresholds, rejectClasses, version, item.hash, timings, tuned?.backbone ?? this.backbone);
     });
   }
 
@@ -326,7 +329,7 @@ export class LaneClassifier {
     labels: readonly string[],
     codes: readonly number[],
     thresholds: OpenSetThresholds,
-    rejectLabels: readonly string[],
+    rejectClasses: ReadonlySet<number>,
     modelVersion: number,
     frameHash: string,
     timings: FrameTimings,
@@ -338,7 +341,6 @@ export class LaneClassifier {
       code: codes[r.index] ?? UNKNOWN_CODE,
       confidence: r.probability,
     }));
-    const rejectClasses = new Set(rejectLabels.map((label) => labels.indexOf(label)).filter((i) => i >= 0));
     const { reason } = decide(probabilities, similarity, thresholds, rejectClasses);
     const best = ranked[0];
     const accepted = reason === 'accepted';
