@@ -10,7 +10,16 @@
  */
 import type { Node, NodeAPI } from 'node-red';
 import { LaneVisionError } from '../../src/errors.js';
-import { BACKBONE_PRESETS, acquireBackbone, type Backbone, type BackboneSpec, type BackendPreference, type EnginePreference } from '../../src/engine/index.js';
+import {
+  BACKBONE_PRESETS,
+  acquireBackbone,
+  formatDownloadProgress,
+  type Backbone,
+  type BackboneSpec,
+  type BackendPreference,
+  type DownloadProgress,
+  type EnginePreference,
+} from '../../src/engine/index.js';
 import { FrameEmbedder, type Embedder } from '../../src/features/index.js';
 import { LaneActivity } from '../../src/threads/index.js';
 import type { FitPolicy } from '../../src/image/index.js';
@@ -95,6 +104,13 @@ export = function (RED: NodeAPI) {
         const backbone = await acquireBackbone(spec, {
           backend: backendPreference === 'auto' ? undefined : backendPreference,
           engine: enginePreference === 'auto' ? undefined : enginePreference,
+          // The engine calls at most every 250 ms, so the status needs no throttle of its own.
+          onProgress: (progress: DownloadProgress) => {
+            if (held.dropped || holding !== held) return;
+            if (!progress.done) return show('loading', RED._('lane-backbone.status.downloading', { progress: formatDownloadProgress(progress) }));
+            show('loading', RED._('lane-backbone.status.loading'));
+            node.log(RED._('lane-backbone.log.downloaded', { url: progress.url, progress: formatDownloadProgress(progress) }));
+          },
         });
         if (held.dropped) {
           backbone.release();

@@ -13,7 +13,9 @@ import { findPreset } from '../engine/presets.js';
 import { ONNX_THREADS_ENV_VAR } from '../engine/onnx/engine-preference.js';
 import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.js';
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
+import { formatDownloadProgress, type DownloadProgress } from '../engine/download-cache.js';
 import { backendOption, engineOption } from './args.js';
+import type { Output } from './output.js';
 
 /**
  * A local path is made absolute, so a model trained from a relative path still finds its
@@ -39,11 +41,24 @@ export function backboneChoice(command: string, values: { backend?: string; engi
   return { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
 }
 
-/** Loads the backbone named on the command line (one user; the caller releases it). */
-export function loadNamedBackbone(source: string, choice: BackboneChoice = {}): Promise<Backbone> {
+/** Loads the backbone named on the command line (one user; the caller releases it), showing any download on `out`. */
+export function loadNamedBackbone(source: string, choice: BackboneChoice = {}, out?: Output): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads() });
+  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads(), onProgress: downloadReporter(out) });
+}
+
+/**
+ * Download progress for the terminal: a line rewritten in place on a TTY (the engine calls
+ * at most every 250 ms), and one summary line when the download ends, TTY or not.
+ */
+export function downloadReporter(out: Output | undefined): ((progress: DownloadProgress) => void) | undefined {
+  if (!out) return undefined;
+  return (progress) => {
+    if (!progress.done) return out.progress(`downloading ${progress.url}: ${formatDownloadProgress(progress)}`);
+    out.progress(undefined);
+    out.note(`downloaded ${progress.url} (${formatDownloadProgress(progress)})`);
+  };
 }
 
 /**
@@ -81,14 +96,16 @@ export async function loadBackboneForModel(
   choice: BackboneChoice = {},
   /** A fine-tuned version's own backbone folder (LoadedModel.tunedBackboneDir): loaded instead of the recorded source. */
   tunedBackboneDir?: string,
+  out?: Output,
 ): Promise<Backbone> {
   const recorded = tunedBackboneDir ? { ...specForDescriptor(metadata.backbone), source: tunedBackboneDir } : specForDescriptor(metadata.backbone);
   const backbone = override
-    ? await loadNamedBackbone(override, choice)
+    ? await loadNamedBackbone(override, choice, out)
     : await loadBackbone(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, {
         backend: choice.backend,
         engine: choice.engine,
         onnxThreads: commandOnnxThreads(),
+        onProgress: downloadReporter(out),
       });
   const fit = backboneCompatibility(metadata.backbone, backbone);
   if (!fit.fits) {

@@ -6,13 +6,16 @@
  * A folder appears in the cache only complete and checked: files go to a temporary folder
  * that is renamed into place at the end, and each weight group's byte count is checked
  * against model.json (quantization-aware). tfjs's own http loader does neither, keeps
- * nothing on disk, and has no timeout, so this part is written by hand on Node's fetch.
+ * nothing on disk, reports no progress and has no timeout, so this part is written by hand
+ * on fetch. The fetch is undici's (the npm package) with its EnvHttpProxyAgent, because
+ * Node 20's built-in fetch ignores HTTP_PROXY / HTTPS_PROXY / NO_PROXY.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import createDebug from 'debug';
+import { EnvHttpProxyAgent, fetch, type Dispatcher, type Response } from 'undici';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import { MODEL_JSON, TM_METADATA_JSON, expectedGroupBytes, parseModelJson } from './model-files.js';
 import { isModelHubModelJsonUrl, siblingUrl } from './model-source.js';
@@ -32,6 +35,38 @@ export interface DownloadOptions {
   requestTimeoutMs?: number;
   /** Refuse models larger than this in total. Default 512 MiB. */
   maxDownloadBytes?: number;
+  /**
+   * Told how the download goes: at each file's start and end, and in between at most every
+   * `progressIntervalMs`; the last call has `done` set. Not called for a cached model.
+   */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Least time between two in-file progress calls. Default 250 ms. */
+  progressIntervalMs?: number;
+}
+
+/** Where a model download stands. */
+export interface DownloadProgress {
+  /** The model.json URL being downloaded. */
+  url: string;
+  /** The file in flight: model.json, then each weight shard as model.json names it. */
+  file: string;
+  /** Bytes of `file` received so far, and its Content-Length when the server sent one. */
+  fileBytes: number;
+  fileTotal?: number;
+  /** Bytes of the whole model received so far. */
+  receivedBytes: number;
+  /** Bytes of the whole model (model.json + weights), known once model.json has arrived. */
+  totalBytes?: number;
+  /** Set on the last call, when every file is in and checked. */
+  done: boolean;
+}
+
+export const DEFAULT_PROGRESS_INTERVAL_MS = 250;
+
+/** "3.1/5.2 MB" (or "3.1 MB" while the total is unknown), as the node status and the CLI show it. */
+export function formatDownloadProgress(progress: Pick<DownloadProgress, 'receivedBytes' | 'totalBytes'>): string {
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  return progress.totalBytes !== undefined ? `${mb(progress.receivedBytes)}/${mb(progress.totalBytes)} MB` : `${mb(progress.receivedBytes)} MB`;
 }
 
 export function defaultCacheDir(): string {
@@ -74,6 +109,9 @@ export async function downloadModel(modelJsonUrl: string, options: DownloadOptio
     timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     maxBytes: options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
     used: 0,
+    // Made per download so that proxy variables set since the last one count.
+    dispatcher: new EnvHttpProxyAgent(),
+    progress: progressReporter(modelJsonUrl, options),
   };
   const tmpDir = path.join(cacheDir, `${PARTIAL_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
@@ -85,19 +123,21 @@ export async function downloadModel(modelJsonUrl: string, options: DownloadOptio
   }
   const started = Date.now();
   try {
-    const modelJsonText = (await fetchToFile(modelJsonUrl, path.join(tmpDir, MODEL_JSON), budget)).bytes!.toString('utf8');
+    const modelJsonText = (await fetchToFile(modelJsonUrl, path.join(tmpDir, MODEL_JSON), budget, MODEL_JSON)).bytes!.toString('utf8');
     const modelJson = parseModelJson(modelJsonText, `model.json from ${modelJsonUrl}`);
     const expectedTotal = modelJson.weightsManifest.reduce((n, g) => n + (expectedGroupBytes(g) ?? 0), 0);
     if (budget.used + expectedTotal > budget.maxBytes) {
       throw tooLarge(modelJsonUrl, budget.used + expectedTotal, budget.maxBytes);
     }
+    const knowable = modelJson.weightsManifest.every((g) => expectedGroupBytes(g) !== undefined);
+    if (knowable) budget.progress.totalBytes = budget.used + expectedTotal;
     const files: { file: string; bytes: number }[] = [{ file: MODEL_JSON, bytes: Buffer.byteLength(modelJsonText) }];
     for (const group of modelJson.weightsManifest) {
       let groupBytes = 0;
       for (const shard of group.paths) {
         const target = path.join(tmpDir, ...shard.split('/'));
         await fs.mkdir(path.dirname(target), { recursive: true });
-        const bytes = (await fetchToFile(siblingUrl(modelJsonUrl, shard), target, budget, false)).length;
+        const bytes = (await fetchToFile(siblingUrl(modelJsonUrl, shard), target, budget, shard, false)).length;
         groupBytes += bytes;
         files.push({ file: shard, bytes });
       }
@@ -118,6 +158,7 @@ export async function downloadModel(modelJsonUrl: string, options: DownloadOptio
         files.push({ file: TM_METADATA_JSON, bytes: metadata.length });
       }
     }
+    budget.progress.finish();
     const record = { url: modelJsonUrl, downloadedAt: new Date().toISOString(), files };
     await fs.writeFile(path.join(tmpDir, SOURCE_FILE), JSON.stringify(record, null, 2));
     try {
@@ -130,8 +171,55 @@ export async function downloadModel(modelJsonUrl: string, options: DownloadOptio
     debug('downloaded %s (%d bytes) in %d ms to %s', modelJsonUrl, budget.used, Date.now() - started, finalDir);
     return finalDir;
   } finally {
+    await budget.dispatcher.close().catch(() => undefined);
     await fs.rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** Progress bookkeeping of one download; calls `onProgress` (rate-limited within a file). */
+interface ProgressReporter {
+  totalBytes?: number;
+  startFile(file: string, fileTotal: number | undefined): void;
+  add(bytes: number): void;
+  endFile(): void;
+  finish(): void;
+}
+
+function progressReporter(url: string, options: DownloadOptions): ProgressReporter {
+  const listener = options.onProgress;
+  const interval = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  let file = '';
+  let fileBytes = 0;
+  let fileTotal: number | undefined;
+  let receivedBytes = 0;
+  let lastCall = 0;
+  const reporter: ProgressReporter = {
+    totalBytes: undefined,
+    startFile(name, total) {
+      file = name;
+      fileBytes = 0;
+      fileTotal = total;
+      call(false);
+    },
+    add(bytes) {
+      fileBytes += bytes;
+      receivedBytes += bytes;
+      if (Date.now() - lastCall >= interval) call(false);
+    },
+    endFile: () => call(false),
+    finish: () => call(true),
+  };
+  function call(done: boolean): void {
+    if (!listener) return;
+    lastCall = Date.now();
+    const total = reporter.totalBytes !== undefined ? Math.max(reporter.totalBytes, receivedBytes) : undefined;
+    try {
+      listener({ url, file, fileBytes, fileTotal, receivedBytes, totalBytes: total, done });
+    } catch (err) {
+      debug('progress listener failed: %s', describe(err)); // a display problem must not stop the download
+    }
+  }
+  return reporter;
 }
 
 const PARTIAL_PREFIX = '.partial-';
@@ -153,6 +241,9 @@ interface Budget {
   timeoutMs: number;
   maxBytes: number;
   used: number;
+  /** Proxy-aware connection pool of this download, closed at its end. */
+  dispatcher: Dispatcher;
+  progress: ProgressReporter;
 }
 
 /**
@@ -160,14 +251,20 @@ interface Budget {
  * Returns how many bytes arrived, and the bytes themselves when `keep` is set (model.json;
  * shards stay on disk only).
  */
-async function fetchToFile(url: string, file: string, budget: Budget, keep = true): Promise<{ length: number; bytes?: Buffer }> {
+async function fetchToFile(
+  url: string,
+  file: string,
+  budget: Budget,
+  shardName: string,
+  keep = true,
+): Promise<{ length: number; bytes?: Buffer }> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), budget.timeoutMs);
   let handle: fs.FileHandle | undefined;
   try {
     let response: Response;
     try {
-      response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
+      response = await fetch(url, { signal: controller.signal, redirect: 'follow', dispatcher: budget.dispatcher });
     } catch (err) {
       throw fetchFailure(err, url, controller.signal.aborted, budget);
     }
@@ -184,6 +281,7 @@ async function fetchToFile(url: string, file: string, budget: Budget, keep = tru
     handle = await fs.open(file, 'w');
     const kept: Buffer[] = [];
     let received = 0;
+    budget.progress.startFile(shardName, Number.isFinite(declared) ? declared : undefined);
     try {
       // Node's web ReadableStream is async-iterable; the DOM typings do not say so.
       for await (const chunk of (response.body ?? []) as unknown as AsyncIterable<Uint8Array>) {
@@ -196,6 +294,7 @@ async function fetchToFile(url: string, file: string, budget: Budget, keep = tru
         }
         await handle.write(bytes);
         if (keep) kept.push(bytes);
+        budget.progress.add(bytes.length);
       }
     } catch (err) {
       if (isLaneVisionError(err)) throw err;
@@ -209,6 +308,7 @@ async function fetchToFile(url: string, file: string, budget: Budget, keep = tru
     if (Number.isFinite(declared) && received < declared) {
       throw new LaneVisionError('MODEL_TRUNCATED', `The download of ${url} stopped after ${received} of ${declared} bytes: try again`);
     }
+    budget.progress.endFile();
     return { length: received, bytes: keep ? Buffer.concat(kept) : undefined };
   } finally {
     clearTimeout(timer);
@@ -222,7 +322,7 @@ async function fetchOptional(url: string, budget: Budget): Promise<Buffer | unde
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), budget.timeoutMs);
   try {
-    const response = await fetch(url, { signal: controller.signal });
+    const response = await fetch(url, { signal: controller.signal, dispatcher: budget.dispatcher });
     if (!response.ok) {
       await response.body?.cancel().catch(() => undefined);
       return undefined;
@@ -248,13 +348,21 @@ function fetchFailure(err: unknown, url: string, aborted: boolean, budget: Budge
   if (code && OFFLINE_CODES.has(code)) {
     return new LaneVisionError(
       'MODEL_OFFLINE',
-      `Cannot reach ${host} (${code}) to download the model ${url}. If this machine has no internet, ` +
+      `Cannot reach ${host} (${code}) to download the model ${url}${proxyNote(url)}. If this machine has no internet, ` +
         `copy the model folder onto it and set its path as the model source, or copy the Lane Vision model cache ` +
         `of a machine that has it into ${budget.cacheDir}.`,
       { cause: err },
     );
   }
   return new LaneVisionError('MODEL_DOWNLOAD_FAILED', `Downloading ${url} failed: ${describe(err)}`, { cause: err });
+}
+
+/** Names the proxy variable in play, since an unreachable proxy looks like an unreachable server. */
+function proxyNote(url: string): string {
+  const https = url.toLowerCase().startsWith('https:');
+  const names = https ? ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'] : ['http_proxy', 'HTTP_PROXY'];
+  const name = names.find((n) => process.env[n]);
+  return name ? ` (${name} is set to ${process.env[name]}, unless NO_PROXY exempts this host: check that proxy too)` : '';
 }
 
 function httpFailure(status: number, url: string): LaneVisionError {

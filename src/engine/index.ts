@@ -15,8 +15,9 @@ export {
   defaultCacheDir,
   downloadModel,
   findCachedModel,
+  formatDownloadProgress,
 } from './download-cache.js';
-export type { DownloadOptions } from './download-cache.js';
+export type { DownloadOptions, DownloadProgress } from './download-cache.js';
 export { resolveModelJsonUrl } from './model-source.js';
 export { readModelFolder } from './model-files.js';
 export type { ModelFiles } from './model-files.js';

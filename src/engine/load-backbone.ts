@@ -9,7 +9,7 @@ import { LaneVisionError, isLaneVisionError } from '../errors.js';
 import type { FitPolicy } from '../image/types.js';
 import { type BackendPreference, initBackend } from './backend.js';
 import { formatBackboneId } from './backbone-id.js';
-import { type DownloadOptions, defaultCacheDir, downloadModel, findCachedModel } from './download-cache.js';
+import { type DownloadOptions, type DownloadProgress, defaultCacheDir, downloadModel, findCachedModel } from './download-cache.js';
 import { imagenetLabelsFor } from './imagenet.js';
 import { type ModelFiles, readModelFolder } from './model-files.js';
 import { type ResolvedSource, resolveSource } from './model-source.js';
@@ -318,6 +318,8 @@ function chooseLabels(spec: BackboneSpec, files: ModelFiles, outputSize: number)
 
 const registry = new Map<string, Promise<SharedBackbone>>();
 const byId = new Map<string, SharedBackbone>();
+/** Progress listeners of the loads under way: a caller joining a load still sees its download. */
+const progressListeners = new Map<string, Set<(progress: DownloadProgress) => void>>();
 
 /** A copy is shared by spec and by the engine asked for: a user forcing tfjs gets its own copy beside an ONNX one. */
 function registryKey(spec: BackboneSpec, options: LoadBackboneOptions): string {
@@ -343,13 +345,22 @@ export async function acquireBackbone(spec: BackboneSpec | string, options: Load
   for (;;) {
     const pending = registry.get(key);
     if (!pending) {
-      const loading = loadNormalised(normal, options).then((loaded) => adopt(loaded, key));
+      const listeners = new Set<(progress: DownloadProgress) => void>();
+      if (options.onProgress) listeners.add(options.onProgress);
+      progressListeners.set(key, listeners);
+      const onProgress = (progress: DownloadProgress) => listeners.forEach((listener) => listener(progress));
+      const loading = loadNormalised(normal, { ...options, onProgress }).then((loaded) => adopt(loaded, key));
       registry.set(key, loading);
-      loading.catch(() => {
+      const settled = () => {
+        if (progressListeners.get(key) === listeners) progressListeners.delete(key);
+      };
+      loading.then(settled, () => {
+        settled();
         if (registry.get(key) === loading) registry.delete(key);
       });
       return loading; // the new copy already counts this caller
     }
+    if (options.onProgress) progressListeners.get(key)?.add(options.onProgress);
     const backbone = await pending;
     if (backbone.retain()) return backbone;
     // Released by its last user while we waited: load afresh.

@@ -225,3 +225,31 @@ test('the engine setting picks what runs the backbone: tfjs and auto load side b
   const refused = await waitForStatus(helper.getNode('cap1'), (s) => s.fill === 'red', 'error');
   assert.match(String(refused.text), /cuda/);
 });
+
+test('a backbone from a URL shows its download on the users, logs it once, then turns ready', async () => {
+  const { startModelServer } = await import('../lib/engine/model-server.js');
+  const server = await startModelServer();
+  const cache = tempDir('download-cache');
+  const before = process.env.LANE_VISION_CACHE;
+  process.env.LANE_VISION_CACHE = cache; // a fresh cache: the model must be downloaded
+  try {
+    await helper.load(nodes, flow(`${server.origin}/ok/mobilenet-v2-0.35-features/model.json`));
+    const user = helper.getNode('cap1');
+    await waitForStatus(user, isReady, 'ready');
+    const texts = statuses(user).map((s) => String(s.text));
+    const loading = texts.indexOf('lane-backbone.status.loading');
+    const downloading = texts.indexOf('lane-backbone.status.downloading');
+    const ready = texts.findIndex((t) => t.startsWith('lane-backbone.status.ready'));
+    assert.ok(loading >= 0 && downloading > loading && ready > downloading, `loading, downloading, ready: ${JSON.stringify(texts)}`);
+    const logged = helper
+      .log()
+      .args.map((args: unknown[]) => args[0] as { id?: string; msg?: unknown })
+      .filter((entry) => entry.id === 'bb' && String(entry.msg).startsWith('lane-backbone.log.downloaded'));
+    assert.equal(logged.length, 1, 'one log line for the download, not one per chunk');
+  } finally {
+    if (before === undefined) delete process.env.LANE_VISION_CACHE;
+    else process.env.LANE_VISION_CACHE = before;
+    await server.close();
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+});

@@ -62,7 +62,7 @@ With --json the result is one object: {"data", "backbone", "advice": {"dataSize"
     let dataset = await openDataset(dataDir, { readOnly: true, create: false });
     if (labels) dataset = selectLabels(dataset, labels);
     const entries = (await dataset.entries()).filter((e) => !e.problem);
-    const backbone = await loadNamedBackbone(source, choice);
+    const backbone = await loadNamedBackbone(source, choice, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       const fit = backbone.fit;

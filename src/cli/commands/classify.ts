@@ -53,7 +53,7 @@ With --json each image gives {"image", "label", "code", "confidence", "accepted"
 
     const store = await openModelStore(storeDir);
     const model = await store.loadModel(values.version ?? 'active');
-    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice, model.tunedBackboneDir);
+    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice, model.tunedBackboneDir, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(`model v${model.version} (${model.labels.length} labels) from ${storeDir}, threshold ${threshold}`);

@@ -78,7 +78,7 @@ With --json the result is one object: {"version", "store", "data", "backbone",
     const model = await store.loadModel(values.version ?? 'active');
     let dataset = await openDataset(dataDir, { readOnly: true });
     if (labels) dataset = selectLabels(dataset, labels);
-    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice, model.tunedBackboneDir);
+    const backbone = await loadBackboneForModel(model.metadata, values.backbone, choice, model.tunedBackboneDir, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       const report = await scoreModel(model, backbone, await dataset.entries(), out);

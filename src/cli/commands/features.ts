@@ -42,7 +42,7 @@ Exit code 1 if any image could not be read.`,
     const choice = backboneChoice('features', values);
     const out = new Output(values.json === true, streams);
 
-    const backbone = await loadNamedBackbone(source, choice);
+    const backbone = await loadNamedBackbone(source, choice, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       const load = backbone.loadTimings;

@@ -40,7 +40,7 @@ Exit code 1 if any image could not be classified.`,
     const choice = { backend: backendOption('predict', values.backend), engine: engineOption('predict', values.engine) };
     const out = new Output(values.json === true, streams);
 
-    const backbone = await loadNamedBackbone(source, choice);
+    const backbone = await loadNamedBackbone(source, choice, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       if (backbone.engine.outputSize === 0) {

@@ -129,7 +129,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
     // Said before the long part, so a folder left out by mistake is seen at once.
     for (const item of skipped) out.warn(`${PROGRAM} train: warning: skipped ${item.kind} ${item.path}: ${item.reason}`);
     const store = await openModelStore(storeDir);
-    const backbone = await loadNamedBackbone(source, choice);
+    const backbone = await loadNamedBackbone(source, choice, out);
     try {
       out.backend(backbone.backend, backbone.engine.name);
       out.note(

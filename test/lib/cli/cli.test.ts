@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { IMAGENET_CLASSES } from '../../../src/engine/imagenet.js';
 import { MANIFEST_FILE_NAME } from '../../../src/dataset/index.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../../support/shared.js';
+import { startModelServer } from '../engine/model-server.js';
 import { jsonLines, ownStderrLines, runLaneVision } from './support.js';
 
 const TRAINED = ['Bravo-Orange-Juice', 'Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
@@ -74,6 +75,26 @@ test('predict refuses a features-only model; features reports the vector', async
   assert.equal(onWasm.backend, 'wasm');
   const dot = onWasm.features.reduce((sum: number, v: number, i: number) => sum + v * line.features[i], 0);
   assert.ok(dot / (onWasm.norm * line.norm) > 0.999, `cosine ${dot / (onWasm.norm * line.norm)}`);
+});
+
+test('features from a URL downloads the model once and says so on stderr, with its size, not per chunk', async () => {
+  const server = await startModelServer();
+  try {
+    const photo = classImages(groceryValDir, 'Oatly-Oat-Milk')[0];
+    const url = `${server.origin}/ok/mobilenet-v2-0.35-features/model.json`;
+    const downloadEnv = { ...env, LANE_VISION_CACHE: path.join(work, 'download-cache') };
+    const first = await runLaneVision(['features', '--model', url, photo], downloadEnv);
+    assert.equal(first.code, 0, first.stderr);
+    const lines = first.stderr.split('\n').filter((line) => line.startsWith('downloaded'));
+    assert.equal(lines.length, 1, first.stderr);
+    assert.match(lines[0], new RegExp(`^downloaded ${url.replace(/[.?]/g, '\\$&')} \\((\\d+\\.\\d)/\\1 MB\\)$`));
+    assert.doesNotMatch(first.stderr, /downloading/, 'no in-place progress when stderr is not a terminal');
+    const again = await runLaneVision(['features', '--model', url, photo], downloadEnv);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /^downloaded/m, 'cached: nothing to download');
+  } finally {
+    await server.close();
+  }
 });
 
 test('train on three labels of train/, then eval on val/ scores only those labels', async () => {
