@@ -2,19 +2,25 @@
  * lane-dataset: the config node naming where a lane's frames and model versions live.
  * It hands out the shared dataset and model-store handles (src/dataset, src/model-store
  * already share one state per folder in the process; this node only opens them once and
- * resolves its folders against the Node-RED user directory), and answers the editor's
- * "what is in there" question.
+ * resolves its folders against the Node-RED user directory), answers the editor's
+ * "what is in there" question, and imports a Teachable Machine export (folder or URL) as
+ * the store's active version from the editor.
  */
 import * as path from 'node:path';
 import { ReviewQueue } from '../../src/review/index.js';
 import type { NodeAPI } from 'node-red';
 import { openDataset, type Dataset, type DatasetOptions } from '../../src/dataset/index.js';
-import { openModelStore, type ModelStore } from '../../src/model-store/index.js';
-import { registerReadAction } from '../shared/admin-routes.js';
+import { importTeachableMachine, openModelStore, type ModelStore } from '../../src/model-store/index.js';
+import { LaneVisionError, isLaneVisionError } from '../../src/errors.js';
+import { registerReadAction, registerWriteAction } from '../shared/admin-routes.js';
 import { errorText } from '../shared/status.js';
-import { userDirOf } from '../shared/paths.js';
+import { resolveInUserDir, userDirOf } from '../shared/paths.js';
 import { DEFAULT_KEEP_VERSIONS, datasetFoldersFrom, datasetOptionsFrom, keepVersionsFrom, type LaneDatasetDef } from './settings.js';
-import type { DatasetSummary, LaneDatasetNode } from './types.js';
+import type { DatasetSummary, LaneDatasetNode, TeachableMachineImported } from './types.js';
+
+/** Failures that mean the export named is unusable (fix the request), and those of the network on the way (try again). */
+const BAD_SOURCE = new Set(['TM_IMPORT_INVALID', 'TM_IMPORT_UNSUPPORTED', 'MODEL_NOT_FOUND', 'MODEL_INVALID', 'MODEL_TOO_LARGE']);
+const NETWORK = new Set(['MODEL_OFFLINE', 'MODEL_TIMEOUT', 'MODEL_DOWNLOAD_FAILED', 'MODEL_TRUNCATED']);
 
 /** Opens once; a failed open is forgotten so the next use tries again (e.g. after fixing permissions). */
 function openOnce<T>(open: () => Promise<T>): () => Promise<T> {
@@ -78,12 +84,35 @@ export = function (RED: NodeAPI) {
     // Beside the versions in the models folder: the store only reads its vNNNN folders.
     const review = openOnce<ReviewQueue>(() => ReviewQueue.open(path.join(modelsFolder, REVIEW_FOLDER)));
 
+    const node = this;
+    async function importTm(body: unknown): Promise<TeachableMachineImported> {
+      const source = (body as { source?: unknown } | null)?.source;
+      const text = typeof source === 'string' ? source.trim() : '';
+      // A folder is found like the node's own folders: relative to the Node-RED user directory.
+      const where = !text || /^https?:\/\//i.test(text) ? text : resolveInUserDir(userDirOf(RED.settings), text);
+      try {
+        if (!text) throw new LaneVisionError('TM_IMPORT_INVALID', RED._('lane-dataset.errors.tm-no-source'));
+        const saved = await importTeachableMachine(await models(), where, { activate: true });
+        const labels = saved.metadata.classes.map((c) => c.label);
+        node.log(RED._('lane-dataset.log.tm-imported', { source: where, version: saved.version, labels: labels.join(', ') }));
+        return { version: saved.version, active: saved.active, name: saved.metadata.modelName, labels, source: where };
+      } catch (err) {
+        node.warn(RED._('lane-dataset.errors.tm-import-failed', { source: where, message: errorText(err) }));
+        // The editor's dialog tells "your export is wrong" (400) from "the network failed" (502).
+        if (isLaneVisionError(err) && (BAD_SOURCE.has(err.code) || NETWORK.has(err.code))) {
+          Object.assign(err, { httpStatus: BAD_SOURCE.has(err.code) ? 400 : 502 });
+        }
+        throw err;
+      }
+    }
+
     Object.assign(this, {
       folder,
       modelsFolder,
       dataset,
       models,
       review,
+      importTeachableMachine: importTm,
       summary: async (): Promise<DatasetSummary> => {
         const data = await dataset();
         await data.refresh(); // the editor should see files copied in by hand too
@@ -114,4 +143,6 @@ export = function (RED: NodeAPI) {
 
   // GET /lane-vision/lane-dataset/:id/counts: 404 until the node is deployed.
   registerReadAction<LaneDatasetNode>(RED, 'lane-dataset', 'counts', (node) => node.summary());
+  // POST /lane-vision/lane-dataset/:id/import-tm {source: folder or URL}: the export becomes the active version.
+  registerWriteAction<LaneDatasetNode>(RED, 'lane-dataset', 'import-tm', (node, body) => node.importTeachableMachine(body));
 };

@@ -21,6 +21,18 @@ export interface DatasetSummary {
   }[];
 }
 
+/** The version a Teachable Machine import made. */
+export interface TeachableMachineImported {
+  version: number;
+  active: boolean;
+  name: string;
+  labels: string[];
+  /** The folder (absolute) or URL it was read from. */
+  source: string;
+}
+
 export interface LaneDatasetNode extends DatasetConfigNode {
   summary(): Promise<DatasetSummary>;
+  /** Imports the export named by `{source}` (folder or URL) as the store's active version. */
+  importTeachableMachine(body: unknown): Promise<TeachableMachineImported>;
 }

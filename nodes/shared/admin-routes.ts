@@ -23,6 +23,9 @@ const BAD_REQUEST = /INVALID|_BAD_/;
 
 /** The HTTP status for a failed action, from its LaneVisionError code; 500 for anything else. */
 export function httpStatusOf(err: unknown): number {
+  // An action may say better than the code alone (the same MODEL_NOT_FOUND is the caller's fault in one action, not in another).
+  const explicit = (err as { httpStatus?: unknown } | null)?.httpStatus;
+  if (typeof explicit === 'number' && explicit >= 400 && explicit < 600) return explicit;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return 500;
   if (CONFLICT.test(code)) return 409;

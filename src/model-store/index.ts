@@ -5,6 +5,8 @@ export {
   readTeachableMachineExport,
   parseTeachableMachineExport,
   importTeachableMachineExport,
+  importTeachableMachine,
+  type TeachableMachineImportOptions,
   type TeachableMachineExport,
 } from './teachable-machine.js';
 export {

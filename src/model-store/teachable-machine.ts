@@ -25,6 +25,8 @@ import { fingerprintWeights, formatBackboneId } from '../engine/backbone-id.js';
 import { MAX_TM_METADATA_BYTES, MODEL_JSON, TM_METADATA_JSON, readModelFolder, weightEntryBytes, type ModelFiles } from '../engine/model-files.js';
 import { validateLabel } from '../dataset/labels.js';
 import { findPreset } from '../engine/presets.js';
+import { type DownloadOptions, downloadModel } from '../engine/download-cache.js';
+import { resolveModelJsonUrl } from '../engine/model-source.js';
 import { LaneVisionError } from '../errors.js';
 import type { DenseLayerWeights, TrainedHead } from '../training/types.js';
 import type { ModelStore } from './store.js';
@@ -201,7 +203,7 @@ export async function parseTeachableMachineExport(files: {
 export async function importTeachableMachineExport(
   store: ModelStore,
   exportDir: string,
-  options: { activate?: boolean; notes?: string; modelName?: string } = {},
+  options: { activate?: boolean; notes?: string; modelName?: string; /** Recorded as where it came from; default the folder. */ source?: string } = {},
 ): Promise<VersionSummary & { metadata: ModelMetadata }> {
   const imported = await readTeachableMachineExport(exportDir);
   const userMetadata = imported.metadata.userMetadata;
@@ -216,12 +218,42 @@ export async function importTeachableMachineExport(
     userMetadata: userMetadata && typeof userMetadata === 'object' ? (userMetadata as Record<string, unknown>) : {},
     importedFrom: {
       kind: 'teachable-machine',
-      source: path.resolve(exportDir),
+      source: options.source ?? path.resolve(exportDir),
       metadata: imported.metadata,
       ...(imported.fingerprint ? { fingerprint: imported.fingerprint } : {}),
     },
     activate: options.activate,
   });
+}
+
+export interface TeachableMachineImportOptions extends Pick<DownloadOptions, 'cacheDir' | 'onProgress'> {
+  activate?: boolean;
+  notes?: string;
+  modelName?: string;
+}
+
+/**
+ * Imports a TM export from a folder, or from a URL: the shareable link
+ * (https://teachablemachine.withgoogle.com/models/<id>/), a folder URL or its model.json
+ * URL. A URL is downloaded into the model cache with its metadata.json, as a backbone URL
+ * is, so the version's backbone (the export itself) loads offline afterwards.
+ */
+export async function importTeachableMachine(
+  store: ModelStore,
+  source: string,
+  options: TeachableMachineImportOptions = {},
+): Promise<VersionSummary & { metadata: ModelMetadata }> {
+  const text = typeof source === 'string' ? source.trim() : '';
+  if (!text) throw new LaneVisionError('TM_IMPORT_INVALID', 'Name the Teachable Machine export to import: its folder, its shareable link or its model.json URL');
+  const { activate, notes, modelName } = options;
+  if (!/^https?:\/\//i.test(text)) return importTeachableMachineExport(store, text, { activate, notes, modelName });
+  const modelJsonUrl = resolveModelJsonUrl(text);
+  const folder = await downloadModel(modelJsonUrl, { cacheDir: options.cacheDir, onProgress: options.onProgress });
+  const hasMetadata = await fsp.stat(path.join(folder, TM_METADATA_JSON)).then((s) => s.isFile(), () => false);
+  if (!hasMetadata) {
+    invalid(`${modelJsonUrl} has no ${TM_METADATA_JSON} beside it (it holds the class names), so it is not a Teachable Machine image export`);
+  }
+  return importTeachableMachineExport(store, folder, { activate, notes, modelName, source: modelJsonUrl });
 }
 
 /** Identifies the MobileNet inside the export from its weight shapes (names are Keras'). */

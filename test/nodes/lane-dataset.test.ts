@@ -146,3 +146,63 @@ test('a bad "Keep versions" setting is refused at deploy', async () => {
   assert.equal(caughtCode(caught[0]), 'DATASET_OPTIONS');
   assert.match(caughtText(caught[0]), /Keep versions/);
 });
+
+test('the editor imports a Teachable Machine export from a folder and from a URL as the active version; bad sources get clear errors', async () => {
+  const { startModelServer } = await import('../lib/engine/model-server.js');
+  const { modelDir } = await import('../support/shared.js');
+  const server = await startModelServer();
+  const cache = tempDir('tm-cache');
+  const before = process.env.LANE_VISION_CACHE;
+  process.env.LANE_VISION_CACHE = cache;
+  const importTm = (source: unknown) => helper.request().post('/lane-vision/lane-dataset/ds/import-tm').set({ 'X-Lane-Vision': '1' }).send({ source });
+  try {
+    await helper.load(nodes, flow(datasetConfig('ds', path.join(work, 'tm-data'), path.join(work, 'tm-models'))));
+    const config = helper.getNode('ds') as LaneDatasetNode;
+
+    const fromFolder = await importTm(modelDir('teachable-machine-export'));
+    assert.equal(fromFolder.status, 200, JSON.stringify(fromFolder.body));
+    assert.deepEqual(fromFolder.body.labels, ['twin1', 'twin2']);
+    assert.equal(fromFolder.body.active, true);
+
+    const url = `${server.origin}/ok/teachable-machine-export/`; // a folder URL, as a shareable link is
+    const fromUrl = await importTm(url);
+    assert.equal(fromUrl.status, 200, JSON.stringify(fromUrl.body));
+    assert.equal(fromUrl.body.version, fromFolder.body.version + 1);
+    assert.ok(server.requests.some((r) => r.endsWith('/teachable-machine-export/metadata.json')), 'metadata.json fetched beside model.json');
+
+    const store = await config.models();
+    const active = await store.loadModel();
+    assert.equal(active?.metadata.version, fromUrl.body.version, 'the URL import is the active version');
+    assert.deepEqual(active?.metadata.classes.map((c) => c.label), ['twin1', 'twin2']);
+    assert.equal(active?.metadata.importedFrom?.source, `${url}model.json`);
+
+    // A URL with nothing behind it, a model without metadata.json, a server that is not there, no source at all.
+    const missing = await importTm(`${server.origin}/ok/no-such-export/model.json`);
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.code, 'MODEL_NOT_FOUND');
+    assert.match(missing.body.error, /No model at .*no-such-export\/model\.json \(HTTP 404\): check the URL/);
+    const notTm = await importTm(`${server.origin}/ok/mobilenet-v2-0.35-features/`);
+    assert.equal(notTm.status, 400);
+    assert.equal(notTm.body.code, 'TM_IMPORT_INVALID');
+    assert.match(notTm.body.error, /no metadata\.json beside it/);
+    const { freePort } = await import('../e2e/support.js');
+    const offline = await importTm(`http://127.0.0.1:${await freePort()}/model.json`);
+    assert.equal(offline.status, 502);
+    assert.equal(offline.body.code, 'MODEL_OFFLINE');
+    const empty = await importTm('  ');
+    assert.equal(empty.status, 400);
+    assert.equal(empty.body.code, 'TM_IMPORT_INVALID');
+    // None of the failures made a version.
+    assert.equal((await store.listVersions()).length, 2);
+    const warnings = helper
+      .log()
+      .args.map((args: unknown[]) => args[0] as { id?: string; level?: number; msg?: unknown })
+      .filter((entry) => entry.id === 'ds' && String(entry.msg).startsWith('lane-dataset.errors.tm-import-failed'));
+    assert.equal(warnings.length, 4, 'one log line per failed import');
+  } finally {
+    if (before === undefined) delete process.env.LANE_VISION_CACHE;
+    else process.env.LANE_VISION_CACHE = before;
+    await server.close();
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+});

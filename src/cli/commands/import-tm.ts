@@ -1,7 +1,8 @@
 /** `lane-vision import-tm`: a Teachable Machine image model export becomes a model version. */
 import * as path from 'node:path';
 import { initBackend } from '../../engine/backend.js';
-import { importTeachableMachineExport, openModelStore } from '../../model-store/index.js';
+import { importTeachableMachine, openModelStore } from '../../model-store/index.js';
+import { downloadReporter } from '../backbone.js';
 import { COMMON_OPTIONS, backendOption, needPositionals, parseCommandLine, requiredOption } from '../args.js';
 import { BACKEND_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { Output } from '../output.js';
@@ -11,10 +12,11 @@ const OPTIONS = { ...COMMON_OPTIONS, store: { type: 'string', short: 's' }, name
 export const importTmCommand: Command = {
   name: 'import-tm',
   summary: 'import a Teachable Machine image model export as a model version',
-  help: `Usage: ${PROGRAM} import-tm --store DIR FOLDER [options]
+  help: `Usage: ${PROGRAM} import-tm --store DIR FOLDER|URL [options]
 
 Reads a Teachable Machine image model export (FOLDER with model.json, weights.bin and
-metadata.json, as downloaded with "Export Model > TensorFlow.js") and saves its head
+metadata.json, as downloaded with "Export Model > TensorFlow.js", or its shareable link /
+model.json URL, downloaded once into the model cache) and saves its head
 and labels as the next, active version of the store. The lane then classifies with
 the export's MobileNet backbone (or the matching preset).
 
@@ -31,15 +33,15 @@ With --json the result is one object: {"version", "activated", "store", "labels"
   async run(args, streams) {
     const { values, positionals } = parseCommandLine('import-tm', args, OPTIONS);
     const storeDir = path.resolve(requiredOption('import-tm', 'store', values.store));
-    needPositionals('import-tm', positionals, 'FOLDER: name the Teachable Machine export folder', { min: 1, max: 1 });
-    const exportDir = path.resolve(positionals[0]);
+    needPositionals('import-tm', positionals, 'FOLDER|URL: name the Teachable Machine export folder or URL', { min: 1, max: 1 });
+    const exportDir = /^https?:\/\//i.test(positionals[0]) ? positionals[0] : path.resolve(positionals[0]);
     const out = new Output(values.json === true, streams);
 
     // Reading the export's weights uses tensors, so a backend must be up.
     const backend = await initBackend(backendOption('import-tm', values.backend));
     out.backend(backend);
     const store = await openModelStore(storeDir);
-    const saved = await importTeachableMachineExport(store, exportDir, { modelName: values.name });
+    const saved = await importTeachableMachine(store, exportDir, { modelName: values.name, onProgress: downloadReporter(out) });
     const { metadata } = saved;
     const descriptor = metadata.backbone;
     out.record({
