@@ -22,22 +22,29 @@ export function checkCaptureLabel(label: unknown): string {
 
 /**
  * The label a `capture` command arms: `payload` is the label, or `{label, count}`;
- * `count` may also come on the message (as lane-events sends MQTT commands). Default 1 frame.
+ * `count` may also come on the message (as lane-events sends MQTT commands), else from the
+ * node's count setting (`fallbackCount`). Default 1 frame.
  */
-export function parseCaptureCommand(payload: unknown, msgCount?: unknown): ArmedLabel {
+export function parseCaptureCommand(payload: unknown, msgCount?: unknown, fallbackCount?: number): ArmedLabel {
   const body = typeof payload === 'string' ? { label: payload } : payload;
   if (body === null || typeof body !== 'object' || Array.isArray(body) || Buffer.isBuffer(body)) {
     throw new LaneVisionError('CAPTURE_COMMAND_INVALID', 'A capture command needs msg.payload = a label, or {label, count}.');
   }
   const { label, count } = body as { label?: unknown; count?: unknown };
-  const frames = count ?? msgCount ?? 1;
+  const frames = checkCaptureCount(count ?? msgCount ?? fallbackCount ?? 1);
+  return { label: checkCaptureLabel(label), remaining: frames };
+}
+
+/** A capture count: a whole number from 1 to the limit. `source` names where it was read (a setting). */
+export function checkCaptureCount(count: unknown, source?: string): number {
+  const frames = count;
   if (!Number.isSafeInteger(frames) || (frames as number) < 1 || (frames as number) > DEFAULT_MAX_CAPTURE_COUNT) {
     throw new LaneVisionError(
       'CAPTURE_COMMAND_INVALID',
-      `A capture command's count must be a whole number from 1 to ${DEFAULT_MAX_CAPTURE_COUNT}, got ${JSON.stringify(frames) ?? String(frames)}.`,
+      `A capture command's count${source ? ` (read from ${source})` : ''} must be a whole number from 1 to ${DEFAULT_MAX_CAPTURE_COUNT}, got ${JSON.stringify(count) ?? String(count)}.`,
     );
   }
-  return { label: checkCaptureLabel(label), remaining: frames as number };
+  return frames as number;
 }
 
 /** msg.label when it is set (null, undefined and "" are not), as given: checked by the caller. */

@@ -14,7 +14,9 @@ import { errorText, showStatus } from '../shared/status.js';
 import { fileAccessFrom, frameBytes, type FileInputSettings } from '../shared/file-input.js';
 import { userDirOf } from '../shared/paths.js';
 import type { FileAccess } from '../../src/image/index.js';
-import { CAPTURE_TOPIC, checkCaptureLabel, messageLabel, parseCaptureCommand, type ArmedLabel } from './command.js';
+import { CAPTURE_TOPIC, checkCaptureCount, checkCaptureLabel, messageLabel, parseCaptureCommand, type ArmedLabel } from './command.js';
+import { describeSource, isReadSource, readSetting } from '../shared/typed-setting.js';
+import { DEFAULT_MAX_CAPTURE_COUNT } from '../../src/events/commands.js';
 
 interface LaneCaptureDef extends NodeDef, FileInputSettings {
   dataset: string;
@@ -27,6 +29,9 @@ interface LaneCaptureDef extends NodeDef, FileInputSettings {
   property?: string;
   /** Capture session (shift, batch); blank: the day of capture. */
   session?: string;
+  /** Frames a capture command arms when neither it nor the message gives a count: a number (countType num, blank = 1) or read from msg / flow / global / env. */
+  count?: string | number;
+  countType?: 'num' | 'msg' | 'flow' | 'global' | 'env';
 }
 
 interface CaptureMessage extends NodeMessageInFlow {
@@ -78,6 +83,25 @@ export = function (RED: NodeAPI) {
         setupProblem = err as Error;
       }
     }
+    const countType = config.countType || 'num';
+    const countKey = String(config.count ?? '').trim();
+    let fixedCount: number | undefined;
+    if (!setupProblem) {
+      try {
+        if (countType === 'num') {
+          fixedCount = countKey === '' ? undefined : Number(countKey);
+          if (fixedCount !== undefined && (!Number.isSafeInteger(fixedCount) || fixedCount < 1 || fixedCount > DEFAULT_MAX_CAPTURE_COUNT)) {
+            throw new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.bad-count', { max: DEFAULT_MAX_CAPTURE_COUNT, value: countKey }));
+          }
+        } else if (!isReadSource(countType)) {
+          throw new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.bad-count-type', { type: String(countType) }));
+        } else if (!countKey) {
+          throw new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.no-count-key', { type: countType }));
+        }
+      } catch (err) {
+        setupProblem = err as Error;
+      }
+    }
     if (setupProblem) {
       showStatus(node, 'error', errorText(setupProblem));
       node.error(setupProblem.message);
@@ -101,6 +125,16 @@ export = function (RED: NodeAPI) {
       if (labelType === 'str' || typeof config.label !== 'string' || config.label.trim() === '') return undefined;
       const value: unknown = RED.util.evaluateNodeProperty(config.label, labelType, node, msg);
       return value === undefined || value === null || value === '' ? undefined : value;
+    }
+
+    /** The count setting for a capture command: fixed, or read now from msg / flow / global / env; undefined when not set. */
+    async function settingCount(msg: CaptureMessage): Promise<number | undefined> {
+      if (countType === 'num' || !isReadSource(countType)) return fixedCount;
+      const value = await readSetting(RED, node, countKey, countType, msg);
+      if (value === undefined || value === null || value === '') return undefined;
+      // Context and env values are often text ("5"): a numeric text is that number.
+      const number = typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
+      return checkCaptureCount(number, describeSource(countType, countKey));
     }
 
     /** Picks the label and, for an armed one, takes one frame off its count (given back if the frame is refused). */
@@ -162,13 +196,16 @@ export = function (RED: NodeAPI) {
     node.on('input', (msg: CaptureMessage, send: (msg: NodeMessageInFlow) => void, done: Done) => {
       if (setupProblem) return done(setupProblem);
       if (msg.topic === CAPTURE_TOPIC) {
-        try {
-          armed = parseCaptureCommand(msg.payload, msg.count);
-          showStatus(node, 'busy', armedText());
-          done();
-        } catch (err) {
-          done(err as Error);
-        }
+        // The command's own count, then the message's, then this node's setting (a bad one fails this command).
+        const command = msg.payload as { count?: unknown } | null;
+        const ownCount = command !== null && typeof command === 'object' && command.count !== undefined;
+        (ownCount || msg.count !== undefined ? Promise.resolve(undefined) : settingCount(msg))
+          .then((fallback) => {
+            armed = parseCaptureCommand(msg.payload, msg.count, fallback);
+            showStatus(node, 'busy', armedText());
+            done();
+          })
+          .catch((err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
         return;
       }
       capture(msg, send).then(

@@ -13,7 +13,8 @@ import type { PipelineReport } from '../../src/pipeline/index.js';
 import { registerWriteAction } from '../shared/admin-routes.js';
 import type { BackboneConfigNode, DatasetConfigNode } from '../shared/config-types.js';
 import { errorText, showStatus } from '../shared/status.js';
-import { trainSettingsFrom, withOverrides, type LaneTrainDef, type TrainSettings } from './settings.js';
+import { describeSource, isReadSource, readEnvSetting, readSetting, type ReadSource } from '../shared/typed-setting.js';
+import { TYPED_FIELDS, trainSettingsFrom, withOverrides, withSourceNamed, type LaneTrainDef, type TrainSettings, type TypedField } from './settings.js';
 import type { LaneTrainNode } from './types.js';
 
 type Send = (msg: (NodeMessage | null)[]) => void;
@@ -68,12 +69,50 @@ export = function (RED: NodeAPI) {
     if (!datasetNode) setupProblem = new LaneVisionError('TRAIN_NO_DATASET', RED._('lane-train.errors.no-dataset'));
     else if (validationNode === null) setupProblem = new LaneVisionError('TRAIN_NO_DATASET', RED._('lane-train.errors.no-validation'));
     else if (!backboneNode) setupProblem = new LaneVisionError('TRAIN_NO_BACKBONE', RED._('lane-train.errors.no-backbone'));
-    else {
+    // Typed settings read from msg / flow / global at each training; env ones once, here.
+    const readEachTime: { field: TypedField; type: Exclude<ReadSource, 'env'>; key: string }[] = [];
+    const fromEnv: { field: TypedField; source: string }[] = [];
+    const fixed: Partial<LaneTrainDef> = { ...config };
+    if (!setupProblem) {
       try {
-        settings = trainSettingsFrom(config);
+        for (const field of Object.keys(TYPED_FIELDS) as TypedField[]) {
+          const literal = TYPED_FIELDS[field];
+          const type = config[`${field}Type`] || literal;
+          if (type === literal) continue;
+          if (!isReadSource(type)) {
+            throw new LaneVisionError('TRAIN_SETTINGS_INVALID', RED._('lane-train.errors.bad-type', { field, type: String(type), literal }));
+          }
+          const key = String(config[field] ?? '').trim();
+          if (!key) throw new LaneVisionError('TRAIN_SETTINGS_INVALID', RED._('lane-train.errors.no-key', { field, type }));
+          if (type === 'env') {
+            fixed[field] = readEnvSetting(RED, node, key) as string;
+            fromEnv.push({ field, source: describeSource(type, key) });
+          } else {
+            fixed[field] = ''; // the default until a training reads it
+            readEachTime.push({ field, type, key });
+          }
+        }
+        settings = trainSettingsFrom(fixed);
       } catch (err) {
-        setupProblem = err as Error;
+        // An error about a field read from env names the variable.
+        setupProblem = fromEnv.reduce((e, { field, source }) => withSourceNamed(e, field, source), err) as Error;
       }
+    }
+
+    /** This training's settings: the node's, then the typed ones read now, then the message's overrides. */
+    async function chooseSettings(msg: NodeMessageInFlow): Promise<TrainSettings> {
+      const read: Record<string, unknown> = {};
+      for (const { field, type, key } of readEachTime) {
+        const value = await readSetting(RED, node, key, type, msg);
+        if (value === undefined || value === null) continue; // not set: the field's default
+        try {
+          withOverrides(settings!, { [field]: value });
+        } catch (err) {
+          throw withSourceNamed(err, field, describeSource(type, key));
+        }
+        read[field] = value;
+      }
+      return withOverrides(withOverrides(settings!, read), msg.payload);
     }
 
     // Loaded at deploy, so the first training does not wait for it (and its status shows).
@@ -173,14 +212,9 @@ export = function (RED: NodeAPI) {
       starting = false;
       if (setupProblem) return done(setupProblem);
       if (running) return done(new LaneVisionError('TRAINING_RUNNING', RED._('lane-train.errors.running')));
-      let chosen: TrainSettings;
-      try {
-        chosen = withOverrides(settings!, msg.payload);
-      } catch (err) {
-        return done(err as Error);
-      }
       const controller = new AbortController();
-      const finished = train(msg, chosen, controller.signal, send).then(
+      // Settings are read before the training starts; a bad one fails this message only.
+      const finished = chooseSettings(msg).then((chosen) => train(msg, chosen, controller.signal, send)).then(
         () => done(),
         (err: unknown) => {
           // Cancelled because the flow is stopping: nothing for a catch node to do.

@@ -9,7 +9,23 @@ import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../src/train
 import { MAX_TEST_VIEWS, TRAINING_STRATEGIES, type TrainingStrategy } from '../../src/pipeline/index.js';
 import { DEFAULT_BUDGET_SECONDS, DEFAULT_FOLDS } from '../../src/retrain/index.js';
 
-export interface LaneTrainDef extends NodeDef {
+/**
+ * Settings shown as typedInputs, with the type of their fixed value; `<field>Type` says
+ * where the value comes from (missing in flows saved before: the fixed type).
+ */
+export const TYPED_FIELDS = {
+  budget: 'num',
+  testViews: 'num',
+  folds: 'num',
+  epochs: 'num',
+  hiddenUnits: 'num',
+  seed: 'num',
+  targetPrecision: 'num',
+  rejectLabels: 'str',
+} as const;
+export type TypedField = keyof typeof TYPED_FIELDS;
+
+export interface LaneTrainDef extends NodeDef, Partial<Record<`${TypedField}Type`, string>> {
   dataset: string;
   /** Optional second lane-dataset: frames of another session to score on. */
   validationDataset?: string;
@@ -50,6 +66,14 @@ export interface TrainSettings {
 /** The settings a message may override, by name in `msg.payload`. */
 export const OVERRIDABLE = ['rejectLabels', 'strategy', 'budget', 'testViews', 'folds', 'headKind', 'epochs', 'hiddenUnits', 'holdoutFraction', 'seed', 'targetPrecision', 'activate'] as const;
 type Raw = Partial<Record<(typeof OVERRIDABLE)[number], unknown>>;
+
+/** A settings error about `field` says where its value was read (a context or env key the user can find). */
+export function withSourceNamed(err: unknown, field: string, source: string): unknown {
+  if (err instanceof LaneVisionError && err.message.startsWith(`${field} `)) {
+    return new LaneVisionError(err.code, `${field} (read from ${source}) ${err.message.slice(field.length + 1)}`);
+  }
+  return err;
+}
 
 function invalid(message: string): never {
   throw new LaneVisionError('TRAIN_SETTINGS_INVALID', message);

@@ -185,6 +185,56 @@ test('a capture command arms its label for the next count frames, then frames ne
   assert.deepEqual((armed.stored as NodeMessage & { counts: unknown }).counts, { 'Bravo-Orange-Juice': 2, 'Oatly-Oat-Milk': 2 });
 });
 
+test('typedInput count: a capture command without a count arms the count read from flow / msg / env; a bad one fails the command naming its source', async () => {
+  /** Arms `label` with `command`, then sends unlabelled frames until one is refused: how many were taken. */
+  async function framesArmed(kit: Kit, command: Record<string, unknown>): Promise<number> {
+    const statusesBefore = (kit.capture.status as unknown as { callCount: number }).callCount;
+    kit.capture.receive({ topic: 'capture', payload: 'Oatly-Oat-Milk', ...command } as NodeMessage);
+    await waitFor(() => (kit.capture.status as unknown as { callCount: number }).callCount > statusesBefore && lastStatus(kit.capture)?.fill === 'blue', 'armed');
+    let taken = 0;
+    for (const file of OATLY) {
+      const { stored, error } = await kit.send({ payload: fs.readFileSync(file) });
+      if (error) {
+        assert.equal(caughtCode(error), 'CAPTURE_NO_LABEL');
+        return taken;
+      }
+      assert.ok(stored);
+      taken++;
+    }
+    return taken;
+  }
+
+  const fromFlow = await deploy({ count: 'framesPerCommand', countType: 'flow' });
+  fromFlow.capture.context().flow.set('framesPerCommand', 3);
+  assert.equal(await framesArmed(fromFlow, {}), 3, 'count from flow.framesPerCommand');
+  assert.equal(await framesArmed(fromFlow, { count: 1 }), 1, 'the message\'s own count wins');
+  fromFlow.capture.context().flow.set('framesPerCommand', 'lots');
+  const caughtBefore = fromFlow.caught.length;
+  fromFlow.capture.receive({ topic: 'capture', payload: 'Oatly-Oat-Milk' } as NodeMessage);
+  const bad = await waitFor(() => fromFlow.caught[caughtBefore], 'the bad count caught');
+  assert.equal(caughtCode(bad), 'CAPTURE_COMMAND_INVALID');
+  assert.match(caughtText(bad), /count \(read from flow\.framesPerCommand\) must be a whole number from 1 to \d+, got "lots"/);
+  await helper.unload();
+
+  const fromMsg = await deploy({ count: 'shots', countType: 'msg' });
+  assert.equal(await framesArmed(fromMsg, { shots: '2' }), 2, 'count from msg.shots (numeric text counts)');
+  assert.equal(await framesArmed(fromMsg, {}), 1, 'msg.shots not set: 1 frame');
+  await helper.unload();
+
+  process.env.LANE_CAPTURE_TEST_COUNT = '2';
+  try {
+    const fromEnv = await deploy({ count: 'LANE_CAPTURE_TEST_COUNT', countType: 'env' });
+    assert.equal(await framesArmed(fromEnv, {}), 2, 'count from env');
+  } finally {
+    delete process.env.LANE_CAPTURE_TEST_COUNT;
+  }
+  await helper.unload();
+
+  const fixed = await deploy({ count: '0', countType: 'num' });
+  assert.equal(lastStatus(fixed.capture)?.fill, 'red', 'a fixed count of 0 is refused at deploy');
+  assert.equal(String(lastStatus(fixed.capture)?.text), 'lane-capture.errors.bad-count');
+});
+
 test('hostile labels and broken images reach the catch node and store nothing', async () => {
   const kit = await deploy();
   await kit.send({ payload: fs.readFileSync(OATLY[0]), label: 'Oatly-Oat-Milk' });

@@ -263,6 +263,59 @@ test('message overrides change one training; bad overrides and too little data a
   assert.equal(lastStatus(small.train)?.fill, 'red');
 });
 
+test('typedInputs: epochs read from flow or msg when a training starts, from env at deploy; a bad value names where it was read', async () => {
+  /**
+   * The epochs of each fit, from the training's progress: it reports all fits as one run,
+   * the 4 cross-validation folds (holdoutFraction 0.25) and the final fit.
+   */
+  const epochsOf = async (kit: Awaited<ReturnType<typeof deploy>>, msg: Record<string, unknown>): Promise<number> => {
+    const before = kit.progress.length;
+    kit.train.receive(msg as NodeMessage);
+    await kit.model.next('the model', 60_000);
+    const training = kit.progress.slice(before).map((m) => m.payload as Progress).filter((p) => p.stage === 'training');
+    assert.ok(training.length > 0, 'training progress');
+    return (training[0].epochs as number) / 5;
+  };
+
+  const fromFlow = await deploy(readyDataset, path.join(work, 'typed-flow-models'), { epochs: 'trainEpochs', epochsType: 'flow' });
+  fromFlow.train.context().flow.set('trainEpochs', 3);
+  assert.equal(await epochsOf(fromFlow, { payload: {} }), 3);
+  fromFlow.train.context().flow.set('trainEpochs', '2'); // context often holds text
+  assert.equal(await epochsOf(fromFlow, { payload: {} }), 2, 'read again at each training');
+  assert.equal(await epochsOf(fromFlow, { payload: { epochs: 4 } }), 4, 'msg.payload overrides still win');
+  fromFlow.train.context().flow.set('trainEpochs', 'many');
+  fromFlow.train.receive({ payload: {} } as NodeMessage);
+  const bad = await fromFlow.caught.next();
+  assert.equal(caughtCode(bad), 'TRAIN_SETTINGS_INVALID');
+  assert.match(caughtText(bad), /^epochs \(read from flow\.trainEpochs\) must be a whole number of at least 1/);
+  await helper.unload();
+
+  const fromMsg = await deploy(readyDataset, path.join(work, 'typed-msg-models'), { epochs: 'job.epochs', epochsType: 'msg' });
+  assert.equal(await epochsOf(fromMsg, { payload: {}, job: { epochs: 2 } }), 2);
+  await helper.unload();
+
+  process.env.LANE_TRAIN_TEST_EPOCHS = '3';
+  process.env.LANE_TRAIN_TEST_PRECISION = '7';
+  try {
+    const fromEnv = await deploy(readyDataset, path.join(work, 'typed-env-models'), { epochs: 'LANE_TRAIN_TEST_EPOCHS', epochsType: 'env' });
+    assert.equal(await epochsOf(fromEnv, { payload: {} }), 3);
+    await helper.unload();
+    // A bad env value is a deploy-time error naming the variable.
+    await helper.load(nodes, flow(readyDataset, path.join(work, 'typed-env-bad'), { targetPrecision: 'LANE_TRAIN_TEST_PRECISION', targetPrecisionType: 'env' }));
+    const status = await waitForStatus(helper.getNode('tr'), (s) => s.fill === 'red', 'error');
+    assert.match(String(status.text), /^targetPrecision \(read from env LANE_TRAIN_TEST_PRECISION\)/);
+    const logged = helper
+      .log()
+      .args.map((args: unknown[]) => args[0] as { id?: string; msg?: unknown })
+      .filter((entry) => entry.id === 'tr' && String(entry.msg).startsWith('targetPrecision'));
+    assert.equal(logged.length, 1, 'one log line');
+    assert.match(String(logged[0].msg), /^targetPrecision \(read from env LANE_TRAIN_TEST_PRECISION\) must be above 0 and at most 1, got "7"/);
+  } finally {
+    delete process.env.LANE_TRAIN_TEST_EPOCHS;
+    delete process.env.LANE_TRAIN_TEST_PRECISION;
+  }
+});
+
 test('stopping the flow during a training cancels it quickly, saves nothing and leaks no tensors', async () => {
   const modelsFolder = path.join(work, 'cancel-models');
   const tensorsBefore = tf.memory().numTensors;
