@@ -55,7 +55,9 @@ export = function (RED: NodeAPI) {
       : (async () => {
           const [backbone, store] = await Promise.all([backboneNode!.acquire(node), datasetNode!.models()]);
           const created = new FleetMember({
-            url: config.url || 'mqtt://127.0.0.1:1883',
+            // Node-RED substitutes a property that is only "${VAR}", not one inside a URL ("mqtt://host:${PORT}"): the env type expands both.
+            // (The env type reads a value without "${" as a variable name, so only those with one go through it.)
+            url: !config.url ? 'mqtt://127.0.0.1:1883' : config.url.includes('${') ? String(RED.util.evaluateNodeProperty(config.url, 'env', node, {})) : config.url,
             mqtt: node.credentials?.user ? { username: node.credentials.user, password: node.credentials.password } : {},
             fleet: config.fleet,
             station: config.station,

@@ -91,6 +91,23 @@ test('every palette node icon contrasts with its node colour (WCAG 3:1 for graph
   }
 });
 
+test('palette icons are bold enough to read at palette size, and no two node types share one', () => {
+  const seen = new Map<string, string>();
+  for (const type of Object.keys(packageNodeTypes())) {
+    const svg = fs.readFileSync(path.join(repoRoot, 'icons', `${type}.svg`), 'utf8');
+    // The editor draws icons about 20 px wide: a 40-unit-wide icon is halved, so strokes under 2.5 units end up thinner than 1.25 px.
+    const viewBox = /viewBox="0 0 (\d+) (\d+)"/.exec(svg);
+    assert.ok(viewBox, `${type}.svg has a viewBox`);
+    assert.equal(Number(viewBox[1]), 40, `${type}.svg is 40 units wide, as Node-RED's own icons`);
+    for (const match of svg.matchAll(/stroke-width="([\d.]+)"/g)) {
+      assert.ok(Number(match[1]) >= 2.5, `${type}.svg: stroke-width ${match[1]} is too faint at palette size`);
+    }
+    const drawing = svg.replace(/<!--[\s\S]*?-->/g, '').replace(/\s+/g, ' ').trim();
+    assert.equal(seen.get(drawing), undefined, `${type}.svg draws the same icon as ${seen.get(drawing)}.svg`);
+    seen.set(drawing, type);
+  }
+});
+
 test('package.json has what the flow library shows: repository, bugs, the Node-RED range, shipped docs and licence', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
   assert.match(pkg.repository?.url ?? '', /^git\+https:\/\//);

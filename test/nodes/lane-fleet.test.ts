@@ -60,6 +60,18 @@ test('without its dataset the node shows why and fails every message', { skip: m
   assert.equal(lastStatus(fleet)?.fill, 'red');
 });
 
+test('a broker URL with ${VAR} inside (as the yoghurt-lane example has) is expanded from the environment', { skip: mosquittoSkipReason }, async () => {
+  const port = new URL(mosquitto.url).port;
+  process.env.LANE_FLEET_TEST_PORT = port;
+  try {
+    await helper.load(nodes, flow({ url: mosquitto.url.replace(`:${port}`, ':${LANE_FLEET_TEST_PORT}') }));
+    const fleet = helper.getNode('fl') as Node;
+    await waitFor(() => lastStatus(fleet)?.fill === 'green', 'connected to the broker on the port from env');
+  } finally {
+    delete process.env.LANE_FLEET_TEST_PORT;
+  }
+});
+
 test('bad commands are refused; publish answers with the manifest it put on the broker', { skip: mosquittoSkipReason, timeout: 60_000 }, async () => {
   const backbone = await lib.loadBackbone(FEATURES_MODEL);
   const store = await lib.openModelStore(path.join(work, 'models'));
