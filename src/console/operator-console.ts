@@ -173,7 +173,7 @@ export class OperatorConsole {
     const at = Date.now();
     const outcome = this.frames.add({ source, classification, truth, at });
     if (outcome.isNew) this.stats.arrived(at);
-    if (classification && outcome.changed) this.stats.classified(at, classification.label, classification.timings?.totalMs);
+    if (classification && outcome.changed) this.stats.classified(at, classification.label, classification.timings?.totalMs, classification);
     if (outcome.changed) this.hub.send('frame', outcome.frame.view);
     if (outcome.rejected) this.sendRejects();
     if (outcome.isNew && this.capture) this.captureNextFrame(outcome.frame);
