@@ -76,9 +76,9 @@ export = function (RED: NodeAPI) {
 
     let lastModel = '';
     function showFigures(fps: number, rejectPercent: number | undefined): void {
-      const parts = [lastModel, RED._('lane-stats.status.fps', { fps })];
+      // The ignored count first: it is what needs a look, and the editor cuts long statuses at the end.
+      const parts = [ignored > 0 ? RED._('lane-stats.status.ignored', { count: ignored }) : '', lastModel, RED._('lane-stats.status.fps', { fps })];
       if (rejectPercent !== undefined) parts.push(RED._('lane-stats.status.rejected', { percent: rejectPercent }));
-      if (ignored > 0) parts.push(RED._('lane-stats.status.ignored', { count: ignored }));
       throttle.show(ignored > 0 ? 'warning' : 'ready', parts.filter(Boolean).join(' · '));
     }
 
