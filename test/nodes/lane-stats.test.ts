@@ -44,7 +44,7 @@ function flow(stats: Record<string, unknown> = {}): FlowItem[] {
 }
 
 test('after real results: counts, reject rate, confidence, frames/s, the kept-aside frame and the model, one output each', async () => {
-  await helper.load(nodes, flow());
+  await helper.load(nodes as never, flow());
   const seen = Object.fromEntries(OUTPUTS.map((id) => [id, recorder(helper.getNode(id))]));
   assert.equal(lastStatus(helper.getNode('s1'))?.text, 'lane-stats.status.waiting');
   for (const image of [...photos, ...photos]) helper.getNode('c1').receive({ payload: image } as never);
@@ -80,7 +80,7 @@ test('after real results: counts, reject rate, confidence, frames/s, the kept-as
 });
 
 test('a message without a result fails once; later ones are counted on the status, not reported each', async () => {
-  await helper.load(nodes, flow());
+  await helper.load(nodes as never, flow());
   const caught = recorder(helper.getNode('caught'));
   const counts = recorder(helper.getNode('counts'));
   const stats = helper.getNode('s1');
@@ -97,7 +97,7 @@ test('a message without a result fails once; later ones are counted on the statu
 });
 
 test('a bad setting shows on the node and every message fails with it', async () => {
-  await helper.load(nodes, flow({ interval: 0.1 }));
+  await helper.load(nodes as never, flow({ interval: 0.1 }));
   const stats = helper.getNode('s1');
   assert.equal(lastStatus(stats)?.fill, 'red');
   assert.match(String(lastStatus(stats)?.text), /Every.*0\.5/);
