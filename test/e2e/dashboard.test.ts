@@ -61,7 +61,7 @@ function photoFolder(dir: string): string {
 async function startNodeRed(): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = path.join(work, 'user');
-  // Where Manage palette ▸ Install puts Dashboard 2.
+  // Where Manage palette ▸ Install puts Dashboard 2 (Node-RED also finds the devDependency next to itself; the user directory's copy wins).
   fs.mkdirSync(path.join(userDir, 'node_modules', '@flowfuse'), { recursive: true });
   fs.symlinkSync(DASHBOARD_PACKAGE, path.join(userDir, 'node_modules', '@flowfuse', 'node-red-dashboard'), 'dir');
   const settings = {
