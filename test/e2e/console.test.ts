@@ -466,3 +466,53 @@ test('the Live image and its verdict belong to one frame, for 50 successive clas
 });
 
 // #endregion
+
+// #region similar frames
+
+test('Similar shows how alike the stored frames are (not a confidence) and labels the frame asked about from one of them', { skip: fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}` }, async () => {
+  const admin = await token('admin');
+  const context = await chromium.launchPersistentContext(tempDir('lane-console-chromium-'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    httpCredentials: { username: NODE_AUTH.user, password: NODE_AUTH.pass },
+  });
+  const state = async () =>
+    (await (await fetch(`${nodeRed.url}${CONSOLE_PATH}/api/state`, { headers: { Authorization: basic } })).json()) as {
+      dataset: { counts: Record<string, number> };
+      frames: { id: number; stored?: string }[];
+    };
+  try {
+    await context.addInitScript((accessToken) => {
+      localStorage.setItem('auth-tokens', JSON.stringify({ access_token: accessToken, expires_in: 604800, token_type: 'Bearer' }));
+    }, admin);
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${nodeRed.url}${CONSOLE_PATH}/#live`);
+    await page.locator('#live-current[data-frame-id]').waitFor();
+    const frameId = Number(await page.locator('#live-current').getAttribute('data-frame-id'));
+    await page.click('#live-current');
+    const neighbours = page.locator('#similar-grid .neighbour');
+    await neighbours.first().waitFor({ timeout: 20_000 });
+    const shown = await page.locator('#similar-grid .neighbour .similarity').allTextContents();
+    assert.ok(shown.length >= 5);
+    for (const text of shown) assert.match(text, /^similarity -?[01]\.\d\d$/, `a similarity, not a percentage: ${text}`);
+    assert.match((await page.locator('#similar-summary').textContent()) ?? '', /not a confidence/);
+    await shoot(page, '10-similar-label-as');
+
+    const label = (await neighbours.first().getAttribute('data-label'))!;
+    const before = (await state()).dataset.counts[label];
+    const button = neighbours.first().locator('.label-as');
+    assert.equal(await button.textContent(), `label as ${label}`);
+    await button.click();
+    const after = await waitFor(async () => {
+      const now = await state();
+      return now.dataset.counts[label] === before + 1 ? now : undefined;
+    }, `one more "${label}" frame`);
+    assert.equal(after.frames.find((f) => f.id === frameId)?.stored, label, 'the frame asked about is the one stored, under the label chosen');
+    await page.locator('#similar-grid .label-as:disabled').first().waitFor();
+  } finally {
+    await context.close();
+  }
+});
+
+// #endregion
