@@ -62,7 +62,8 @@ export function createLive(ctx) {
     const frames = [...state.frames.values()].reverse(); // newest first
     const latest = currentFrame(frames);
     $('#live-empty').hidden = frames.length > 0;
-    $('#live-current-wrap').hidden = !latest;
+    // Shown once the first frame's image has loaded (showImage), so never as an empty frame.
+    $('#live-current-wrap').hidden = !latest || shownFrameId === null;
     if (latest) renderCurrent(latest);
     const keep = new Set(frames.map((f) => f.id));
     for (const id of tiles.keys()) if (!keep.has(id)) tiles.delete(id);
@@ -137,6 +138,7 @@ export function createLive(ctx) {
     img.onclick = () => openSimilar(view.id);
     shown.replaceWith(img);
     shownFrameId = view.id;
+    $('#live-current-wrap').hidden = false;
   }
 
   function renderVerdict(view) {
