@@ -303,7 +303,8 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
     await page.locator('#vital-model', { hasText: 'model v1' }).waitFor();
     await openSection(page, 'live');
     await page.locator('#live-strip .tile .badge').first().waitFor({ timeout: 20_000 });
-    const verdict = (await page.locator('#live-verdict .big-label').textContent()) ?? '';
+    // The large view follows once the classified frame's image has loaded.
+    const verdict = (await page.locator('#live-verdict .big-label:not(.muted)').textContent({ timeout: 20_000 })) ?? '';
     assert.ok([...FLAVOURS, 'unknown'].includes(verdict), `a decided label, got ${verdict}`);
     await page.locator('#live-counts .count-row').first().waitFor({ timeout: 5_000 });
     await shoot(page, '4-live-with-model');
@@ -489,10 +490,11 @@ test('Similar shows how alike the stored frames are (not a confidence) and label
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(`${nodeRed.url}${CONSOLE_PATH}/#live`);
     await page.locator('#live-current[data-frame-id]').waitFor();
-    const frameId = Number(await page.locator('#live-current').getAttribute('data-frame-id'));
     await page.click('#live-current');
     const neighbours = page.locator('#similar-grid .neighbour');
     await neighbours.first().waitFor({ timeout: 20_000 });
+    // The frame clicked (the live view moves on three times a second, so read it here).
+    const frameId = Number(await page.locator('#similar-query').getAttribute('data-frame-id'));
     const shown = await page.locator('#similar-grid .neighbour .similarity').allTextContents();
     assert.ok(shown.length >= 5);
     for (const text of shown) assert.match(text, /^similarity -?[01]\.\d\d$/, `a similarity, not a percentage: ${text}`);

@@ -37,6 +37,7 @@ export function createSimilar(ctx) {
     $('#similar-empty').hidden = true;
     $('#similar-view').hidden = false;
     $('#similar-query').src = `frames/${frameId}.jpg?size=large`;
+    $('#similar-query').dataset.frameId = String(frameId);
     renderQuery();
     const grid = $('#similar-grid');
     grid.replaceChildren(h('p.muted', {}, 'Looking through the dataset…'));
