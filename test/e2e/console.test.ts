@@ -285,6 +285,8 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
     await openSection(page, 'teach');
     await teachFlavour(page, FLAVOURS[0], PER_FLAVOUR, PER_FLAVOUR, true);
     await teachFlavour(page, FLAVOURS[1], PER_FLAVOUR, PER_FLAVOUR, true);
+    const buttonColours = await page.locator('#teach-labels .label-button').evaluateAll((els) => els.map((el) => getComputedStyle(el).backgroundColor));
+    assert.equal(new Set(buttonColours).size, FLAVOURS.length, `a colour per label: ${buttonColours}`);
     await shoot(page, '2-teach');
 
     // Train: progress, then the new model's hold-out figures.

@@ -1,5 +1,5 @@
 // Small DOM helpers: the page is plain DOM, no framework and no build step.
-import { inkOn, labelColours, UNKNOWN_COLOUR } from './colours.js';
+import { colourAt, inkOn, labelColours, UNKNOWN_COLOUR } from './colours.js';
 
 /** h('div.card#x', {onclick, title, dataset: {...}}, child, ...) -> element. Strings become text, never HTML. */
 export function h(tag, props, ...children) {
@@ -65,6 +65,8 @@ export function timeAgo(ms) {
 }
 
 let colours = new Map();
+/** Labels met that the page did not know (e.g. in a result of another model), in the order met. */
+const extraLabels = [];
 
 /** The labels the page knows (dataset and model in use); each gets its colour by its place among them. */
 export function setKnownLabels(labels) {
@@ -74,13 +76,11 @@ export function setKnownLabels(labels) {
 /** A steady colour per label, so a flavour looks the same in every section. */
 export function labelColour(label) {
   if (label === 'unknown') return UNKNOWN_COLOUR;
-  let colour = colours.get(label);
-  if (!colour) {
-    // A label the page did not know yet (e.g. in a result): it joins the list.
-    setKnownLabels([...colours.keys(), label]);
-    colour = colours.get(label);
-  }
-  return colour;
+  const known = colours.get(label);
+  if (known) return known;
+  // After the known ones, so meeting a stray label never shifts the colours already shown.
+  if (!extraLabels.includes(label)) extraLabels.push(label);
+  return colourAt(colours.size + extraLabels.indexOf(label));
 }
 
 /** Sets the label's colour and the text colour that reads on it. */
@@ -90,8 +90,9 @@ export function paintLabel(el, label) {
   el.style.setProperty('--label-ink', inkOn(colour));
 }
 
-export function labelBadge(label, extraClass = '') {
-  const el = h(`span.badge${extraClass ? '.' + extraClass : ''}`, { title: label }, label);
+/** A pill with the label's colour; `text` replaces the label as what it says (e.g. "peach?"). */
+export function labelBadge(label, extraClass = '', text = label) {
+  const el = h(`span.badge${extraClass ? '.' + extraClass : ''}`, { title: text }, text);
   paintLabel(el, label);
   return el;
 }

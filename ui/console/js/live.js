@@ -1,5 +1,5 @@
 // Live: the latest frame large with its decision, the latest frames, and the counts per label.
-import { $, batched, h, labelBadge, labelColour, paintLabel, percent, timeAgo } from './dom.js';
+import { $, batched, h, labelBadge, labelColour, percent, timeAgo } from './dom.js';
 
 /** Tiles keyed by frame id, so an <img> is never reloaded when the strip is redrawn. */
 export function frameTile(view, { onClick, ...options } = {}) {
@@ -29,10 +29,9 @@ export function updateTile(tile, view, { selected = false, showTruth = false, qu
   } else if (view.classified) {
     // Below the threshold the decision is "unknown"; the best guess is what helps labelling.
     const guess = view.topK?.[0]?.label;
-    const badge = labelBadge(guess ? `${guess}?` : view.label, 'unsure');
+    const badge = guess ? labelBadge(guess, 'unsure', `${guess}?`) : labelBadge(view.label, 'unsure');
     badge.title = `unsure: decided as ${view.label}${guess ? `, best guess ${guess}` : ''}`;
     parts.push(badge, h('span.conf', {}, percent(view.confidence)));
-    if (guess) paintLabel(badge, guess);
   } else if (!quiet) {
     parts.push(h('span.muted', {}, waiting && Date.now() - view.at < CLASSIFY_GRACE_MS ? 'classifying…' : 'not classified'));
   }
