@@ -57,6 +57,8 @@ export interface StatsView {
 export interface DatasetView {
   counts: Record<string, number>;
   total: number;
+  /** The dataset's revision: changes when images come and go, even when the counts stay (a capped label drops its oldest). */
+  revision: number;
 }
 
 export interface GalleryImage {

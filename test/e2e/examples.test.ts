@@ -26,6 +26,7 @@ const CORE_NODES: Record<string, string> = {
   debug: 'core/common/21-debug.js',
   catch: 'core/common/25-catch.js',
   comment: 'core/common/90-comment.js',
+  function: 'core/function/10-function.js',
   switch: 'core/function/10-switch.js',
   delay: 'core/function/89-delay.js',
 };
