@@ -15,9 +15,11 @@
  *   6. (bench/flow.ts) the lane through a real Node-RED flow: frames/s and latency at 10
  *      and 30 fps and at saturation, during a full retrain, a soak, and tfjs cpu beside it;
  *   7. (bench/camera.ts) a 1920x1080 MJPEG camera (ffmpeg) through src/camera into the
- *      classifier: camera cost per frame, ROI crop, camera-to-decision latency.
+ *      classifier: camera cost per frame, ROI crop, camera-to-decision latency;
+ *   8. (bench/dashboard.ts) what a dashboard receives per second (frames in every result
+ *      against lane-stats), and lane-stats' cost per result and per emission.
  *
- * Options: --quick (fewer frames), --only flow|library|camera|frame-path, --soak N (frames of the flow
+ * Options: --quick (fewer frames), --only flow|library|camera|frame-path|dashboard, --soak N (frames of the flow
  * soak), --json [FILE] (also write every figure as JSON), --help. LANE_VISION_SHARED
  * points at the shared models and datasets.
  */
@@ -41,6 +43,7 @@ import { runOnnxBench } from './onnx.js';
 import { runPipelineBench, type PipelineBenchFigures } from './pipeline.js';
 import { runOpenSetBench, type OpenSetBenchFigures } from './open-set.js';
 import { runFineTuneBench } from './fine-tune.js';
+import { runDashboardBench } from './dashboard.js';
 import { distribution, fixed, megabytes, ratio, timed, type Distribution } from './stats.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
@@ -70,13 +73,14 @@ const PLANS: Record<'full' | 'quick', { fast: Plan; pureJs: Plan; decodeFrames: 
   quick: { fast: { latencyFrames: 30, throughputFrames: 32 }, pureJs: { latencyFrames: 8, throughputFrames: 16 }, decodeFrames: 60 },
 };
 
-const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library|camera|frame-path] [--soak N] [--json [FILE]]
+const HELP = `Usage: node --import tsx bench/run.ts [--quick] [--only flow|library|camera|frame-path|dashboard] [--soak N] [--json [FILE]]
 
   --quick          fewer frames and a 3,000-frame soak (a few minutes instead of about twenty)
   --only flow      only the Node-RED flow section (lane-classify / lane-train in a real runtime)
   --only library   everything but the flow and camera sections
   --only camera    only the camera section (a 1920x1080 MJPEG stream from ffmpeg into the classifier)
   --only frame-path  only the frame path at saturation (photos and 1080p frames through the inference worker)
+  --only dashboard   only the dashboard section (bytes a dashboard receives, lane-stats' cost)
   --soak N         frames in the flow section's soak (default ${DEFAULT_SOAK_FRAMES}, ${QUICK_SOAK_FRAMES} with --quick)
   --json [FILE]    also write every figure as JSON to FILE (default lane-vision-bench-<time>.json)
   -h, --help       this help
@@ -94,7 +98,7 @@ function heading(text: string): void {
 
 interface Options {
   quick: boolean;
-  only?: 'flow' | 'library' | 'camera' | 'frame-path';
+  only?: 'flow' | 'library' | 'camera' | 'frame-path' | 'dashboard';
   soak?: number;
   jsonFile?: string;
 }
@@ -123,7 +127,7 @@ function parseOptions(argv: string[]): Options {
     say(HELP);
     process.exit(0);
   }
-  if (values.only !== undefined && !['flow', 'library', 'camera', 'frame-path'].includes(values.only)) usage(`--only takes flow, library, camera or frame-path, not "${values.only}"`);
+  if (values.only !== undefined && !['flow', 'library', 'camera', 'frame-path', 'dashboard'].includes(values.only)) usage(`--only takes flow, library, camera, frame-path or dashboard, not "${values.only}"`);
   const soak = values.soak === undefined ? undefined : Number(values.soak);
   if (soak !== undefined && !(Number.isSafeInteger(soak) && soak >= 1)) usage(`--soak takes a whole number of frames, not "${values.soak}"`);
   return { quick: values.quick === true, only: values.only as Options['only'], soak, jsonFile: values.json && path.resolve(values.json) };
@@ -543,6 +547,10 @@ async function main(): Promise<void> {
     if (options.only === undefined || options.only === 'camera') {
       heading('camera: a 1920x1080 MJPEG stream (ffmpeg, 30 frames/s) through src/camera into the classifier');
       report.camera = await runCameraBench({ quick: options.quick, say });
+    }
+    if (options.only === undefined || options.only === 'dashboard') {
+      heading('dashboard: what Dashboard 2 receives from a 30 frames/s lane, and what lane-stats costs');
+      report.dashboard = await runDashboardBench({ quick: options.quick, say });
     }
     if (options.only === undefined || options.only === 'flow') {
       heading('lane flow in a real Node-RED runtime: lane-classify and lane-train on the engine auto picks, then on tfjs cpu');

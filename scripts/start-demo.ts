@@ -451,8 +451,13 @@ function startMessage(demo: RunningDemo): string {
   }
   lines.push(
     '  Watch        the Debug sidebar (bug icon, top right of the editor): each frame the lane sorts, and training progress.',
-    `               Frames are captured with their true label; training starts by itself about ${trainDelaySeconds()} s after start`,
-    '               (and again every 10 s while a label has fewer than 2 frames), or press the button of the "train now" inject node.',
+    '               The first 4 frames of each flavour are stored with their true label; training starts by itself about',
+    `               ${trainDelaySeconds()} s after start (and again every 10 s while a label has fewer than 2 frames), or press "train now".`,
+    '  Teach        later frames are stored only when you ask: in the console (Teach: pick frames, click a label), or over MQTT:',
+    topics
+      ? `               npx mqtt pub -h ${HOST} -p ${mqttPort} -t '${topics.commandFilter.replace(/\+$/, 'capture')}' -m '{"label":"peach","count":3}'`
+      : '               cmd/capture with {"label": "peach", "count": 3}',
+    '               then train again: the new examples go into the next model.',
     `  Data         ${demo.userDir.flowFile} and the captured frames / models in ${path.join(path.dirname(demo.userDir.flowFile), DEMO_DATA_FOLDER)}`,
     "               `npm start -- --reset` restores the example flow and clears them.",
     '  Ctrl-C stops Node-RED.',

@@ -16,3 +16,4 @@ export * from './events/index.js';
 export * from './lane-source/index.js';
 export * from './fleet/index.js';
 export * from './export/index.js';
+export * from './dashboard/index.js';

@@ -32,6 +32,11 @@ interface LaneCaptureDef extends NodeDef, FileInputSettings {
   /** Frames a capture command arms when neither it nor the message gives a count: a number (countType num, blank = 1) or read from msg / flow / global / env. */
   count?: string | number;
   countType?: 'num' | 'msg' | 'flow' | 'global' | 'env';
+  /**
+   * A frame with no label while no capture command is armed: 'error' (the default, a frame
+   * should always have one) or 'skip' (a stream taught on command: it passes unstored).
+   */
+  unlabelled?: 'error' | 'skip';
 }
 
 interface CaptureMessage extends NodeMessageInFlow {
@@ -66,6 +71,7 @@ export = function (RED: NodeAPI) {
     let setupProblem: Error | undefined;
     let fixedLabel: string | undefined;
     const labelType = config.labelType ?? 'str';
+    const skipUnlabelled = config.unlabelled === 'skip';
     const imageProperty = typeof config.property === 'string' && config.property.trim() !== '' ? config.property.trim() : 'payload';
     let files: FileAccess = 'none';
     try {
@@ -74,7 +80,9 @@ export = function (RED: NodeAPI) {
       setupProblem = err as Error;
     }
     if (!setupProblem && !datasetNode) setupProblem = new LaneVisionError('CAPTURE_NO_DATASET', RED._('lane-capture.errors.no-dataset'));
-    else if (!setupProblem && !['str', 'msg', 'flow', 'global', 'env'].includes(labelType)) {
+    else if (!setupProblem && config.unlabelled !== undefined && config.unlabelled !== 'error' && config.unlabelled !== 'skip') {
+      setupProblem = new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.bad-unlabelled', { value: String(config.unlabelled) }));
+    } else if (!setupProblem && !['str', 'msg', 'flow', 'global', 'env'].includes(labelType)) {
       setupProblem = new LaneVisionError('CAPTURE_BAD_SETTING', RED._('lane-capture.errors.bad-label-type', { type: String(labelType) }));
     } else if (!setupProblem && labelType === 'str' && typeof config.label === 'string' && config.label.trim() !== '') {
       try {
@@ -137,13 +145,14 @@ export = function (RED: NodeAPI) {
       return checkCaptureCount(number, describeSource(countType, countKey));
     }
 
-    /** Picks the label and, for an armed one, takes one frame off its count (given back if the frame is refused). */
-    function chooseLabel(msg: CaptureMessage): { label: string; giveBack?: () => void } {
+    /** Picks the label and, for an armed one, takes one frame off its count (given back if the frame is refused); undefined: skip it. */
+    function chooseLabel(msg: CaptureMessage): { label: string; giveBack?: () => void } | undefined {
       const given = messageLabel(msg);
       if (given !== undefined) return { label: checkCaptureLabel(given) };
       if (fixedLabel) return { label: fixedLabel };
       const typed = typedLabel(msg);
       if (typed !== undefined) return { label: checkCaptureLabel(typed) };
+      if (!armed && skipUnlabelled) return undefined;
       if (!armed) throw new LaneVisionError('CAPTURE_NO_LABEL', RED._('lane-capture.errors.no-label'));
       const taken = armed;
       taken.remaining--;
@@ -170,7 +179,9 @@ export = function (RED: NodeAPI) {
 
     async function capture(msg: CaptureMessage, send: (msg: NodeMessageInFlow) => void): Promise<void> {
       const dataset = await datasetNode!.dataset();
-      const { label, giveBack } = chooseLabel(msg);
+      const chosen = chooseLabel(msg);
+      if (!chosen) return; // unlabelled, nothing armed: not taught
+      const { label, giveBack } = chosen;
       let entry;
       try {
         entry = await dataset.add(label, (await frameBytes(RED.util.getMessageProperty(msg, imageProperty), files)) as ImageInput, {

@@ -63,6 +63,8 @@ const ASSET = /^\/(?:[a-z0-9-]+\/)?[a-z0-9][a-z0-9.-]*\.(?:html|css|js|svg|png|i
 const FRAME_IMAGE = /^\/frames\/(\d{1,16})\.jpg$/;
 const DATASET_IMAGE = /^\/images\/([^/]+)\.jpg$/;
 const REVIEW_IMAGE = /^\/review\/([A-Za-z0-9-]{1,80})\.jpg$/;
+/** The placeholder for a listed dataset image that has left the dataset. */
+const IMAGE_GONE = 'image-gone.svg';
 const MODEL_EXPORT = /^\/api\/models\/(\d{1,9})\/export\/(onnx|tfjs)\/([\w.-]{1,64})$/;
 
 function answerError(res: Response, err: unknown): void {
@@ -197,6 +199,12 @@ export function registerConsoleRoutes(RED: NodeAPI, consoles: ReadonlyMap<string
         throw new HttpError(400, 'Malformed image id.');
       }
       const image = await lane.imageThumbnail(id, sizeOf(req));
+      if (!image && (await lane.imageGone(id))) {
+        // Shown to the page, then deleted or dropped by the label's cap: a placeholder saying
+        // so, until the page's list catches up (the dataset event that follows the change).
+        res.sendFile(path.join(uiFolder, IMAGE_GONE), { headers: { ...PAGE_HEADERS, 'Cache-Control': 'no-store', 'X-Lane-Vision-Image': 'gone' } });
+        return;
+      }
       if (!image) throw new HttpError(404, 'No such image in the dataset.');
       // The page adds ?v=<sha> to the URL, so a relabelled or replaced image gets a new URL.
       sendJpeg(res, image, 'private, max-age=86400');

@@ -38,6 +38,9 @@ class LabelSubset implements Dataset {
   get size(): number {
     return Object.values(this.counts()).reduce((a, b) => a + b, 0);
   }
+  get revision(): number {
+    return this.inner.revision;
+  }
   async entries(): Promise<DatasetEntry[]> {
     return (await this.inner.entries()).filter((entry) => this.keep.has(entry.label));
   }

@@ -72,6 +72,8 @@ const IMAGE_THUMBNAILS_KEPT = 600;
 const TICK_MS = 1_000;
 const MAX_HISTORY = 1_000;
 const SIMILAR_DEFAULT = 8;
+/** Dataset image ids remembered as handed to a page, so a thumbnail asked for after the image left the dataset gets a placeholder. */
+const LISTED_IMAGES_KEPT = 5_000;
 /** Review frames the page lists (the newest); the total counts all. */
 const REVIEW_ITEMS_SHOWN = 60;
 
@@ -81,6 +83,10 @@ interface CaptureRun extends CaptureView {
   author?: string;
   /** Frames whose write finished (stored, duplicate or failed). */
   settled: number;
+}
+
+function datasetViewOf(dataset: Dataset): DatasetView {
+  return { counts: dataset.counts(), total: dataset.size, revision: dataset.revision };
 }
 
 function shortSha(sha: string): string {
@@ -123,6 +129,8 @@ export class OperatorConsole {
   private writes: Promise<unknown> = Promise.resolve();
   private similarity: { signature: string; index: Promise<SimilarityIndex> } | undefined;
   private readonly imageThumbnails = new Map<string, Promise<Buffer>>();
+  /** Dataset image ids the gallery or "similar" listed (oldest first). */
+  private readonly listedImages = new Set<string>();
   private datasetSignature = '';
   private reviewSignature = '';
   private ticker: NodeJS.Timeout | undefined;
@@ -173,7 +181,7 @@ export class OperatorConsole {
     const at = Date.now();
     const outcome = this.frames.add({ source, classification, truth, at });
     if (outcome.isNew) this.stats.arrived(at);
-    if (classification && outcome.changed) this.stats.classified(at, classification.label, classification.timings?.totalMs);
+    if (classification && outcome.changed) this.stats.classified(at, classification.label, classification.timings?.totalMs, classification);
     if (outcome.changed) this.hub.send('frame', outcome.frame.view);
     if (outcome.rejected) this.sendRejects();
     if (outcome.isNew && this.capture) this.captureNextFrame(outcome.frame);
@@ -192,7 +200,7 @@ export class OperatorConsole {
       frames: this.frames.frames().map((f) => f.view),
       rejects: this.frames.rejects().map((f) => f.view),
       stats: this.stats.snapshot(),
-      dataset: await this.datasetView().catch(() => ({ counts: {}, total: 0 })),
+      dataset: await this.datasetView().catch(() => ({ counts: {}, total: 0, revision: 0 })),
       models: await this.modelsView().catch(() => ({ active: null, versions: [] })),
       train: this.train,
       capture: this.captureView(),
@@ -228,8 +236,7 @@ export class OperatorConsole {
   }
 
   async datasetView(): Promise<DatasetView> {
-    const dataset = await this.options.dataset();
-    return { counts: dataset.counts(), total: dataset.size };
+    return datasetViewOf(await this.options.dataset());
   }
 
   async gallery(): Promise<GalleryView> {
@@ -239,7 +246,7 @@ export class OperatorConsole {
       if (!byLabel.has(entry.label)) byLabel.set(entry.label, []);
       byLabel.get(entry.label)!.push(entry);
     }
-    return {
+    const view: GalleryView = {
       perLabelLimit: GALLERY_PER_LABEL,
       labels: [...byLabel].map(([label, entries]) => ({
         label,
@@ -251,6 +258,29 @@ export class OperatorConsole {
           .map((e) => ({ id: e.id, sha: shortSha(e.sha256), addedAt: e.addedAt, ...(e.source ? { source: e.source } : {}) })),
       })),
     };
+    this.noteListed(view.labels.flatMap((l) => l.images.map((i) => i.id)));
+    return view;
+  }
+
+  private noteListed(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.listedImages.delete(id); // re-inserted as the newest
+      this.listedImages.add(id);
+    }
+    for (const id of this.listedImages) {
+      if (this.listedImages.size <= LISTED_IMAGES_KEPT) break;
+      this.listedImages.delete(id);
+    }
+  }
+
+  /**
+   * True for an image a page was shown that is no longer in the dataset (deleted, or
+   * dropped by the label's cap since the page loaded its list): its thumbnail is a
+   * placeholder saying so, not a 404.
+   */
+  async imageGone(id: string): Promise<boolean> {
+    if (!this.listedImages.has(id)) return false;
+    return (await (await this.options.dataset()).entry(id)) === undefined;
   }
 
   /**
@@ -335,6 +365,7 @@ export class OperatorConsole {
     const index = await this.similarityIndex(dataset, backbone, entries);
     const sha = new Map(entries.map((e) => [e.id, e.sha256]));
     const nearest = await index.similar(imageInputOf(frame.source), k);
+    this.noteListed(nearest.map((n) => n.id));
     return {
       frame: frame.view,
       indexed: index.size,
@@ -687,7 +718,7 @@ export class OperatorConsole {
     this.options
       .dataset()
       .then((dataset) => {
-        const view: DatasetView = { counts: dataset.counts(), total: dataset.size };
+        const view = datasetViewOf(dataset);
         this.datasetSignature = JSON.stringify(view);
         this.hub.send('dataset', view);
       })
@@ -748,7 +779,8 @@ export class OperatorConsole {
     this.options
       .dataset()
       .then((dataset) => {
-        const view: DatasetView = { counts: dataset.counts(), total: dataset.size };
+        // The revision tells of images a capped label dropped: its count stays the same.
+        const view = datasetViewOf(dataset);
         const signature = JSON.stringify(view);
         if (signature !== this.datasetSignature) {
           this.datasetSignature = signature;

@@ -43,9 +43,13 @@ export interface StatsView {
   fps: number;
   /** Mean classification time of the latest frames (ms), null before the first. */
   latencyMs: number | null;
+  /** Mean confidence (0..1) of the latest frames, null before the first. */
+  confidence: number | null;
   windowMinutes: number;
   /** Classified frames per decided label within the window (`unknown` included). */
   counts: Record<string, number>;
+  /** Share (0..1) of the window's frames that went to inspection; null when there were none. */
+  rejectRate: number | null;
   /** Frames seen since deploy. */
   frames: number;
 }
@@ -53,6 +57,8 @@ export interface StatsView {
 export interface DatasetView {
   counts: Record<string, number>;
   total: number;
+  /** The dataset's revision: changes when images come and go, even when the counts stay (a capped label drops its oldest). */
+  revision: number;
 }
 
 export interface GalleryImage {

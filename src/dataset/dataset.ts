@@ -91,6 +91,8 @@ class DatasetStore {
   /** label -> folder name, including folders that hold no image yet. */
   labelDirs = new Map<string, string>();
   skipped: SkippedItem[] = [];
+  /** Grows with every (re)read and every change written, so a reader can tell the content changed when counts do not (a capped label dropping its oldest). */
+  revision = 0;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(readonly root: string) {
@@ -167,6 +169,7 @@ class DatasetStore {
     }
 
     this.records = records;
+    this.revision++;
     this.labelDirs = scan.labelDirs;
     this.skipped = scan.skipped;
     debug('loaded %s: %d images in %d label folders (%s manifest)', this.root, records.size, scan.labelDirs.size, manifest ? 'with' : 'no');
@@ -238,6 +241,7 @@ class DatasetStore {
 
   /** Writes the manifest for the current records (hashing any not yet hashed). */
   async persist(): Promise<void> {
+    this.revision++;
     await this.hashAll();
     const entries: ManifestEntry[] = this.hashed()
       .sort((a, b) => byCodeUnit(a.label, b.label) || byCodeUnit(a.file, b.file))
@@ -565,6 +569,10 @@ class DatasetHandle implements Dataset {
 
   get size(): number {
     return this.store.records.size;
+  }
+
+  get revision(): number {
+    return this.store.revision;
   }
 
   entries(): Promise<DatasetEntry[]> {

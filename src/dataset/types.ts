@@ -94,6 +94,12 @@ export interface Dataset {
   counts(): Record<string, number>;
   /** Total number of images. */
   readonly size: number;
+  /**
+   * Grows whenever the content may have changed (any write, a refresh), shared by every
+   * handle of the folder in this process: a label at its cap that drops its oldest image
+   * keeps its count, but not its revision.
+   */
+  readonly revision: number;
   /** Every entry, sorted by label then file. Hashes images not yet in the manifest. */
   entries(): Promise<DatasetEntry[]>;
   entry(id: string): Promise<DatasetEntry | undefined>;

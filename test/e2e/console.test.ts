@@ -277,13 +277,16 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
     await page.locator('#conn[data-status="live"]').waitFor();
     await page.locator('#live-strip .tile').nth(5).waitFor({ timeout: 20_000 });
     assert.equal(await page.locator('#console-name').textContent(), 'Yoghurt lane');
-    assert.match((await page.locator('#live-verdict').textContent()) ?? '', /not classified/);
+    // The verdict appears with its frame's image, once that has loaded.
+    await page.locator('#live-verdict', { hasText: 'not classified' }).waitFor();
     await shoot(page, '1-live-before-training');
 
     // Teach: select frames, click the label.
     await openSection(page, 'teach');
     await teachFlavour(page, FLAVOURS[0], PER_FLAVOUR, PER_FLAVOUR, true);
     await teachFlavour(page, FLAVOURS[1], PER_FLAVOUR, PER_FLAVOUR, true);
+    const buttonColours = await page.locator('#teach-labels .label-button').evaluateAll((els) => els.map((el) => getComputedStyle(el).backgroundColor));
+    assert.equal(new Set(buttonColours).size, FLAVOURS.length, `a colour per label: ${buttonColours}`);
     await shoot(page, '2-teach');
 
     // Train: progress, then the new model's hold-out figures.
@@ -302,7 +305,8 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
     await page.locator('#vital-model', { hasText: 'model v1' }).waitFor();
     await openSection(page, 'live');
     await page.locator('#live-strip .tile .badge').first().waitFor({ timeout: 20_000 });
-    const verdict = (await page.locator('#live-verdict .big-label').textContent()) ?? '';
+    // The large view follows once the classified frame's image has loaded.
+    const verdict = (await page.locator('#live-verdict .big-label:not(.muted)').textContent({ timeout: 20_000 })) ?? '';
     assert.ok([...FLAVOURS, 'unknown'].includes(verdict), `a decided label, got ${verdict}`);
     await page.locator('#live-counts .count-row').first().waitFor({ timeout: 5_000 });
     await shoot(page, '4-live-with-model');
@@ -362,6 +366,154 @@ test('an operator teaches two flavours by clicking, trains, promotes and rolls b
   } catch (err) {
     await shoot(context.pages()[0], 'failure').catch(() => undefined);
     throw new Error(`${(err as Error).message}\npage problems: ${problems.join('\n') || 'none'}\nNode-RED: ${nodeRed.log.slice(-15).join('\n')}`);
+  } finally {
+    await context.close();
+  }
+});
+
+// #endregion
+
+// #region live view: image and verdict of one frame
+
+interface FrameEvent {
+  id: number;
+  classified: boolean;
+  label?: string;
+}
+
+/** The console's event stream as the page gets it, read here: frame id -> the runtime's latest view of it. */
+function watchFrames(): { views: Map<number, FrameEvent>; stop(): void } {
+  const views = new Map<number, FrameEvent>();
+  const controller = new AbortController();
+  (async () => {
+    const res = await fetch(`${nodeRed.url}${CONSOLE_PATH}/events`, { headers: { Authorization: basic, Accept: 'text/event-stream' }, signal: controller.signal });
+    const decoder = new TextDecoder();
+    let text = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (!data) continue;
+        if (event === 'frame') views.set((JSON.parse(data) as FrameEvent).id, JSON.parse(data) as FrameEvent);
+        if (event === 'state') for (const view of (JSON.parse(data) as { frames: FrameEvent[] }).frames) views.set(view.id, view);
+      }
+    }
+  })().catch(() => undefined); // ended by stop()
+  return { views, stop: () => controller.abort() };
+}
+
+test('the Live image and its verdict belong to one frame, for 50 successive classified frames', { skip: fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}` }, async () => {
+  const FRAMES_WANTED = 50;
+  const stream = watchFrames();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const context = await browser.newContext({ httpCredentials: { username: NODE_AUTH.user, password: NODE_AUTH.pass } });
+    const page = await context.newPage();
+    await page.goto(`${nodeRed.url}${CONSOLE_PATH}/#live`);
+    await page.locator('#conn[data-status="live"]').waitFor();
+    // Every change of the large view, seen right after the script that made it (before the next paint).
+    // A script text: tsx would wrap a named function in helpers the page does not have.
+    await page.evaluate(`
+      window.seen = [];
+      new MutationObserver(() => {
+        const img = document.querySelector('#live-current');
+        const verdict = document.querySelector('#live-verdict');
+        if (!verdict.dataset.frameId) return;
+        window.seen.push({
+          imageFrame: img.dataset.frameId,
+          imageUrlFrame: /frames\\/(\\d+)\\.jpg/.exec(img.currentSrc)?.[1],
+          imageLoaded: img.complete && img.naturalWidth > 0,
+          verdictFrame: verdict.dataset.frameId,
+          label: verdict.querySelector('.big-label:not(.muted)')?.textContent ?? null,
+        });
+      }).observe(document.querySelector('#live-current-wrap'), { subtree: true, childList: true, attributes: true, characterData: true });
+    `);
+    await page.waitForFunction(
+      (wanted) => new Set((window as unknown as { seen: { verdictFrame: string; label: string | null }[] }).seen.filter((s) => s.label !== null).map((s) => s.verdictFrame)).size >= wanted,
+      FRAMES_WANTED,
+      { timeout: 90_000 },
+    );
+    const seen = (await page.evaluate(() => (window as unknown as { seen: unknown[] }).seen)) as {
+      imageFrame: string;
+      imageUrlFrame: string;
+      imageLoaded: boolean;
+      verdictFrame: string;
+      label: string | null;
+    }[];
+    const shownIds = seen.filter((s) => s.label !== null).map((s) => Number(s.verdictFrame));
+    await waitFor(async () => (shownIds.every((id) => stream.views.get(id)?.classified) ? true : undefined), 'the runtime\'s results of the frames shown');
+    let previous = 0;
+    const classified = new Set<string>();
+    for (const [i, s] of seen.entries()) {
+      assert.equal(s.imageFrame, s.verdictFrame, `change ${i}: the image shown is of the verdict's frame`);
+      assert.equal(s.imageUrlFrame, s.verdictFrame, `change ${i}: the image's URL is of the verdict's frame`);
+      assert.ok(s.imageLoaded, `change ${i}: the frame's image had loaded when its verdict appeared`);
+      assert.ok(Number(s.verdictFrame) >= previous, `change ${i}: never back to an older frame`);
+      previous = Number(s.verdictFrame);
+      if (s.label === null) continue;
+      classified.add(s.verdictFrame);
+      // What the runtime decided for that frame (its frame store, over the event stream).
+      const view = stream.views.get(Number(s.verdictFrame));
+      assert.ok(view?.classified, `frame ${s.verdictFrame} was classified by the runtime`);
+      assert.equal(s.label, view.label, `frame ${s.verdictFrame}: the label shown is the runtime's`);
+    }
+    assert.ok(classified.size >= FRAMES_WANTED, `${classified.size} classified frames shown`);
+  } finally {
+    stream.stop();
+    await browser.close();
+  }
+});
+
+// #endregion
+
+// #region similar frames
+
+test('Similar shows how alike the stored frames are (not a confidence) and labels the frame asked about from one of them', { skip: fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}` }, async () => {
+  const admin = await token('admin');
+  const context = await chromium.launchPersistentContext(tempDir('lane-console-chromium-'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    httpCredentials: { username: NODE_AUTH.user, password: NODE_AUTH.pass },
+  });
+  const state = async () =>
+    (await (await fetch(`${nodeRed.url}${CONSOLE_PATH}/api/state`, { headers: { Authorization: basic } })).json()) as {
+      dataset: { counts: Record<string, number> };
+      frames: { id: number; stored?: string }[];
+    };
+  try {
+    await context.addInitScript((accessToken) => {
+      localStorage.setItem('auth-tokens', JSON.stringify({ access_token: accessToken, expires_in: 604800, token_type: 'Bearer' }));
+    }, admin);
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${nodeRed.url}${CONSOLE_PATH}/#live`);
+    await page.locator('#live-current[data-frame-id]').waitFor();
+    await page.click('#live-current');
+    const neighbours = page.locator('#similar-grid .neighbour');
+    await neighbours.first().waitFor({ timeout: 20_000 });
+    // The frame clicked (the live view moves on three times a second, so read it here).
+    const frameId = Number(await page.locator('#similar-query').getAttribute('data-frame-id'));
+    const shown = await page.locator('#similar-grid .neighbour .similarity').allTextContents();
+    assert.ok(shown.length >= 5);
+    for (const text of shown) assert.match(text, /^similarity -?[01]\.\d\d$/, `a similarity, not a percentage: ${text}`);
+    assert.match((await page.locator('#similar-summary').textContent()) ?? '', /not a confidence/);
+    await shoot(page, '10-similar-label-as');
+
+    const label = (await neighbours.first().getAttribute('data-label'))!;
+    const before = (await state()).dataset.counts[label];
+    const button = neighbours.first().locator('.label-as');
+    assert.equal(await button.textContent(), `label as ${label}`);
+    await button.click();
+    const after = await waitFor(async () => {
+      const now = await state();
+      return now.dataset.counts[label] === before + 1 ? now : undefined;
+    }, `one more "${label}" frame`);
+    assert.equal(after.frames.find((f) => f.id === frameId)?.stored, label, 'the frame asked about is the one stored, under the label chosen');
+    await page.locator('#similar-grid .label-as:disabled').first().waitFor();
   } finally {
     await context.close();
   }

@@ -1,6 +1,6 @@
 /**
  * The demo seen in the Node-RED editor by a real Chromium: the deployed yoghurt lane and the
- * imported ImageNet example have no node the editor marks invalid (so Deploy does not warn),
+ * imported ImageNet, camera and dashboard examples have no node the editor marks invalid (so Deploy does not warn),
  * the palette has the lane nodes, and the page raises no script error. Screenshots go to
  * test-artifacts/demo/. Needs `npm run build` first and Chromium (CI installs it).
  */
@@ -54,6 +54,8 @@ test('the editor shows the demo flow and the imported ImageNet example with ever
     // Import ▸ Examples does RED.view.importNodes with the example's JSON.
     await page.evaluate(`RED.view.importNodes(${JSON.stringify(readExample('imagenet-as-is.json'))})`);
     await page.evaluate(`RED.view.importNodes(${JSON.stringify(readExample('camera-sorter.json'))})`);
+    // Dashboard 2 is a devDependency: the demo's Node-RED finds it next to itself, as a user's palette install would be found.
+    await page.evaluate(`RED.view.importNodes(${JSON.stringify(readExample('dashboard-lane.json'))})`);
     await page.waitForTimeout(500);
 
     // Passed as text: tsx would add helpers (__name) to a function that the page does not have.
@@ -64,7 +66,8 @@ test('the editor shows the demo flow and the imported ImageNet example with ever
       RED.nodes.eachConfig(keep);
       return all;
     })()`)) as EditorNode[];
-    assert.equal(nodes.filter((node) => node.type === 'lane-classify').length, 3, 'the ImageNet and camera examples were imported next to the lane');
+    assert.equal(nodes.filter((node) => node.type === 'lane-classify').length, 4, 'the ImageNet, camera and dashboard examples were imported next to the lane');
+    assert.ok(nodes.some((node) => node.type === 'ui-chart'), 'Dashboard 2 widgets are known to the editor');
     const invalid = nodes.filter((node) => node.valid === false);
     assert.deepEqual(invalid, [], 'nodes the editor marks invalid');
     const laneTypes = Object.keys(packageNodeTypes());

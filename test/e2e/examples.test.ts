@@ -4,7 +4,8 @@
  * each loads in a Node-RED runtime (node-red-node-test-helper with the compiled nodes and
  * the core nodes they use) with every node created. The ImageNet example is also run on
  * the real ImageNet MobileNet; the yoghurt lane runs in a real process in
- * node-red-process.test.ts. Run `npm run build` first.
+ * node-red-process.test.ts, the dashboard lane in dashboard.test.ts (with Dashboard 2, a
+ * devDependency here as a user's palette install is there). Run `npm run build` first.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,9 +26,13 @@ const CORE_NODES: Record<string, string> = {
   debug: 'core/common/21-debug.js',
   catch: 'core/common/25-catch.js',
   comment: 'core/common/90-comment.js',
+  function: 'core/function/10-function.js',
   switch: 'core/function/10-switch.js',
   delay: 'core/function/89-delay.js',
 };
+/** Dashboard 2 (@flowfuse/node-red-dashboard, installed by the user) node modules, by type. */
+const DASHBOARD_PACKAGE = path.dirname(require.resolve('@flowfuse/node-red-dashboard/package.json'));
+const DASHBOARD_NODES = (JSON.parse(fs.readFileSync(path.join(DASHBOARD_PACKAGE, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes;
 /** Flow items that are not nodes of a registered type. */
 const STRUCTURAL = new Set(['tab', 'group', 'subflow']);
 
@@ -40,7 +45,8 @@ function nodeModules(): unknown[] {
     return require(compiled);
   });
   const core = Object.values(CORE_NODES).map((file) => require(require.resolve(`@node-red/nodes/${file}`)));
-  return [...core, ...lane];
+  const dashboard = Object.values(DASHBOARD_NODES).map((file) => require(path.join(DASHBOARD_PACKAGE, file)));
+  return [...core, ...dashboard, ...lane];
 }
 
 const examples = exampleFiles();
@@ -64,8 +70,8 @@ after(async () => {
   fs.rmSync(userDir, { recursive: true, force: true });
 });
 
-test('there are the three documented examples', () => {
-  assert.deepEqual(examples, ['camera-sorter.json', 'imagenet-as-is.json', 'yoghurt-lane.json']);
+test('there are the four documented examples', () => {
+  assert.deepEqual(examples, ['camera-sorter.json', 'dashboard-lane.json', 'imagenet-as-is.json', 'yoghurt-lane.json']);
 });
 
 for (const file of examples) {
@@ -76,14 +82,14 @@ for (const file of examples) {
     const tabs = flow.filter((node) => node.type === 'tab');
     assert.equal(tabs.length, 1, 'one tab per example');
     for (const node of flow) {
-      assert.ok(STRUCTURAL.has(node.type) || node.type in CORE_NODES || node.type in laneTypes, `${node.id}: unknown type ${node.type}`);
+      assert.ok(STRUCTURAL.has(node.type) || node.type in CORE_NODES || node.type in laneTypes || node.type in DASHBOARD_NODES, `${node.id}: unknown type ${node.type}`);
       if (node.type !== 'tab') assert.equal(node.z, tabs[0].id, `${node.id} is not on the example's tab`);
       for (const [port, targets] of (node.wires ?? []).entries()) {
         for (const target of targets) assert.ok(byId.has(target), `${node.id} output ${port} goes to missing node ${target}`);
       }
       if (typeof node.outputs === 'number') assert.equal(node.wires?.length, node.outputs, `${node.id}: wires per output`);
       // Config references: a property named like a config type holds the id of such a node.
-      for (const [property, configType] of [['backbone', 'lane-backbone'], ['dataset', 'lane-dataset'], ['broker', 'lane-broker']] as const) {
+      for (const [property, configType] of [['backbone', 'lane-backbone'], ['dataset', 'lane-dataset'], ['broker', 'lane-broker'], ['group', 'ui-group'], ['page', 'ui-page'], ['ui', 'ui-base'], ['theme', 'ui-theme']] as const) {
         const ref = node[property];
         if (typeof ref === 'string' && ref !== '') {
           assert.equal(byId.get(ref)?.type, configType, `${node.id}.${property} -> ${ref} is not a ${configType}`);
@@ -129,6 +135,12 @@ test('the examples read their settings from LANE_VISION_* and fall back to worki
     LANE_FRAMES: '',
     LANE_FRAMES_MODE: 'synthetic',
   });
+  assert.deepEqual(await tabVariables('dashboard-lane.json'), {
+    LANE_BACKBONE: 'mobilenet-v2-0.35',
+    LANE_FRAMES: '',
+    LANE_FRAMES_MODE: 'synthetic',
+    LANE_TRAIN_DELAY: '20',
+  });
   Object.assign(process.env, {
     LANE_VISION_BACKBONE: '/models/a',
     LANE_VISION_IMAGENET_BACKBONE: '/models/b',
@@ -146,6 +158,32 @@ test('the examples read their settings from LANE_VISION_* and fall back to worki
     LANE_TRAIN_DELAY: '7',
   });
   assert.deepEqual(await tabVariables('imagenet-as-is.json'), { LANE_IMAGENET_BACKBONE: '/models/b', LANE_FRAMES: '/photos', LANE_FRAMES_MODE: 'folder' });
+  assert.deepEqual(await tabVariables('dashboard-lane.json'), { LANE_BACKBONE: '/models/a', LANE_FRAMES: '/photos', LANE_FRAMES_MODE: 'folder', LANE_TRAIN_DELAY: '7' });
+});
+
+test('dashboard-lane.json: every widget is fed from a lane-stats output or drives lane-train, no function node', () => {
+  const flow = readExample('dashboard-lane.json');
+  assert.ok(!flow.some((node) => node.type === 'function'), 'no function node');
+  const stats = flow.filter((node) => node.type === 'lane-stats');
+  assert.equal(stats.length, 1);
+  const fed = new Set(stats[0].wires!.flat());
+  const widgets = flow.filter((node) => node.type.startsWith('ui-') && typeof node.group === 'string');
+  const byType = (type: string) => widgets.filter((node) => node.type === type).map((node) => node.id);
+  for (const type of ['ui-chart', 'ui-gauge', 'ui-template']) assert.ok(byType(type).every((id) => fed.has(id)), `every ${type} is fed by lane-stats`);
+  assert.equal(byType('ui-chart').length, 2, 'counts per label and throughput');
+  const button = flow.find((node) => node.type === 'ui-button')!;
+  assert.equal(flow.find((node) => node.id === button.wires![0][0])?.type, 'lane-train', 'the button trains');
+  assert.equal(button.topic, 'train');
+});
+
+test('dashboard-lane.json loads with Dashboard 2 installed, every node created', async () => {
+  Object.assign(process.env, { LANE_VISION_BACKBONE: modelDir('mobilenet-v2-0.35-features'), LANE_VISION_TRAIN_DELAY: '600' });
+  delete process.env.LANE_VISION_FRAMES;
+  try {
+    await loadExample('dashboard-lane.json');
+  } finally {
+    await helper.unload();
+  }
 });
 
 /** Loads an example and checks Node-RED created every node in it (an unknown type leaves the flow waiting, nothing created). */

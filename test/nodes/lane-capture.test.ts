@@ -185,6 +185,43 @@ test('a capture command arms its label for the next count frames, then frames ne
   assert.deepEqual((armed.stored as NodeMessage & { counts: unknown }).counts, { 'Bravo-Orange-Juice': 2, 'Oatly-Oat-Milk': 2 });
 });
 
+test('with Unlabelled "skip" a stream of unlabelled frames passes unstored, without errors, until a capture command arms a label', async () => {
+  const kit = await deploy({ unlabelled: 'skip' }, [
+    { id: 'done', z: 'f1', type: 'complete', scope: ['cap'], uncaught: false, wires: [['done-out']] },
+    { id: 'done-out', z: 'f1', type: 'helper' },
+  ]);
+  const completed = recorder(helper.getNode('done-out'));
+  /** Sends a frame and waits until the node has finished with it (done called). */
+  const pass = async (msg: Record<string, unknown>) => {
+    const before = completed.length;
+    kit.capture.receive(msg as NodeMessage);
+    await waitFor(() => completed.length > before || undefined, 'the frame handled');
+  };
+  await pass({ payload: fs.readFileSync(OATLY[0]) });
+  await pass({ payload: fs.readFileSync(OATLY[1]) });
+  assert.equal(kit.out.length, 0, 'nothing stored, nothing sent');
+  assert.equal(kit.caught.length, 0, 'and no error: skipping is what this node was set to do');
+  assert.deepEqual(filesOnDisk(), []);
+
+  kit.capture.receive({ topic: 'capture', payload: 'Bravo-Orange-Juice', count: 1 } as NodeMessage);
+  await waitForStatus(kit.capture, (s) => String(s.text) === 'lane-capture.status.armed', 'armed');
+  const { stored } = await kit.send({ payload: fs.readFileSync(OATLY[2]) });
+  assert.equal((stored!.payload as { label: string }).label, 'Bravo-Orange-Juice', 'the armed label, whatever the frame shows');
+  await pass({ payload: fs.readFileSync(OATLY[3]) });
+  assert.equal(kit.out.length, 1, 'one frame asked for, one stored');
+  // A labelled frame is still stored under its label.
+  const labelled = await kit.send({ payload: fs.readFileSync(BRAVO[0]), label: 'Bravo-Orange-Juice' });
+  assert.deepEqual((labelled.stored as NodeMessage & { counts: unknown }).counts, { 'Bravo-Orange-Juice': 2 });
+  assert.equal(kit.caught.length, 0);
+});
+
+test('an Unlabelled setting other than error or skip is a clear error on the node', async () => {
+  const kit = await deploy({ unlabelled: 'maybe' });
+  const { error } = await kit.send({ payload: fs.readFileSync(OATLY[0]), label: 'Oatly-Oat-Milk' });
+  assert.equal(caughtCode(error!), 'CAPTURE_BAD_SETTING');
+  assert.equal(caughtText(error!), 'lane-capture.errors.bad-unlabelled');
+});
+
 test('typedInput count: a capture command without a count arms the count read from flow / msg / env; a bad one fails the command naming its source', async () => {
   /** Arms `label` with `command`, then sends unlabelled frames until one is refused: how many were taken. */
   async function framesArmed(kit: Kit, command: Record<string, unknown>): Promise<number> {

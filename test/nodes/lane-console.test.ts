@@ -77,19 +77,19 @@ afterEach(async () => {
   await helper.unload();
 });
 
-function flow(consoleExtra: Record<string, unknown> = {}): FlowItem[] {
+function flow(consoleExtra: Record<string, unknown> = {}, datasetExtra: Record<string, unknown> = {}): FlowItem[] {
   work = tempDir('console');
   return [
     { id: 'f1', type: 'tab', label: 'lane' },
     backboneConfig('bb', FEATURES_MODEL),
-    datasetConfig('ds', path.join(work, 'dataset'), path.join(work, 'models')),
+    datasetConfig('ds', path.join(work, 'dataset'), path.join(work, 'models'), datasetExtra),
     { id: 'lc', z: 'f1', type: 'lane-console', name: 'test lane', backbone: 'bb', dataset: 'ds', path: PAGE, frames: 12, rejects: 6, windowMinutes: 10, wires: [], ...consoleExtra },
     ...catchAll('caught', ['lc']),
   ];
 }
 
-async function load(consoleExtra: Record<string, unknown> = {}): Promise<Node> {
-  await helper.load(nodes, flow(consoleExtra));
+async function load(consoleExtra: Record<string, unknown> = {}, datasetExtra: Record<string, unknown> = {}): Promise<Node> {
+  await helper.load(nodes, flow(consoleExtra, datasetExtra));
   return helper.getNode('lc');
 }
 
@@ -415,13 +415,53 @@ test('teaching: capture chosen frames, the latest one and the next N; relabel, d
   await stream.next('dataset', (d) => d.total === 6);
   await dataset.refresh();
   assert.deepEqual(dataset.counts(), { blueberry: 4, strawberry: 2 });
-  assert.equal((await app.get(`${PAGE}/images/${encodeURIComponent(someone.id)}.jpg`)).status, 404);
+  const deleted = await app.get(`${PAGE}/images/${encodeURIComponent(someone.id)}.jpg`);
+  assert.equal(deleted.status, 200, 'a deleted image the page was shown: a placeholder');
+  assert.equal(deleted.headers['x-lane-vision-image'], 'gone');
+  assert.equal((await app.get(`${PAGE}/images/${encodeURIComponent('strawberry/never-listed')}.jpg`)).status, 404, 'an id no page was given');
 
   // An unsure frame, dismissed.
   node.receive({ payload: 'unknown', frame: frames[10].image, classification: classification('strawberry', 0.3) } as never);
   const queued = await stream.next('rejects', (list) => list.length === 1);
   assert.deepEqual((await post('dismiss', { frames: [queued[0].id] })).body, { removed: 1 });
   await stream.next('rejects', (list) => list.length === 0);
+  await stream.close();
+});
+
+test('images a capped label drops leave the gallery at once; a page still showing one gets a placeholder, not a 404', async () => {
+  const node = await load({}, { maxPerLabel: 2, whenFull: 'drop-oldest' });
+  const stream = await openStream(`${await pageServer()}/events`);
+  await stream.next('state');
+  sendFrames(node, frames.slice(0, 4));
+  const state = await waitForFrames(node, 4);
+  const strawberries = state.frames.filter((f) => f.truth === 'strawberry').map((f) => f.id);
+  assert.equal(strawberries.length, 2);
+  assert.equal((await post('capture', { label: 'strawberry', frames: strawberries })).status, 200);
+  await stream.next('dataset', (d) => d.counts.strawberry === 2);
+  const app = request(RED!.httpNode);
+  const listed = (await app.get(`${PAGE}/api/gallery`)).body.labels[0].images.map((i: { id: string }) => i.id) as string[];
+  assert.equal(listed.length, 2);
+  const { revision } = (await app.get(`${PAGE}/api/state`)).body.dataset as { revision: number };
+
+  // Another node (the demo's lane-capture) adds to the full label: its oldest goes, its count stays.
+  const dataset = await lib.openDataset(path.join(work, 'dataset'), { maxPerLabel: 2, whenLabelFull: 'drop-oldest' });
+  const added = await dataset.add('strawberry', frames[4].image, { source: 'another node' });
+  assert.equal(frames[4].label, 'strawberry');
+  assert.equal(added.dropped.length, 1);
+  const dropped = added.dropped[0].id;
+  assert.ok(listed.includes(dropped), 'the page was shown the image that was dropped');
+  const changed = await stream.next('dataset', (d) => d.revision > revision);
+  assert.deepEqual(changed.counts, { strawberry: 2 }, 'same count, yet the page hears of it (and reloads its gallery)');
+  const gallery = (await app.get(`${PAGE}/api/gallery`)).body.labels[0].images.map((i: { id: string }) => i.id) as string[];
+  assert.ok(!gallery.includes(dropped) && gallery.includes(added.id), 'the gallery lists what the dataset holds');
+
+  const thumb = await app.get(`${PAGE}/images/${encodeURIComponent(dropped)}.jpg`).buffer(true);
+  assert.equal(thumb.status, 200);
+  assert.match(thumb.headers['content-type'], /^image\/svg\+xml/);
+  assert.equal(thumb.headers['x-lane-vision-image'], 'gone');
+  assert.match(thumb.body.toString('utf8'), /no longer in the dataset/);
+  const kept = await app.get(`${PAGE}/images/${encodeURIComponent(added.id)}.jpg`).buffer(true);
+  assert.equal((await sharp(kept.body).metadata()).format, 'jpeg', 'a kept image is its thumbnail');
   await stream.close();
 });
 

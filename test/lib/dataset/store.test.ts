@@ -173,8 +173,17 @@ test('drop-oldest keeps the newest images per label', async () => {
   // Added out of time order on purpose: "oldest" means capture time, not insertion order.
   const order = [2, 0, 1, 3, 4];
   const added = [];
-  for (const i of order) added[i] = await dataset.add('A', photos[i].bytes, { addedAt: new Date(t0 + i * 60_000) });
+  const revisions: number[] = [];
+  for (const i of order) {
+    added[i] = await dataset.add('A', photos[i].bytes, { addedAt: new Date(t0 + i * 60_000) });
+    revisions.push(dataset.revision);
+  }
   assert.deepEqual(dataset.counts(), { A: 3 });
+  // The count stays at the cap, the revision does not: a reader can tell the images changed.
+  for (let k = 1; k < revisions.length; k++) assert.ok(revisions[k] > revisions[k - 1], `revision grows with add ${k}`);
+  const before = dataset.revision;
+  await dataset.add('A', photos[4].bytes);
+  assert.equal(dataset.revision, before, 'a duplicate changes nothing');
   const kept = (await dataset.entries()).map((e) => e.id).sort();
   assert.deepEqual(kept, [added[2].id, added[3].id, added[4].id].sort());
   assert.deepEqual(added[3].dropped.map((e) => e.id), [added[0].id]);

@@ -1,4 +1,5 @@
 // Small DOM helpers: the page is plain DOM, no framework and no build step.
+import { colourAt, inkOn, labelColours, UNKNOWN_COLOUR } from './colours.js';
 
 /** h('div.card#x', {onclick, title, dataset: {...}}, child, ...) -> element. Strings become text, never HTML. */
 export function h(tag, props, ...children) {
@@ -63,20 +64,36 @@ export function timeAgo(ms) {
   return `${Math.round(s / 3600)} h ago`;
 }
 
-// Distinct colours that carry white text; a label keeps its colour across sections and reloads.
-const PALETTE = ['#1f6fb2', '#c2410c', '#2f7d3f', '#7c3aed', '#b91c5c', '#0f766e', '#a16207', '#4338ca', '#be123c', '#15803d', '#9333ea', '#0e7490'];
+let colours = new Map();
+/** Labels met that the page did not know (e.g. in a result of another model), in the order met. */
+const extraLabels = [];
+
+/** The labels the page knows (dataset and model in use); each gets its colour by its place among them. */
+export function setKnownLabels(labels) {
+  colours = labelColours(labels);
+}
 
 /** A steady colour per label, so a flavour looks the same in every section. */
 export function labelColour(label) {
-  if (label === 'unknown') return '#6b7280';
-  let hash = 0;
-  for (const ch of String(label)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return PALETTE[hash % PALETTE.length];
+  if (label === 'unknown') return UNKNOWN_COLOUR;
+  const known = colours.get(label);
+  if (known) return known;
+  // After the known ones, so meeting a stray label never shifts the colours already shown.
+  if (!extraLabels.includes(label)) extraLabels.push(label);
+  return colourAt(colours.size + extraLabels.indexOf(label));
 }
 
-export function labelBadge(label, extraClass = '') {
-  const el = h(`span.badge${extraClass ? '.' + extraClass : ''}`, { title: label }, label);
-  el.style.setProperty('--label-colour', labelColour(label));
+/** Sets the label's colour and the text colour that reads on it. */
+export function paintLabel(el, label) {
+  const colour = labelColour(label);
+  el.style.setProperty('--label-colour', colour);
+  el.style.setProperty('--label-ink', inkOn(colour));
+}
+
+/** A pill with the label's colour; `text` replaces the label as what it says (e.g. "peach?"). */
+export function labelBadge(label, extraClass = '', text = label) {
+  const el = h(`span.badge${extraClass ? '.' + extraClass : ''}`, { title: text }, text);
+  paintLabel(el, label);
   return el;
 }
 

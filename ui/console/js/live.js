@@ -29,10 +29,9 @@ export function updateTile(tile, view, { selected = false, showTruth = false, qu
   } else if (view.classified) {
     // Below the threshold the decision is "unknown"; the best guess is what helps labelling.
     const guess = view.topK?.[0]?.label;
-    const badge = labelBadge(guess ? `${guess}?` : view.label, 'unsure');
+    const badge = guess ? labelBadge(guess, 'unsure', `${guess}?`) : labelBadge(view.label, 'unsure');
     badge.title = `unsure: decided as ${view.label}${guess ? `, best guess ${guess}` : ''}`;
     parts.push(badge, h('span.conf', {}, percent(view.confidence)));
-    if (guess) badge.style.setProperty('--label-colour', labelColour(guess));
   } else if (!quiet) {
     parts.push(h('span.muted', {}, waiting && Date.now() - view.at < CLASSIFY_GRACE_MS ? 'classifying…' : 'not classified'));
   }
@@ -62,7 +61,8 @@ export function createLive(ctx) {
     const frames = [...state.frames.values()].reverse(); // newest first
     const latest = currentFrame(frames);
     $('#live-empty').hidden = frames.length > 0;
-    $('#live-current-wrap').hidden = !latest;
+    // Shown once the first frame's image has loaded (showImage), so never as an empty frame.
+    $('#live-current-wrap').hidden = !latest || shownFrameId === null;
     if (latest) renderCurrent(latest);
     const keep = new Set(frames.map((f) => f.id));
     for (const id of tiles.keys()) if (!keep.has(id)) tiles.delete(id);
@@ -86,13 +86,64 @@ export function createLive(ctx) {
     ctx.show('similar');
   }
 
+  /**
+   * The large image and its verdict always show one frame. A new image is fetched and
+   * decoded off screen first; then image and verdict are swapped in the same task, both
+   * marked with the frame id. (Setting src on the shown <img> let the old picture stay up
+   * under the new verdict until the new one had loaded.)
+   */
+  let shownFrameId = null;
+  let loadingFrameId = null;
+  /** The latest view asked for; a newer frame or result replaces it while an image loads. */
+  let wantedView = null;
+
   function renderCurrent(view) {
-    const img = $('#live-current');
-    const src = `frames/${view.id}.jpg?size=large`;
-    if (img.getAttribute('src') !== src) img.src = src;
+    // Ids grow with arrival (and across deploys): a late result of an older frame never takes the view back.
+    if (view.id < Math.max(shownFrameId ?? -Infinity, loadingFrameId ?? -Infinity)) return;
+    wantedView = view;
+    if (view.id === shownFrameId) {
+      renderVerdict(view); // the same frame, its result (or stored mark) changed
+      return;
+    }
+    if (view.id === loadingFrameId) return; // shown with its latest view once loaded
+    loadingFrameId = view.id;
+    const next = new Image(480, 360);
+    next.src = `frames/${view.id}.jpg?size=large`;
+    next.decode().then(
+      () => {
+        if (loadingFrameId !== view.id) return; // a newer frame was asked for meanwhile
+        loadingFrameId = null;
+        const current = wantedView.id === view.id ? wantedView : view;
+        showImage(next, current);
+        renderVerdict(current);
+        // A newer frame may have come while this one loaded.
+        if (wantedView.id !== view.id) renderCurrent(wantedView);
+      },
+      () => {
+        // The runtime no longer keeps it (its ring moved on): keep showing the last one.
+        if (loadingFrameId !== view.id) return;
+        loadingFrameId = null;
+        if (wantedView.id !== view.id) renderCurrent(wantedView);
+      },
+    );
+  }
+
+  function showImage(img, view) {
+    const shown = $('#live-current');
+    img.id = 'live-current';
+    img.title = shown.title;
+    img.dataset.frameId = String(view.id);
     img.alt = view.label ? `latest frame, classified ${view.label}` : 'latest frame';
     img.onclick = () => openSimilar(view.id);
+    shown.replaceWith(img);
+    shownFrameId = view.id;
+    $('#live-current-wrap').hidden = false;
+  }
+
+  function renderVerdict(view) {
     const verdict = $('#live-verdict');
+    verdict.dataset.frameId = String(view.id);
+    $('#live-current').alt = view.label ? `latest frame, classified ${view.label}` : 'latest frame';
     if (!view.classified) {
       verdict.replaceChildren(h('span.big-label.muted', {}, 'not classified'), h('p.hint', {}, state.models.active ? 'waiting for the classify node…' : 'No model yet: teach a few frames per label, then train.'));
     } else {

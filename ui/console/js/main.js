@@ -1,6 +1,6 @@
 // The console page: one state object fed by the event stream, five sections drawing from it.
 import * as api from './api.js';
-import { $, batched, number, toast } from './dom.js';
+import { $, batched, number, setKnownLabels, toast } from './dom.js';
 import { createLive } from './live.js';
 import { createTeach } from './teach.js';
 import { createTrain } from './train.js';
@@ -33,6 +33,7 @@ function on(topic, fn) {
   listeners.get(topic).push(fn);
 }
 function changed(...topics) {
+  if (topics.includes('dataset') || topics.includes('models')) setKnownLabels(ctx.labels());
   for (const topic of topics) for (const fn of listeners.get(topic) ?? []) fn();
 }
 

@@ -1,6 +1,6 @@
 // Teach: pick frames, click the label they show; capture the next frames; label the unsure
 // ones; tidy the dataset gallery (delete, move to another label).
-import { $, batched, h, labelBadge, labelColour, toast } from './dom.js';
+import { $, batched, h, labelBadge, labelColour, paintLabel, toast } from './dom.js';
 import { frameTile, updateTile } from './live.js';
 
 export function createTeach(ctx) {
@@ -46,7 +46,7 @@ export function createTeach(ctx) {
     $('#teach-labels').replaceChildren(
       ...labels.map((label) => {
         const button = h('button.label-button', { type: 'button', onclick: () => teach(label), dataset: { label } }, h('span.label-name', {}, label), h('span.label-count', {}, String(counts[label] ?? 0)));
-        button.style.setProperty('--label-colour', labelColour(label));
+        paintLabel(button, label);
         // A reject class (other products, the empty belt) is trained like any label but never sorted.
         const mark = h(
           'label.reject-mark.writes.small',
