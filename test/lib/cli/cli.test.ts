@@ -215,6 +215,23 @@ test('import-tm turns a Teachable Machine export into a version that classifies'
   assert.match(line.backboneId, /^folder:teachable-machine-export\|/);
 });
 
+test('import-tm takes the export\'s URL too: downloaded once into the cache, its labels in the new version', async () => {
+  const server = await startModelServer();
+  try {
+    const url = `${server.origin}/ok/teachable-machine-export/`;
+    const run = await runLaneVision(['import-tm', '--store', path.join(work, 'tm-url-store'), url, '--json'], { ...env, LANE_VISION_CACHE: path.join(work, 'tm-url-cache') });
+    assert.equal(run.code, 0, run.stderr);
+    const [imported] = jsonLines(run);
+    assert.deepEqual(imported.labels.map((l: { label: string }) => l.label), ['twin1', 'twin2']);
+    assert.equal(imported.activated, true);
+    const missing = await runLaneVision(['import-tm', '--store', path.join(work, 'tm-url-store'), `${server.origin}/ok/nothing-here/`], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^lane-vision import-tm: No model at .*nothing-here\/model\.json \(HTTP 404\): check the URL/m);
+  } finally {
+    await server.close();
+  }
+});
+
 test('a wrong command line exits 2 with one line on stderr', async () => {
   for (const args of [
     ['predict', '--model', 'x', 'a.jpg', '--top', '0'],
