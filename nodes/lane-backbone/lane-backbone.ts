@@ -19,6 +19,7 @@ import {
   type BackendPreference,
   type DownloadProgress,
   type EnginePreference,
+  type LoadStage,
 } from '../../src/engine/index.js';
 import { FrameEmbedder, type Embedder } from '../../src/features/index.js';
 import { LaneActivity } from '../../src/threads/index.js';
@@ -110,6 +111,10 @@ export = function (RED: NodeAPI) {
             if (!progress.done) return show('loading', RED._('lane-backbone.status.downloading', { progress: formatDownloadProgress(progress) }));
             show('loading', RED._('lane-backbone.status.loading'));
             node.log(RED._('lane-backbone.log.downloaded', { url: progress.url, progress: formatDownloadProgress(progress) }));
+          },
+          onStage: (stage: LoadStage) => {
+            if (held.dropped || holding !== held) return;
+            if (stage === 'converting') show('loading', RED._('lane-backbone.status.converting'));
           },
         });
         if (held.dropped) {

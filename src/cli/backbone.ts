@@ -14,6 +14,7 @@ import { ONNX_THREADS_ENV_VAR } from '../engine/onnx/engine-preference.js';
 import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.js';
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
 import { formatDownloadProgress, type DownloadProgress } from '../engine/download-cache.js';
+import type { LoadStage } from '../engine/load-backbone.js';
 import { backendOption, engineOption } from './args.js';
 import type { Output } from './output.js';
 
@@ -45,7 +46,21 @@ export function backboneChoice(command: string, values: { backend?: string; engi
 export function loadNamedBackbone(source: string, choice: BackboneChoice = {}, out?: Output): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads(), onProgress: downloadReporter(out) });
+  return loadBackbone(spec, {
+    backend: choice.backend,
+    engine: choice.engine,
+    onnxThreads: commandOnnxThreads(),
+    onProgress: downloadReporter(out),
+    onStage: stageReporter(out, spec.source),
+  });
+}
+
+/** A line on stderr for the slow step of a first start, so a silent minute is explained. */
+function stageReporter(out: Output | undefined, source: string): ((stage: LoadStage) => void) | undefined {
+  if (!out) return undefined;
+  return (stage) => {
+    if (stage === 'converting') out.note(`converting ${source} for ONNX Runtime (first use of this model; cached afterwards)`);
+  };
 }
 
 /**
@@ -106,6 +121,7 @@ export async function loadBackboneForModel(
         engine: choice.engine,
         onnxThreads: commandOnnxThreads(),
         onProgress: downloadReporter(out),
+        onStage: stageReporter(out, recorded.source),
       });
   const fit = backboneCompatibility(metadata.backbone, backbone);
   if (!fit.fits) {

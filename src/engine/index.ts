@@ -2,7 +2,7 @@
 export * from './backend.js';
 export * from './types.js';
 export { acquireBackbone, loadBackbone, normaliseBackboneSpec, sharedBackbones } from './load-backbone.js';
-export type { LoadBackboneOptions } from './load-backbone.js';
+export type { LoadBackboneOptions, LoadStage } from './load-backbone.js';
 export { fingerprintWeights, formatBackboneId, parseBackboneId } from './backbone-id.js';
 export type { BackboneIdParts } from './backbone-id.js';
 export { BACKBONE_PRESETS, findPreset, presetNames } from './presets.js';

@@ -45,7 +45,14 @@ export interface LoadBackboneOptions extends DownloadOptions {
   onnxThreads?: number;
   /** Frames per tensor in `features` / `predict`. Default 16. */
   maxBatch?: number;
+  /**
+   * Told when loading reaches a step that can take a while after the download: `converting`
+   * (to ONNX Runtime, on the first start with this model; later starts read the conversion cache).
+   */
+  onStage?: (stage: LoadStage) => void;
 }
+
+export type LoadStage = 'converting';
 
 const CLASSIFIER_OUTPUTS = ['probabilities', 'logits', 'none'] as const;
 const MAX_INPUT_SIDE = 2048;
@@ -192,6 +199,7 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
       cacheDir: options.cacheDir ?? defaultCacheDir(),
       threads: onnxThreads,
       maxBatch,
+      onConverting: () => options.onStage?.('converting'),
     });
     if (onnx.ok) {
       try {
@@ -318,8 +326,18 @@ function chooseLabels(spec: BackboneSpec, files: ModelFiles, outputSize: number)
 
 const registry = new Map<string, Promise<SharedBackbone>>();
 const byId = new Map<string, SharedBackbone>();
-/** Progress listeners of the loads under way: a caller joining a load still sees its download. */
-const progressListeners = new Map<string, Set<(progress: DownloadProgress) => void>>();
+/** Listeners of the loads under way: a caller joining a load still sees its download and stages. */
+const progressListeners = new Map<string, LoadListeners>();
+
+interface LoadListeners {
+  progress: Set<(progress: DownloadProgress) => void>;
+  stage: Set<(stage: LoadStage) => void>;
+}
+
+function addListeners(listeners: LoadListeners, options: LoadBackboneOptions): void {
+  if (options.onProgress) listeners.progress.add(options.onProgress);
+  if (options.onStage) listeners.stage.add(options.onStage);
+}
 
 /** A copy is shared by spec and by the engine asked for: a user forcing tfjs gets its own copy beside an ONNX one. */
 function registryKey(spec: BackboneSpec, options: LoadBackboneOptions): string {
@@ -345,11 +363,12 @@ export async function acquireBackbone(spec: BackboneSpec | string, options: Load
   for (;;) {
     const pending = registry.get(key);
     if (!pending) {
-      const listeners = new Set<(progress: DownloadProgress) => void>();
-      if (options.onProgress) listeners.add(options.onProgress);
+      const listeners: LoadListeners = { progress: new Set(), stage: new Set() };
+      addListeners(listeners, options);
       progressListeners.set(key, listeners);
-      const onProgress = (progress: DownloadProgress) => listeners.forEach((listener) => listener(progress));
-      const loading = loadNormalised(normal, { ...options, onProgress }).then((loaded) => adopt(loaded, key));
+      const onProgress = (progress: DownloadProgress) => listeners.progress.forEach((listener) => listener(progress));
+      const onStage = (stage: LoadStage) => listeners.stage.forEach((listener) => listener(stage));
+      const loading = loadNormalised(normal, { ...options, onProgress, onStage }).then((loaded) => adopt(loaded, key));
       registry.set(key, loading);
       const settled = () => {
         if (progressListeners.get(key) === listeners) progressListeners.delete(key);
@@ -360,7 +379,8 @@ export async function acquireBackbone(spec: BackboneSpec | string, options: Load
       });
       return loading; // the new copy already counts this caller
     }
-    if (options.onProgress) progressListeners.get(key)?.add(options.onProgress);
+    const joined = progressListeners.get(key);
+    if (joined) addListeners(joined, options);
     const backbone = await pending;
     if (backbone.retain()) return backbone;
     // Released by its last user while we waited: load afresh.

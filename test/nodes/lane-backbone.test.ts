@@ -226,7 +226,7 @@ test('the engine setting picks what runs the backbone: tfjs and auto load side b
   assert.match(String(refused.text), /cuda/);
 });
 
-test('a backbone from a URL shows its download on the users, logs it once, then turns ready', async () => {
+test('a backbone from a URL shows its download (and its first ONNX conversion) on the users, logs it once, then turns ready', async () => {
   const { startModelServer } = await import('../lib/engine/model-server.js');
   const server = await startModelServer();
   const cache = tempDir('download-cache');
@@ -241,6 +241,11 @@ test('a backbone from a URL shows its download on the users, logs it once, then 
     const downloading = texts.indexOf('lane-backbone.status.downloading');
     const ready = texts.findIndex((t) => t.startsWith('lane-backbone.status.ready'));
     assert.ok(loading >= 0 && downloading > loading && ready > downloading, `loading, downloading, ready: ${JSON.stringify(texts)}`);
+    // A fresh cache holds no ONNX conversion either: on ONNX Runtime the first start says it converts, after the download.
+    const converting = texts.indexOf('lane-backbone.status.converting');
+    if ((helper.getNode('bb') as LaneBackboneNode).current()?.engine.name !== 'tfjs') {
+      assert.ok(converting > downloading && ready > converting, `downloading, converting, ready: ${JSON.stringify(texts)}`);
+    }
     const logged = helper
       .log()
       .args.map((args: unknown[]) => args[0] as { id?: string; msg?: unknown })

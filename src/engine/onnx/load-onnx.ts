@@ -37,6 +37,8 @@ export interface OnnxBackboneRequest {
   cacheDir: string;
   threads: number;
   maxBatch: number;
+  /** Told when the model is not in the conversion cache and is converted (the slow part of a first start). */
+  onConverting?: () => void;
 }
 
 export type OnnxBackboneResult =
@@ -111,6 +113,7 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     }
   }
 
+  request.onConverting?.();
   const built = await request.buildTfjs();
   let input: { inputSize: Size; inputRange: InputRange };
   try {
