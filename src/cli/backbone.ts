@@ -13,7 +13,7 @@ import { findPreset } from '../engine/presets.js';
 import { ONNX_THREADS_ENV_VAR } from '../engine/onnx/engine-preference.js';
 import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.js';
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
-import { backendOption, engineOption } from './args.js';
+import { backendOption, engineOption, requiredOption } from './args.js';
 
 /**
  * A local path is made absolute, so a model trained from a relative path still finds its
@@ -32,18 +32,27 @@ export interface BackboneChoice {
   engine?: EnginePreference;
   /** --layer: feature layer or node. */
   featureLayer?: string;
+  /** --int8: the folder of frames an int8 backbone is calibrated on. */
+  int8Calibration?: string;
 }
 
-/** --backend, --engine and --layer as the loader takes them. */
-export function backboneChoice(command: string, values: { backend?: string; engine?: string; layer?: string }): BackboneChoice {
-  return { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
+/** --backend, --engine, --layer and --int8 as the loader takes them. */
+export function backboneChoice(command: string, values: { backend?: string; engine?: string; layer?: string; int8?: string }): BackboneChoice {
+  const choice: BackboneChoice = { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
+  if (values.int8 !== undefined) choice.int8Calibration = path.resolve(requiredOption(command, 'int8', values.int8));
+  return choice;
+}
+
+/** The spec with int8 asked for by --int8. */
+function withPrecision(spec: BackboneSpec, choice: BackboneChoice): BackboneSpec {
+  return choice.int8Calibration ? { ...spec, precision: 'int8', calibration: choice.int8Calibration } : spec;
 }
 
 /** Loads the backbone named on the command line (one user; the caller releases it). */
 export function loadNamedBackbone(source: string, choice: BackboneChoice = {}): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads() });
+  return loadBackbone(withPrecision(spec, choice), { backend: choice.backend, engine: choice.engine, onnxThreads: commandOnnxThreads() });
 }
 
 /**
@@ -85,7 +94,7 @@ export async function loadBackboneForModel(
   const recorded = tunedBackboneDir ? { ...specForDescriptor(metadata.backbone), source: tunedBackboneDir } : specForDescriptor(metadata.backbone);
   const backbone = override
     ? await loadNamedBackbone(override, choice)
-    : await loadBackbone(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, {
+    : await loadBackbone(withPrecision(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, choice), {
         backend: choice.backend,
         engine: choice.engine,
         onnxThreads: commandOnnxThreads(),
