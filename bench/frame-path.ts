@@ -209,7 +209,7 @@ function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, sa
 }
 
 /** The softmax head (seed 1) on train/ features, scored on val/ photos: the honest yardstick for a backbone's features. */
-async function measureValAccuracy(backbone: Backbone): Promise<PrecisionFigures['valAccuracy']> {
+export async function measureValAccuracy(backbone: Backbone): Promise<PrecisionFigures['valAccuracy']> {
   const classes = classNames(groceryTrainDir);
   const labelled = (dir: string) =>
     classNames(dir)
