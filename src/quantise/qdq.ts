@@ -17,6 +17,9 @@
  */
 import type { OnnxModel, OnnxNode, OnnxTensor } from '../engine/onnx/onnx-proto.js';
 
+/** Bump whenever the quantised graph changes: cached int8 models of older versions are not reused. */
+export const QUANTISER_VERSION = 1;
+
 export interface TensorRange {
   min: number;
   max: number;

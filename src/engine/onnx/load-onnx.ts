@@ -20,6 +20,7 @@ import { type OrtModule, type OrtSessionOptions, loadOnnxRuntime } from './runti
 import { LaneVisionError } from '../../errors.js';
 import type { CalibrationSet } from '../../quantise/calibration-frames.js';
 import { featureAgreement, quantiseBackbone } from '../../quantise/quantise-backbone.js';
+import { QUANTISER_VERSION } from '../../quantise/qdq.js';
 import type { BackbonePrecision } from '../types.js';
 
 const debug = createDebug('lane-vision:engine');
@@ -102,7 +103,7 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     inputSize: request.requested.inputSize ?? null,
     inputRange: request.requested.inputRange ?? null,
     // Only int8 adds to the key, so float conversions cached before int8 existed stay valid.
-    ...(request.int8 ? { precision: 'int8', calibration: request.int8.fingerprint } : {}),
+    ...(request.int8 ? { precision: 'int8', quantiser: QUANTISER_VERSION, calibration: request.int8.fingerprint } : {}),
   };
   const entry = onnxCacheEntry(request.cacheDir, request.files.fingerprint, variant);
 
