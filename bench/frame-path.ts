@@ -27,7 +27,7 @@ import { loadBackbone, onnxSessionOptions, type Backbone, type BackbonePrecision
 import { resolveOnnxThreads } from '../src/engine/onnx/index.js';
 import { EmbeddingWorker, embedImages, type EmbedRequestOptions } from '../src/features/index.js';
 import { table } from '../src/cli/output.js';
-import { evaluateHead, trainHead } from '../src/training/index.js';
+import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js';
 import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
 import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
@@ -63,6 +63,10 @@ export interface FramePathFigures {
   frames: { width: number; height: number; bytesMean: number; count: number };
 }
 
+/** The heads the accuracy comparison trains (as the library section's accuracy figures do). */
+const ACCURACY_HEADS = ['softmax', 'mlp', 'prototype', 'knn'] as const satisfies readonly HeadKind[];
+type AccuracyHead = (typeof ACCURACY_HEADS)[number];
+
 /** The issue's targets on 2 cores (photo = 348 px JPEGs). */
 export const FRAME_PATH_TARGETS = { photoP50Ms: 5, photoFps: 250, fullHdP50Ms: 12, fullHdFps: 100, modelOverSaturation: 1.3 };
 
@@ -71,8 +75,8 @@ export interface PrecisionFigures {
   backboneId: string;
   photo: FramePathFigures;
   fullHd: FramePathFigures;
-  /** Softmax head trained on train/ features, scored on val/. */
-  valAccuracy: { accuracy: number; correct: number; valImages: number; trainImages: number; classes: number };
+  /** Softmax head trained on train/ features, scored on val/; also each head kind (their mean smooths the 1-photo steps of 100 photos). */
+  valAccuracy: { accuracy: number; correct: number; valImages: number; trainImages: number; classes: number; byHead: Record<AccuracyHead, number>; meanOverHeads: number };
   modelFpsByBatch: Record<string, number>;
 }
 
@@ -149,7 +153,10 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
       const modelFpsByBatch = await measureModelBatches(photos, backbone, plan.modelBatches * LANE_BATCH);
       say(`backbone alone by batch size: ${Object.entries(modelFpsByBatch).map(([b, fps]) => `${b}: ${fixed(fps, 0)}`).join(', ')} frames/s`);
       const valAccuracy = await measureValAccuracy(backbone);
-      say(`val/ accuracy ${fixed(valAccuracy.accuracy * 100)} % (${valAccuracy.correct}/${valAccuracy.valImages}; softmax head on ${valAccuracy.trainImages} train/ photos, ${valAccuracy.classes} classes)`);
+      say(
+        `val/ accuracy ${fixed(valAccuracy.accuracy * 100)} % (${valAccuracy.correct}/${valAccuracy.valImages}; softmax head on ${valAccuracy.trainImages} train/ photos, ${valAccuracy.classes} classes); ` +
+          `by head ${Object.entries(valAccuracy.byHead).map(([k, a]) => `${k} ${fixed(a * 100)} %`).join(', ')}, mean ${fixed(valAccuracy.meanOverHeads * 100)} %`,
+      );
       byPrecision[precision] = { precision, backboneId: backbone.id, photo, fullHd: hd, valAccuracy, modelFpsByBatch };
     } finally {
       await worker.dispose();
@@ -203,9 +210,14 @@ function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, sa
     }
   }
   for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'val/ accuracy'], rows)) say(line);
-  const change = (byPrecision.int8.valAccuracy.accuracy - byPrecision.float32.valAccuracy.accuracy) * 100;
-  const speedup = byPrecision.int8.photo.modelOnlyFps / byPrecision.float32.photo.modelOnlyFps;
-  say(`int8 against float: val/ accuracy ${change >= 0 ? '+' : ''}${fixed(change)} points, backbone alone ${fixed(speedup, 2)}x (photos, batch ${LANE_BATCH})`);
+  const points = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${fixed((a - b) * 100)}`;
+  const [int8, float] = [byPrecision.int8, byPrecision.float32];
+  const speedup = int8.photo.modelOnlyFps / float.photo.modelOnlyFps;
+  const byBatch = Object.keys(float.modelFpsByBatch).map((b) => `${b}: ${fixed(int8.modelFpsByBatch[b] / float.modelFpsByBatch[b], 2)}x`);
+  say(
+    `int8 against float: val/ accuracy ${points(int8.valAccuracy.accuracy, float.valAccuracy.accuracy)} points (softmax), ` +
+      `${points(int8.valAccuracy.meanOverHeads, float.valAccuracy.meanOverHeads)} (mean over heads); backbone alone ${fixed(speedup, 2)}x (photos, batch ${LANE_BATCH}), by batch ${byBatch.join(', ')}`,
+  );
 }
 
 /** The softmax head (seed 1) on train/ features, scored on val/ photos: the honest yardstick for a backbone's features. */
@@ -221,14 +233,23 @@ export async function measureValAccuracy(backbone: Backbone): Promise<PrecisionF
   };
   const train = await embed(labelled(groceryTrainDir));
   const val = await embed(labelled(groceryValDir));
-  const trained = await trainHead({ features: train.features, labels: train.labels, classCount: classes.length, labelNames: classes }, { kind: 'softmax', seed: 1 });
-  const metrics = evaluateHead(trained.head, val.features, val.labels, classes);
+  const byHead = {} as Record<AccuracyHead, number>;
+  let softmax = { accuracy: 0, count: 0 };
+  for (const kind of ACCURACY_HEADS) {
+    const trained = await trainHead({ features: train.features, labels: train.labels, classCount: classes.length, labelNames: classes }, { kind, seed: 1 });
+    const metrics = evaluateHead(trained.head, val.features, val.labels, classes);
+    byHead[kind] = metrics.accuracy;
+    if (kind === 'softmax') softmax = metrics;
+  }
+  const kinds = Object.values(byHead);
   return {
-    accuracy: metrics.accuracy,
-    correct: Math.round(metrics.accuracy * metrics.count),
+    accuracy: softmax.accuracy,
+    correct: Math.round(softmax.accuracy * softmax.count),
     valImages: val.features.length,
     trainImages: train.features.length,
     classes: classes.length,
+    byHead,
+    meanOverHeads: kinds.reduce((a, b) => a + b, 0) / kinds.length,
   };
 }
 
