@@ -30,6 +30,7 @@ import { table } from '../src/cli/output.js';
 import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js';
 import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
 import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
+import { FRAMES_PER_RUN } from '../src/features/embedding-worker-protocol.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
 
@@ -173,12 +174,12 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
     onnxThreads,
     session: onnxSessionOptions(onnxThreads),
     laneBatch: LANE_BATCH,
-    workerParts: 'each request as two halves through the worker\'s decode -> backbone stages',
+    workerParts: `each request in parts of ${FRAMES_PER_RUN} frames through the worker's decode -> backbone stages`,
     decodeAhead: 1,
     modelFpsByBatch: byPrecision.float32.modelFpsByBatch,
   };
   say(
-    `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${LANE_BATCH / 2}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
+    `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${FRAMES_PER_RUN}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
       `${settings.session.executionMode}, graph optimisation ${settings.session.graphOptimizationLevel}; load at end ${settings.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
   );
   sayTargets(byPrecision, say);
