@@ -43,8 +43,9 @@ export type FromEmbeddingWorker =
  * Frames per backbone run inside a request. A request's first decode and last backbone run
  * overlap nothing (when the lane sends one batch at a time), so smaller parts leave less idle:
  * a micro-batch of 8 runs as 4 x 2. MobileNet runs 2 frames as fast per frame as 4 on ONNX
- * Runtime (bench frame-path, backbone alone by batch size), and a lane's batch of 8 photos
- * saturated at 219 against 196 frames/s float, 295 against 266 int8, in runs of 2 against 4
- * (medians of 16 interleaved pairs, 2 cores at load 7-9; runs of 2 faster in 10 and 12 of 16).
+ * Runtime (bench frame-path, backbone alone by batch size). A lane's batch of 8 photos in
+ * runs of 2 against 4 (medians of interleaved pairs, 2 cores shared with other work): 219
+ * against 196 frames/s float and 295 against 266 int8 at load 7-9; 259 against 253 and 344
+ * against 342 at load 5. A small gain (runs of 2 faster in 46 of 72 pairs), never a loss.
  */
 export const FRAMES_PER_RUN = 2;
