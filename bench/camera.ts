@@ -85,7 +85,7 @@ export async function runCameraBench(options: { quick: boolean; say: (line?: str
         roi,
         onFrame: (frame) => {
           latencies.push(Date.now() - frame.timestamp);
-          bytes.push(frame.image.length);
+          bytes.push((frame.image as Buffer).length); // an MJPEG camera: encoded frames
         },
       });
       camera.start();
@@ -127,7 +127,7 @@ export async function runCameraBench(options: { quick: boolean; say: (line?: str
             newest = undefined;
             await classifier.classify(frame.image);
             latencies.push(Date.now() - frame.timestamp);
-            bytes.push(frame.image.length);
+            bytes.push((frame.image as Buffer).length); // an MJPEG camera: encoded frames
           }
           await camera.stop();
           return { camera, latencies, bytes };

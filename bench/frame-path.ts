@@ -13,6 +13,9 @@
  * - the same 1080p frames as raw RGB pixels: no JPEG decode, but 6 MB a frame to copy to the
  *   worker, hash (the frame's identity) and resize at full scale, which costs more than a JPEG
  *   decoded at 1/4 scale. Raw pixels pay off for frames near the backbone's size.
+ * Photos and 1080p JPEGs run twice, on the float backbone and on its int8 quantisation
+ * (calibrated on train/, the lane's own frames), each with its val/ accuracy (train/ features
+ * -> the softmax head -> val/ photos of another session), and the issue's targets are checked.
  * The session settings and thread counts in use are stated with the figures.
  * `bench/run.ts --only frame-path` runs it.
  */
@@ -20,12 +23,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { loadBackbone, onnxSessionOptions, type Backbone } from '../src/engine/index.js';
+import { loadBackbone, onnxSessionOptions, type Backbone, type BackbonePrecision, type BackboneSpec } from '../src/engine/index.js';
 import { resolveOnnxThreads } from '../src/engine/onnx/index.js';
-import { EmbeddingWorker, type EmbedRequestOptions } from '../src/features/index.js';
+import { EmbeddingWorker, embedImages, type EmbedRequestOptions } from '../src/features/index.js';
+import { table } from '../src/cli/output.js';
+import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js';
 import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
 import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
-import { classImages, classNames, groceryValDir, modelDir } from '../test/support/shared.js';
+import { FRAMES_PER_RUN } from '../src/features/embedding-worker-protocol.js';
+import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
@@ -58,7 +64,26 @@ export interface FramePathFigures {
   frames: { width: number; height: number; bytesMean: number; count: number };
 }
 
+/** The heads the accuracy comparison trains (as the library section's accuracy figures do). */
+const ACCURACY_HEADS = ['softmax', 'mlp', 'prototype', 'knn'] as const satisfies readonly HeadKind[];
+type AccuracyHead = (typeof ACCURACY_HEADS)[number];
+
+/** The issue's targets on 2 cores (photo = 348 px JPEGs). */
+export const FRAME_PATH_TARGETS = { photoP50Ms: 5, photoFps: 250, fullHdP50Ms: 12, fullHdFps: 100, modelOverSaturation: 1.3 };
+
+export interface PrecisionFigures {
+  precision: BackbonePrecision;
+  backboneId: string;
+  photo: FramePathFigures;
+  fullHd: FramePathFigures;
+  /** Softmax head trained on train/ features, scored on val/; also each head kind (their mean smooths the 1-photo steps of 100 photos). */
+  valAccuracy: { accuracy: number; correct: number; valImages: number; trainImages: number; classes: number; byHead: Record<AccuracyHead, number>; meanOverHeads: number };
+  modelFpsByBatch: Record<string, number>;
+}
+
 export interface FramePathReport {
+  /** Float (as before) and int8 side by side, in the same run. */
+  byPrecision: Record<BackbonePrecision, PrecisionFigures>;
   photo: FramePathFigures;
   fullHd: FramePathFigures & { roiDecode: { shrinkOnLoadMsPerFrame: number; fullScaleMsPerFrame: number } };
   /** The same 1080p frames as raw RGB pixels (a camera giving pixels): no JPEG decode, 6 MB a frame to the worker. */
@@ -92,50 +117,141 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
   // 1080p frames made from the photos, in memory (never written to the repository).
   const fullHd = await Promise.all(photos.slice(0, 16).map((p) => sharp(p).resize(FULL_HD.width, FULL_HD.height, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer()));
 
-  const backbone = await loadBackbone(modelDir(BACKBONE), { cacheDir: options.cacheDir });
-  const worker = new EmbeddingWorker({ spec: modelDir(BACKBONE), engine: enginePreferenceOf(backbone), cacheDir: options.cacheDir });
-  try {
-    const loaded = await worker.start();
-    const request: EmbedRequestOptions = { fit: backbone.fit };
-    say(`engine ${loaded.engine} (${backbone.engine.name} here), ${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const photo = await measure('photo', photos, backbone, worker, request, plan, say);
-    const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
-    const fullHdRaw: RawImage[] = await Promise.all(
-      fullHd.slice(0, 8).map(async (jpeg) => {
-        const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
-        return { data, width: info.width, height: info.height, channels: info.channels };
-      }),
-    );
-    const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
-    const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
-    const modelFpsByBatch = await measureModelBatches(photos, backbone, plan.modelBatches * LANE_BATCH);
-    say(`backbone alone by batch size: ${Object.entries(modelFpsByBatch).map(([b, fps]) => `${b}: ${fixed(fps, 0)}`).join(', ')} frames/s`);
-    say(
-      `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
-        `${fixed(roiDecode.shrinkOnLoadMsPerFrame, 2)} ms/frame with shrink-on-load, ${fixed(roiDecode.fullScaleMsPerFrame, 2)} ms decoding at full scale`,
-    );
-    const onnxThreads = resolveOnnxThreads();
-    const settings = {
-      cores: os.availableParallelism(),
-      loadAverageAtStart,
-      loadAverageAtEnd: os.loadavg(),
-      engine: loaded.engine,
-      onnxThreads,
-      session: onnxSessionOptions(onnxThreads),
-      laneBatch: LANE_BATCH,
-      workerParts: 'each request as two halves through the worker\'s decode -> backbone stages',
-      decodeAhead: 1,
-      modelFpsByBatch,
-    };
-    say(
-      `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${LANE_BATCH / 2}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
-        `${settings.session.executionMode}, graph optimisation ${settings.session.graphOptimizationLevel}; load at end ${settings.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
-    );
-    return { photo, fullHd: { ...hd, roiDecode }, fullHdRaw: hdRaw, settings };
-  } finally {
-    await worker.dispose();
-    backbone.release();
+  const byPrecision = {} as Record<BackbonePrecision, PrecisionFigures>;
+  let floatExtras: { fullHdRaw: FramePathFigures; roiDecode: { shrinkOnLoadMsPerFrame: number; fullScaleMsPerFrame: number } } | undefined;
+  let engine = '';
+  for (const precision of ['float32', 'int8'] as const) {
+    const spec: BackboneSpec = precision === 'int8' ? { source: modelDir(BACKBONE), precision, calibration: groceryTrainDir } : { source: modelDir(BACKBONE) };
+    const started = performance.now();
+    const backbone = await loadBackbone(spec, { cacheDir: options.cacheDir });
+    const loadMs = performance.now() - started;
+    const worker = new EmbeddingWorker({ spec, engine: enginePreferenceOf(backbone), cacheDir: options.cacheDir });
+    try {
+      const loaded = await worker.start();
+      engine = loaded.engine;
+      const request: EmbedRequestOptions = { fit: backbone.fit };
+      say(
+        `-- ${precision}${precision === 'int8' ? ' (static, calibrated on 64 train/ photos)' : ''}: engine ${loaded.engine} (${backbone.engine.name} here), loaded in ${fixed(loadMs, 0)} ms, ` +
+          `${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      );
+      const photo = await measure('photo', photos, backbone, worker, request, plan, say);
+      const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
+      if (precision === 'float32') {
+        const fullHdRaw: RawImage[] = await Promise.all(
+          fullHd.slice(0, 8).map(async (jpeg) => {
+            const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+            return { data, width: info.width, height: info.height, channels: info.channels };
+          }),
+        );
+        const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
+        const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
+        say(
+          `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
+            `${fixed(roiDecode.shrinkOnLoadMsPerFrame, 2)} ms/frame with shrink-on-load, ${fixed(roiDecode.fullScaleMsPerFrame, 2)} ms decoding at full scale`,
+        );
+        floatExtras = { fullHdRaw: hdRaw, roiDecode };
+      }
+      const modelFpsByBatch = await measureModelBatches(photos, backbone, plan.modelBatches * LANE_BATCH);
+      say(`backbone alone by batch size: ${Object.entries(modelFpsByBatch).map(([b, fps]) => `${b}: ${fixed(fps, 0)}`).join(', ')} frames/s`);
+      const valAccuracy = await measureValAccuracy(backbone);
+      say(
+        `val/ accuracy ${fixed(valAccuracy.accuracy * 100)} % (${valAccuracy.correct}/${valAccuracy.valImages}; softmax head on ${valAccuracy.trainImages} train/ photos, ${valAccuracy.classes} classes); ` +
+          `by head ${Object.entries(valAccuracy.byHead).map(([k, a]) => `${k} ${fixed(a * 100)} %`).join(', ')}, mean ${fixed(valAccuracy.meanOverHeads * 100)} %`,
+      );
+      byPrecision[precision] = { precision, backboneId: backbone.id, photo, fullHd: hd, valAccuracy, modelFpsByBatch };
+    } finally {
+      await worker.dispose();
+      backbone.release();
+    }
   }
+
+  const onnxThreads = resolveOnnxThreads();
+  const settings = {
+    cores: os.availableParallelism(),
+    loadAverageAtStart,
+    loadAverageAtEnd: os.loadavg(),
+    engine,
+    onnxThreads,
+    session: onnxSessionOptions(onnxThreads),
+    laneBatch: LANE_BATCH,
+    workerParts: `each request in parts of ${FRAMES_PER_RUN} frames through the worker's decode -> backbone stages`,
+    decodeAhead: 1,
+    modelFpsByBatch: byPrecision.float32.modelFpsByBatch,
+  };
+  say(
+    `settings: batch ${LANE_BATCH} (lane-classify), backbone runs of ${FRAMES_PER_RUN}, intra-op ${onnxThreads} / inter-op ${settings.session.interOpNumThreads} threads, ` +
+      `${settings.session.executionMode}, graph optimisation ${settings.session.graphOptimizationLevel}; load at end ${settings.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  sayTargets(byPrecision, say);
+  const float = byPrecision.float32;
+  return { byPrecision, photo: float.photo, fullHd: { ...float.fullHd, roiDecode: floatExtras!.roiDecode }, fullHdRaw: floatExtras!.fullHdRaw, settings };
+}
+
+/** float and int8 against the issue's targets, one table. */
+function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, say: (line?: string) => void): void {
+  const t = FRAME_PATH_TARGETS;
+  const mark = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+  const rows: string[][] = [];
+  for (const p of Object.values(byPrecision)) {
+    for (const [label, f, fps, p50] of [
+      ['photo', p.photo, t.photoFps, t.photoP50Ms],
+      ['1080p', p.fullHd, t.fullHdFps, t.fullHdP50Ms],
+    ] as const) {
+      const over = f.modelOnlyFps / f.saturationFps;
+      rows.push([
+        `${p.precision} ${label}`,
+        `${fixed(f.modelOnlyFps, 0)}`,
+        `${fixed(f.saturationFps, 0)} ${mark(f.saturationFps >= fps)} (>= ${fps})`,
+        `${fixed(over, 2)}x ${mark(over <= t.modelOverSaturation)} (<= ${t.modelOverSaturation}x)`,
+        `${fixed(f.p50Ms, 1)} ${mark(f.p50Ms <= p50)} (<= ${p50})`,
+        `${fixed(f.p99Ms, 1)}`,
+        `${fixed(f.decodeShare * 100, 0)} %`,
+        `${fixed(p.valAccuracy.accuracy * 100)} %`,
+      ]);
+    }
+  }
+  for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'val/ accuracy'], rows)) say(line);
+  const points = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${fixed((a - b) * 100)}`;
+  const [int8, float] = [byPrecision.int8, byPrecision.float32];
+  const speedup = int8.photo.modelOnlyFps / float.photo.modelOnlyFps;
+  const byBatch = Object.keys(float.modelFpsByBatch).map((b) => `${b}: ${fixed(int8.modelFpsByBatch[b] / float.modelFpsByBatch[b], 2)}x`);
+  say(
+    `int8 against float: val/ accuracy ${points(int8.valAccuracy.accuracy, float.valAccuracy.accuracy)} points (softmax), ` +
+      `${points(int8.valAccuracy.meanOverHeads, float.valAccuracy.meanOverHeads)} (mean over heads); backbone alone ${fixed(speedup, 2)}x (photos, batch ${LANE_BATCH}), by batch ${byBatch.join(', ')}`,
+  );
+}
+
+/** The softmax head (seed 1) on train/ features, scored on val/ photos: the honest yardstick for a backbone's features. */
+export async function measureValAccuracy(backbone: Backbone): Promise<PrecisionFigures['valAccuracy']> {
+  const classes = classNames(groceryTrainDir);
+  const labelled = (dir: string) =>
+    classNames(dir)
+      .filter((c) => classes.includes(c))
+      .flatMap((c) => classImages(dir, c).map((file) => ({ file, label: classes.indexOf(c) })));
+  const embed = async (items: { file: string; label: number }[]) => {
+    const embedded = await embedImages(backbone, items.map((i) => i.file), { batchSize: 16 });
+    return { features: embedded.results.map((r) => r.features), labels: items.map((i) => i.label) };
+  };
+  const train = await embed(labelled(groceryTrainDir));
+  const val = await embed(labelled(groceryValDir));
+  const byHead = {} as Record<AccuracyHead, number>;
+  let softmax = { accuracy: 0, count: 0 };
+  for (const kind of ACCURACY_HEADS) {
+    const trained = await trainHead({ features: train.features, labels: train.labels, classCount: classes.length, labelNames: classes }, { kind, seed: 1 });
+    const metrics = evaluateHead(trained.head, val.features, val.labels, classes);
+    byHead[kind] = metrics.accuracy;
+    if (kind === 'softmax') softmax = metrics;
+  }
+  const kinds = Object.values(byHead);
+  return {
+    accuracy: softmax.accuracy,
+    correct: Math.round(softmax.accuracy * softmax.count),
+    valImages: val.features.length,
+    trainImages: train.features.length,
+    classes: classes.length,
+    byHead,
+    meanOverHeads: kinds.reduce((a, b) => a + b, 0) / kinds.length,
+  };
 }
 
 async function measure(

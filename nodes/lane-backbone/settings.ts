@@ -30,6 +30,10 @@ export interface LaneBackboneDef extends NodeDef {
   roiHeight: string | number;
   backend: string;
   engine?: string;
+  /** float32 (default) or int8; flows saved before the setting have none. */
+  precision?: string;
+  /** Folder of the lane's frames int8 is calibrated on (relative: in the user directory). */
+  calibration?: string;
 }
 
 /**
@@ -47,6 +51,13 @@ export function backboneSourceFrom(raw: unknown, userDir: string): string {
 export function backboneSpecFrom(def: Partial<LaneBackboneDef>, userDir: string): BackboneSpec {
   const spec: BackboneSpec = { source: backboneSourceFrom(def.source, userDir) };
   if (typeof def.featureLayer === 'string' && def.featureLayer.trim()) spec.featureLayer = def.featureLayer.trim();
+  const precision = typeof def.precision === 'string' ? def.precision.trim() : '';
+  if (precision && precision !== 'float32') {
+    // normaliseBackboneSpec names what is wrong (an unknown precision, int8 without frames).
+    spec.precision = precision as BackboneSpec['precision'];
+    const calibration = typeof def.calibration === 'string' ? def.calibration.trim() : '';
+    if (calibration) spec.calibration = resolveInUserDir(userDir, calibration);
+  }
   return spec;
 }
 

@@ -1,7 +1,9 @@
 /**
  * lane-camera: a real camera as a lane source. Snapshot URL, MJPEG stream, RTSP or USB
  * (through ffmpeg) or a watched folder, free-running at a frame-rate cap or one frame per
- * trigger message. The camera itself is src/camera's Camera (reconnects, pacing, ROI);
+ * trigger message; RTSP and USB frames as JPEG, or as raw RGB pixels (msg.payload a
+ * { data, width, height, channels } frame) that skip JPEG on both sides. The camera itself is
+ * src/camera's Camera (reconnects, pacing, ROI);
  * this file reads the settings, sends the frames, and keeps the status and the log to one
  * line per outage.
  */
@@ -11,6 +13,8 @@ import {
   CAMERA_KINDS,
   DEFAULT_SETTLE_MS,
   MAX_CAMERA_FPS,
+  MAX_RAW_SIDE,
+  checkRawOutput,
   folderCamera,
   mjpegCamera,
   rtspCamera,
@@ -22,6 +26,7 @@ import {
   type CameraMode,
   type CameraState,
   type Connector,
+  type RawOutput,
   type Roi,
 } from '../../src/camera/index.js';
 import { LaneVisionError } from '../../src/errors.js';
@@ -32,6 +37,8 @@ import type { LaneCameraCredentials, LaneCameraDef, LaneCameraNode } from './typ
 
 const STATUS_INTERVAL_MS = 500;
 const DEFAULTS = { fps: 5, timeoutS: 5, retryMaxS: 10 };
+/** The input size of the MobileNet backbones: raw frames of it reach the backbone unresized. */
+const DEFAULT_RAW_SIZE = '224x224';
 
 export = function (RED: NodeAPI) {
   function LaneCameraNodeConstructor(this: LaneCameraNode, config: LaneCameraDef): void {
@@ -46,11 +53,14 @@ export = function (RED: NodeAPI) {
     try {
       mode = config.mode === 'triggered' ? 'triggered' : 'free-run';
       timeoutMs = readNumber(config.timeout, DEFAULTS.timeoutS, 'timeout', { min: 0.1, max: 3600 }) * 1000;
+      const roi = readRoi(config);
+      const raw = readRawOutput(config, roi);
       camera = new Camera({
-        connector: connectorFor(config, node.credentials ?? {}),
+        connector: connectorFor(config, node.credentials ?? {}, raw),
         mode,
         maxFps: readNumber(config.fps, DEFAULTS.fps, 'fps', { min: 0.01, max: MAX_CAMERA_FPS }),
-        roi: readRoi(config),
+        // Raw frames are cut by ffmpeg (readRawOutput), before they are scaled.
+        roi: raw ? undefined : roi,
         retryMaxMs: readNumber(config.retryMax, DEFAULTS.retryMaxS, 'retry', { min: 0.1, max: 3600 }) * 1000,
         onFrame: (frame) => node.send(frameMessage(frame, {})),
         onState: showState,
@@ -141,7 +151,7 @@ export = function (RED: NodeAPI) {
       (camera?.stop() ?? Promise.resolve()).then(() => done(), () => done());
     });
 
-    function connectorFor(settings: LaneCameraDef, credentials: LaneCameraCredentials): Connector {
+    function connectorFor(settings: LaneCameraDef, credentials: LaneCameraCredentials, raw: RawOutput | undefined): Connector {
       const kind = settings.kind ?? 'snapshot';
       if (!(CAMERA_KINDS as readonly string[]).includes(kind)) {
         throw new LaneVisionError('CAMERA_BAD_SETTING', RED._('lane-camera.errors.bad-kind', { kind: String(kind), kinds: CAMERA_KINDS.join(', ') }));
@@ -164,11 +174,11 @@ export = function (RED: NodeAPI) {
         case 'mjpeg':
           return mjpegCamera({ url: needUrl('mjpeg'), credentials: login, tlsVerify: settings.tlsVerify !== false });
         case 'rtsp':
-          return rtspCamera({ url: withCredentials(needUrl('rtsp'), login), ffmpegPath: text(settings.ffmpeg), transport: settings.transport === 'udp' ? 'udp' : 'tcp', onSpawn });
+          return rtspCamera({ url: withCredentials(needUrl('rtsp'), login), ffmpegPath: text(settings.ffmpeg), transport: settings.transport === 'udp' ? 'udp' : 'tcp', raw, onSpawn });
         case 'usb': {
           const size = text(settings.size);
           if (size && !/^\d+x\d+$/.test(size)) throw new LaneVisionError('CAMERA_BAD_SETTING', RED._('lane-camera.errors.bad-size', { value: size }));
-          return usbCamera({ device: text(settings.device) || '/dev/video0', size: size || undefined, ffmpegPath: text(settings.ffmpeg), onSpawn });
+          return usbCamera({ device: text(settings.device) || '/dev/video0', size: size || undefined, ffmpegPath: text(settings.ffmpeg), raw, onSpawn });
         }
         case 'folder': {
           const folder = text(settings.folder);
@@ -190,6 +200,23 @@ export = function (RED: NodeAPI) {
       throw new LaneVisionError('CAMERA_BAD_SETTING', RED._(`lane-camera.errors.bad-${setting}`, { value: String(value), min: range.min, max: range.max }));
     }
     return number;
+  }
+
+  /** Raw output settings (RTSP and USB only), with the region ffmpeg cuts out before scaling. */
+  function readRawOutput(config: LaneCameraDef, roi: Roi | undefined): RawOutput | undefined {
+    if (config.output !== 'raw') return undefined;
+    const kind = config.kind ?? 'snapshot';
+    if (kind !== 'rtsp' && kind !== 'usb') throw new LaneVisionError('CAMERA_BAD_SETTING', RED._('lane-camera.errors.raw-kind', { kind }));
+    const size = text(config.rawSize) || DEFAULT_RAW_SIZE;
+    const match = /^(\d+)x(\d+)$/.exec(size);
+    if (!match) throw new LaneVisionError('CAMERA_BAD_SETTING', RED._('lane-camera.errors.bad-raw-size', { value: size, max: MAX_RAW_SIDE }));
+    const raw: RawOutput = { width: Number(match[1]), height: Number(match[2]), ...(roi ? { roi } : {}) };
+    try {
+      checkRawOutput(raw);
+    } catch {
+      throw new LaneVisionError('CAMERA_BAD_SETTING', RED._('lane-camera.errors.bad-raw-size', { value: size, max: MAX_RAW_SIDE }));
+    }
+    return raw;
   }
 
   function readRoi(config: LaneCameraDef): Roi | undefined {

@@ -22,6 +22,10 @@ export interface LaneCameraDef extends NodeDef {
   ffmpeg?: string;
   /** rtsp: tcp (default) or udp. */
   transport?: 'tcp' | 'udp';
+  /** rtsp, usb: `jpeg` (default) or `raw` RGB pixels scaled by ffmpeg to `rawSize`. */
+  output?: 'jpeg' | 'raw';
+  /** raw output: WIDTHxHEIGHT, the backbone's input size (default 224x224). */
+  rawSize?: string;
   mode?: CameraMode;
   /** free-run: frames per second at most. */
   fps?: string | number;

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { LaneVisionError, isLaneVisionError } from '../errors.js';
-import type { CameraCounters, CameraFrame, CameraMode, CameraState, Connector, Roi } from './types.js';
+import type { CameraCounters, CameraFrame, CameraImage, CameraMode, CameraState, Connector, Roi } from './types.js';
 
 const debug = createDebug('lane-vision:camera');
 
@@ -51,7 +51,7 @@ export class Camera {
   private running: Promise<void> | undefined;
   private readonly periodMs: number;
   /** Free-run: the newest frame waiting to go out, and whether one is being cut / sent now. */
-  private waiting: { image: Buffer; seq: number; timestamp: number; path?: string } | undefined;
+  private waiting: { image: CameraImage; seq: number; timestamp: number; path?: string } | undefined;
   private busy = false;
   /**
    * Free-run: when the next frame may go out. The slots keep a grid one period apart, so
@@ -206,7 +206,7 @@ export class Camera {
     wake?.();
   }
 
-  private receive(image: Buffer, path?: string): void {
+  private receive(image: CameraImage, path?: string): void {
     if (this.stopper.signal.aborted) return;
     this.counters.received++;
     const frame = { image, seq: this.counters.received, timestamp: Date.now(), ...(path ? { path } : {}) };
@@ -261,7 +261,7 @@ export class Camera {
   }
 
   /** Cuts the ROI out (when set) and counts the frame as sent. */
-  private async finish(frame: { image: Buffer; seq: number; timestamp: number; path?: string }): Promise<CameraFrame> {
+  private async finish(frame: { image: CameraImage; seq: number; timestamp: number; path?: string }): Promise<CameraFrame> {
     let image = frame.image;
     if (this.options.roi) {
       try {
@@ -286,12 +286,19 @@ export function checkRoi(roi: Roi): void {
   }
 }
 
-/** The ROI of a frame as a JPEG (the only case where a camera frame is re-encoded). */
-export async function cropRoi(image: Buffer, roi: Roi): Promise<Buffer> {
-  const picture = sharp(image);
-  const { width = 0, height = 0 } = await picture.metadata();
+/**
+ * The ROI of a frame: as a JPEG for an encoded frame (the only case where a camera frame is
+ * re-encoded), as raw pixels for a raw one (ffmpeg cameras crop raw frames themselves).
+ */
+export async function cropRoi(image: Buffer, roi: Roi): Promise<Buffer>;
+export async function cropRoi(image: CameraImage, roi: Roi): Promise<CameraImage>;
+export async function cropRoi(image: CameraImage, roi: Roi): Promise<CameraImage> {
+  const raw = Buffer.isBuffer(image) ? undefined : image;
+  const picture = raw ? sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels as 1 | 2 | 3 | 4 } }) : sharp(image as Buffer);
+  const { width = 0, height = 0 } = raw ?? (await picture.metadata());
   if (roi.left + roi.width > width || roi.top + roi.height > height) {
     throw new LaneVisionError('CAMERA_ROI_OUTSIDE', `The region of interest (${roi.width}x${roi.height} at ${roi.left},${roi.top}) does not fit in the ${width}x${height} frame`);
   }
-  return picture.extract(roi).jpeg({ quality: 90 }).toBuffer();
+  if (!raw) return picture.extract(roi).jpeg({ quality: 90 }).toBuffer();
+  return { data: await picture.extract(roi).raw().toBuffer(), width: roi.width, height: roi.height, channels: raw.channels };
 }

@@ -1,8 +1,10 @@
 /**
  * RTSP and USB (V4L2) cameras through ffmpeg as a child process: it decodes the camera's
  * video and writes JPEG frames back to back on stdout (`-f image2pipe -c:v mjpeg`), which
- * are cut at their markers. The child is ended when the connection is dropped or stopped,
- * and `run` returns only after it has exited, so no ffmpeg outlives its camera.
+ * are cut at their markers; or, with raw output, RGB pixels already cut and scaled to the
+ * size the lane asks for (`-f rawvideo -pix_fmt rgb24`), cut every width x height x 3 bytes:
+ * no JPEG encode here and no decode in the lane. The child is ended when the connection is
+ * dropped or stopped, and `run` returns only after it has exited, so no ffmpeg outlives its camera.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,7 +12,22 @@ import * as path from 'node:path';
 import { LaneVisionError } from '../errors.js';
 import { redactUrl } from './http-sources.js';
 import { JpegSplitter } from './jpeg-splitter.js';
-import type { Connector, Demand, FrameSink } from './types.js';
+import { RawFrameSplitter } from './raw-splitter.js';
+import type { Connector, Demand, FrameSink, Roi } from './types.js';
+
+/**
+ * Raw RGB output: ffmpeg cuts `roi` out of the camera's picture (if set), scales it to cover
+ * width x height and crops the overflow in the middle (the backbones' cover fit), so frames
+ * arrive at the backbone's input size.
+ */
+export interface RawOutput {
+  width: number;
+  height: number;
+  roi?: Roi;
+}
+
+/** Largest raw frame side: beyond it raw pixels cost more to move than a JPEG to decode. */
+export const MAX_RAW_SIDE = 4096;
 
 export interface FfmpegCameraOptions {
   /** ffmpeg to run: a path, or blank to search PATH. */
@@ -21,6 +38,8 @@ export interface FfmpegCameraOptions {
   timeoutMs?: number;
   /** Called with each ffmpeg process started (tests check it is gone after stop). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Raw RGB frames of this size instead of JPEG (see RawOutput). */
+  raw?: RawOutput;
 }
 
 export interface RtspCameraOptions extends FfmpegCameraOptions {
@@ -77,8 +96,30 @@ function isExecutable(file: string): boolean {
   }
 }
 
-function outputArgs(quality: number): string[] {
-  return ['-an', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(quality), 'pipe:1'];
+function outputArgs(options: FfmpegCameraOptions): string[] {
+  const { raw } = options;
+  if (!raw) return ['-an', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(options.quality ?? 3), 'pipe:1'];
+  const { width, height, roi } = raw;
+  const filters = [
+    ...(roi ? [`crop=${roi.width}:${roi.height}:${roi.left}:${roi.top}`] : []),
+    `scale=${width}:${height}:force_original_aspect_ratio=increase`,
+    `crop=${width}:${height}`,
+  ];
+  return ['-an', '-vf', filters.join(','), '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1'];
+}
+
+/** Checks raw output settings; throws CAMERA_BAD_SETTING saying what is wrong. */
+export function checkRawOutput(raw: RawOutput): void {
+  const side = (n: number) => Number.isInteger(n) && n >= 8 && n <= MAX_RAW_SIDE;
+  if (!side(raw.width) || !side(raw.height)) {
+    throw new LaneVisionError('CAMERA_BAD_SETTING', `Raw frames need a whole-number width and height from 8 to ${MAX_RAW_SIDE} pixels, got ${raw.width}x${raw.height}`);
+  }
+  if (raw.roi) {
+    const { left, top, width, height } = raw.roi;
+    if (![left, top, width, height].every((v) => Number.isInteger(v) && v >= 0) || width < 1 || height < 1) {
+      throw new LaneVisionError('CAMERA_BAD_SETTING', `The region of interest needs whole pixel numbers (left, top >= 0; width, height >= 1), got ${JSON.stringify(raw.roi)}`);
+    }
+  }
 }
 
 export function rtspCamera(options: RtspCameraOptions): Connector {
@@ -101,9 +142,9 @@ export function rtspCamera(options: RtspCameraOptions): Connector {
     // ffmpeg >= 5: socket I/O timeout in microseconds, so a silent camera ends the process.
     '-timeout', String(timeoutMs * 1000),
     '-i', options.url,
-    ...outputArgs(options.quality ?? 3),
+    ...outputArgs(options),
   ];
-  return ffmpegConnector('rtsp', redactUrl(options.url), ffmpeg, args, timeoutMs, options.onSpawn);
+  return ffmpegConnector('rtsp', redactUrl(options.url), ffmpeg, args, timeoutMs, options);
 }
 
 export function usbCamera(options: UsbCameraOptions): Connector {
@@ -116,20 +157,22 @@ export function usbCamera(options: UsbCameraOptions): Connector {
     ...(options.size ? ['-video_size', options.size] : []),
     ...(options.fps ? ['-framerate', String(options.fps)] : []),
     '-i', device,
-    ...outputArgs(options.quality ?? 3),
+    ...outputArgs(options),
   ];
   const timeoutMs = options.timeoutMs ?? 10_000;
   return {
-    ...ffmpegConnector('usb', device, ffmpeg, args, timeoutMs, options.onSpawn),
+    ...ffmpegConnector('usb', device, ffmpeg, args, timeoutMs, options),
     async run(sink, demand, signal) {
       // A missing device is said plainly instead of through ffmpeg's stderr.
       if (!fs.existsSync(device)) throw new LaneVisionError('CAMERA_NO_DEVICE', `There is no video device ${device} (is the camera plugged in? ls /dev/video*)`);
-      return ffmpegConnector('usb', device, ffmpeg, args, timeoutMs, options.onSpawn).run(sink, demand, signal);
+      return ffmpegConnector('usb', device, ffmpeg, args, timeoutMs, options).run(sink, demand, signal);
     },
   };
 }
 
-function ffmpegConnector(kind: 'rtsp' | 'usb', label: string, ffmpeg: string, args: string[], timeoutMs: number, onSpawn?: (child: ChildProcess) => void): Connector {
+function ffmpegConnector(kind: 'rtsp' | 'usb', label: string, ffmpeg: string, args: string[], timeoutMs: number, options: FfmpegCameraOptions): Connector {
+  const { onSpawn, raw } = options;
+  if (raw) checkRawOutput(raw);
   return {
     kind,
     label,
@@ -155,10 +198,15 @@ function ffmpegConnector(kind: 'rtsp' | 'usb', label: string, ffmpeg: string, ar
         };
         const onAbort = () => end();
         signal.addEventListener('abort', onAbort, { once: true });
-        const splitter = new JpegSplitter((image) => {
-          watchSilence();
-          sink(image);
-        });
+        const splitter = raw
+          ? new RawFrameSplitter(raw.width * raw.height * 3, (data) => {
+              watchSilence();
+              sink({ data, width: raw.width, height: raw.height, channels: 3 });
+            })
+          : new JpegSplitter((image) => {
+              watchSilence();
+              sink(image);
+            });
         watchSilence();
         child.stdout.on('data', (chunk: Buffer) => splitter.push(chunk));
         child.stderr.setEncoding('utf8').on('data', (text: string) => {

@@ -1,4 +1,12 @@
 /** What a camera of any kind hands the lane, and what a connection to one looks like. */
+import type { RawImage } from '../image/types.js';
+
+/**
+ * A frame as a camera hands it over: encoded bytes (JPEG, or a watched file's format), or
+ * raw RGB pixels from an ffmpeg camera in raw output mode (the `RawImage` the classify path
+ * takes as it is: no JPEG encode in ffmpeg, no decode in the lane).
+ */
+export type CameraImage = Buffer | RawImage;
 
 /** Where frames come from: an HTTP snapshot URL, an MJPEG stream, RTSP or USB through ffmpeg, or a watched folder. */
 export type CameraKind = 'snapshot' | 'mjpeg' | 'rtsp' | 'usb' | 'folder';
@@ -16,8 +24,11 @@ export interface Roi {
 }
 
 export interface CameraFrame {
-  /** The encoded image: the camera's own JPEG bytes (re-encoded only when a ROI is cut out), or a watched file's bytes. */
-  image: Buffer;
+  /**
+   * The encoded image: the camera's own JPEG bytes (re-encoded only when a ROI is cut out),
+   * or a watched file's bytes; or, from an ffmpeg camera with raw output, RGB pixels.
+   */
+  image: CameraImage;
   /** 1, 2, 3, ... per camera, counted over every frame received (so gaps show frames that were not sent). */
   seq: number;
   /** When the frame arrived (ms since the epoch). */
@@ -29,7 +40,7 @@ export interface CameraFrame {
 
 /** Frames received from a camera as it sends them, before any is chosen for the lane. */
 export interface FrameSink {
-  (image: Buffer, extra?: { path?: string }): void;
+  (image: CameraImage, extra?: { path?: string }): void;
 }
 
 /**

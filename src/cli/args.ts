@@ -104,6 +104,7 @@ export function backendOption(command: string, value: string | undefined): Backe
 export const BACKBONE_OPTIONS = {
   engine: { type: 'string' },
   layer: { type: 'string' },
+  int8: { type: 'string' },
 } as const satisfies OptionsConfig;
 
 export function engineOption(command: string, value: string | undefined): EnginePreference | undefined {

@@ -15,7 +15,7 @@ import type { Backbone, BackboneSpec, EnginePreference } from '../engine/types.j
 import { backboneCompatibility, type BackboneDescriptor, type ModelMetadata } from '../model-store/index.js';
 import { formatDownloadProgress, type DownloadProgress } from '../engine/download-cache.js';
 import type { LoadStage } from '../engine/load-backbone.js';
-import { backendOption, engineOption } from './args.js';
+import { backendOption, engineOption, requiredOption } from './args.js';
 import type { Output } from './output.js';
 
 /**
@@ -35,18 +35,27 @@ export interface BackboneChoice {
   engine?: EnginePreference;
   /** --layer: feature layer or node. */
   featureLayer?: string;
+  /** --int8: the folder of frames an int8 backbone is calibrated on. */
+  int8Calibration?: string;
 }
 
-/** --backend, --engine and --layer as the loader takes them. */
-export function backboneChoice(command: string, values: { backend?: string; engine?: string; layer?: string }): BackboneChoice {
-  return { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
+/** --backend, --engine, --layer and --int8 as the loader takes them. */
+export function backboneChoice(command: string, values: { backend?: string; engine?: string; layer?: string; int8?: string }): BackboneChoice {
+  const choice: BackboneChoice = { backend: backendOption(command, values.backend), engine: engineOption(command, values.engine), featureLayer: values.layer };
+  if (values.int8 !== undefined) choice.int8Calibration = path.resolve(requiredOption(command, 'int8', values.int8));
+  return choice;
+}
+
+/** The spec with int8 asked for by --int8. */
+function withPrecision(spec: BackboneSpec, choice: BackboneChoice): BackboneSpec {
+  return choice.int8Calibration ? { ...spec, precision: 'int8', calibration: choice.int8Calibration } : spec;
 }
 
 /** Loads the backbone named on the command line (one user; the caller releases it), showing any download on `out`. */
 export function loadNamedBackbone(source: string, choice: BackboneChoice = {}, out?: Output): Promise<Backbone> {
   const spec: BackboneSpec = { source: absoluteSource(source) };
   if (choice.featureLayer) spec.featureLayer = choice.featureLayer;
-  return loadBackbone(spec, {
+  return loadBackbone(withPrecision(spec, choice), {
     backend: choice.backend,
     engine: choice.engine,
     onnxThreads: commandOnnxThreads(),
@@ -116,7 +125,7 @@ export async function loadBackboneForModel(
   const recorded = tunedBackboneDir ? { ...specForDescriptor(metadata.backbone), source: tunedBackboneDir } : specForDescriptor(metadata.backbone);
   const backbone = override
     ? await loadNamedBackbone(override, choice, out)
-    : await loadBackbone(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, {
+    : await loadBackbone(withPrecision(choice.featureLayer ? { ...recorded, featureLayer: choice.featureLayer } : recorded, choice), {
         backend: choice.backend,
         engine: choice.engine,
         onnxThreads: commandOnnxThreads(),

@@ -16,6 +16,7 @@ export const PROGRAM = 'lane-vision';
 
 export const BACKEND_HELP = '--backend auto|tensorflow|wasm|cpu  TensorFlow.js backend (default: LANE_VISION_BACKEND, else the best available)';
 export const ENGINE_HELP = '--engine auto|onnx|tfjs             engine running the backbone (default: LANE_VISION_ENGINE, else auto: ONNX Runtime when it can)';
+export const INT8_HELP = '--int8 <folder>                     run the backbone in int8, calibrated on the images in <folder> (the lane\'s own frames, e.g. its dataset)';
 export const JSON_HELP = '--json                              machine-readable output: one JSON object per line on stdout';
 
 /** An error as a JSON field: a stable code and the message. */

@@ -18,9 +18,12 @@ import { resolveEnginePreference, resolveOnnxThreads } from './onnx/engine-prefe
 import { type BackbonePreset, presetNames } from './presets.js';
 import { DEFAULT_MAX_BATCH, TfjsInferenceEngine } from './tfjs-engine.js';
 import { type BuiltModel, buildModel } from './tfjs-models.js';
+import { readCalibrationSet } from '../quantise/calibration-frames.js';
 import {
+  BACKBONE_PRECISIONS,
   INPUT_RANGES,
   type Backbone,
+  type BackbonePrecision,
   type BackboneSpec,
   type EngineBackendInfo,
   type EnginePreference,
@@ -86,6 +89,17 @@ export function normaliseBackboneSpec(spec: BackboneSpec | string): BackboneSpec
     if (!Array.isArray(raw.labels) || !raw.labels.every((l) => typeof l === 'string')) throw bad('"labels" must be a list of names');
     out.labels = [...raw.labels];
   }
+  if (raw.precision !== undefined && raw.precision !== 'float32') {
+    if (!BACKBONE_PRECISIONS.includes(raw.precision)) throw bad(`"precision" must be one of ${BACKBONE_PRECISIONS.join(', ')}`);
+    out.precision = raw.precision;
+  }
+  if (raw.calibration !== undefined && raw.calibration !== '') {
+    if (typeof raw.calibration !== 'string') throw bad('"calibration" must be a folder of the lane\'s frames');
+    out.calibration = raw.calibration.trim();
+  }
+  if (out.precision === 'int8' && !out.calibration) {
+    throw bad('"precision" int8 needs "calibration": a folder of the lane\'s own frames to calibrate the quantised backbone on');
+  }
   return out;
 }
 
@@ -108,6 +122,7 @@ class SharedBackbone implements Backbone {
     readonly loadTimings: { fetchMs: number; buildMs: number; warmupMs: number },
     /** The engine's backend, plus any engine skipped on the way (ONNX Runtime, and why). */
     readonly backend: EngineBackendInfo,
+    readonly precision: BackbonePrecision = 'float32',
   ) {}
 
   get inputSize(): { width: number; height: number } {
@@ -167,6 +182,10 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
   const fetched = Date.now();
 
   const backend = await initBackend(options.backend);
+  if (spec.precision === 'int8' && enginePreference === 'tfjs') {
+    throw new LaneVisionError('BACKBONE_SPEC_INVALID', 'An int8 backbone runs on ONNX Runtime only: choose engine auto or onnx, or precision float32');
+  }
+  const calibration = spec.precision === 'int8' ? await readCalibrationSet(path.resolve(spec.calibration!)) : undefined;
   const choice = { featureLayer: spec.featureLayer ?? preset?.featureLayer, classifierOutput: spec.classifierOutput };
   const resolveInput = (declared: { width: number; height: number } | undefined) => ({
     inputSize: chooseInputSize(spec, preset, declared, files),
@@ -179,9 +198,12 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
       debug('preset %s gave %d features, documented %d', preset.name, engine.featureSize, preset.featureSize);
     }
     const classLabels = loaded.hasClassifier ? chooseLabels(spec, files, engine.outputSize) : undefined;
-    const id = formatBackboneId({ origin, featureLayer: loaded.featureLayer, inputSize, inputRange, weights: files.fingerprint });
+    const precision = loaded.precision ?? 'float32';
+    // int8 features are close to float's, not equal: their own id (and feature cache), the same weights (heads still fit).
+    const quantisedOrigin = loaded.int8 ? `${origin}+int8:${loaded.int8.calibrationFingerprint.slice(0, 12)}` : origin;
+    const id = formatBackboneId({ origin: quantisedOrigin, featureLayer: loaded.featureLayer, inputSize, inputRange, weights: files.fingerprint });
     const timings = { fetchMs: fetched - started, buildMs: loaded.buildMs, warmupMs: loaded.warmupMs };
-    const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, loaded.featureLayer, engine, inputRange, classLabels, timings, loaded.backend);
+    const backbone = new SharedBackbone(id, spec.source, files.dir, preset?.name, files.format, loaded.featureLayer, engine, inputRange, classLabels, timings, loaded.backend, precision);
     debug('loaded backbone %s from %s in %o ms (%s on %s, %d features)', id, files.dir, timings, engine.name, loaded.backend.name, engine.featureSize);
     return backbone;
   };
@@ -200,6 +222,7 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
       threads: onnxThreads,
       maxBatch,
       onConverting: () => options.onStage?.('converting'),
+      int8: calibration,
     });
     if (onnx.ok) {
       try {
@@ -209,11 +232,13 @@ async function loadNormalised(spec: BackboneSpec, options: LoadBackboneOptions):
         throw err;
       }
     }
-    if (enginePreference === 'onnx') {
+    if (enginePreference === 'onnx' || calibration) {
       onnx.built?.runner.dispose();
       throw new LaneVisionError(
         'ENGINE_UNAVAILABLE',
-        `ONNX Runtime cannot run the backbone in ${files.dir}: ${onnx.reason}. Choose engine "auto" to fall back to TensorFlow.js.`,
+        calibration
+          ? `The int8 backbone needs ONNX Runtime, which cannot run the backbone in ${files.dir}: ${onnx.reason}. Choose precision float32 to run it on TensorFlow.js.`
+          : `ONNX Runtime cannot run the backbone in ${files.dir}: ${onnx.reason}. Choose engine "auto" to fall back to TensorFlow.js.`,
       );
     }
     debug('backbone %s stays on tfjs: %s', files.dir, onnx.reason);
@@ -256,6 +281,8 @@ interface LoadedEngine {
   buildMs: number;
   warmupMs: number;
   backend: EngineBackendInfo;
+  precision?: BackbonePrecision;
+  int8?: { calibrationFingerprint: string };
 }
 
 /** Finds (downloading if needed) the folder holding the model, and names a remote origin for the id. */
@@ -344,7 +371,8 @@ function registryKey(spec: BackboneSpec, options: LoadBackboneOptions): string {
   const resolved = resolveSource(spec.source);
   const where = resolved.kind === 'folder' ? `folder:${resolved.path}` : resolved.preset ? `preset:${resolved.preset.name}` : resolved.modelJsonUrls.join(' ');
   const engine = resolveEnginePreference(options.engine);
-  return JSON.stringify([where, spec.featureLayer, spec.inputRange, spec.inputSize, spec.classifierOutput, spec.labels, engine]);
+  const calibration = spec.calibration ? path.resolve(spec.calibration) : undefined;
+  return JSON.stringify([where, spec.featureLayer, spec.inputRange, spec.inputSize, spec.classifierOutput, spec.labels, engine, spec.precision, calibration]);
 }
 
 /** Loaded copies are the same when the network and the engine running it are. */

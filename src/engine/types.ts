@@ -66,7 +66,17 @@ export interface BackboneSpec {
   classifierOutput?: 'probabilities' | 'logits' | 'none';
   /** Names of the model's own output classes (default: metadata.json, or ImageNet for 1000/1001 outputs). */
   labels?: readonly string[];
+  /**
+   * `int8`: the converted backbone quantised to int8 (static, calibrated on `calibration`),
+   * ONNX Runtime only; its features differ slightly, so its id differs. Default `float32`.
+   */
+  precision?: BackbonePrecision;
+  /** Folder of the lane's own frames (images, or `<label>/` subfolders of them) that int8 is calibrated on. */
+  calibration?: string;
 }
+
+export type BackbonePrecision = 'float32' | 'int8';
+export const BACKBONE_PRECISIONS: readonly BackbonePrecision[] = ['float32', 'int8'];
 
 /** A loaded, warmed-up backbone shared by everything in the process that asks for the same one. */
 export interface Backbone {
@@ -84,6 +94,8 @@ export interface Backbone {
   /** The layer / node the features come from (globally average-pooled if spatial). */
   readonly featureLayer: string;
   readonly engine: InferenceEngine;
+  /** `int8` when the engine runs the quantised backbone (see `BackboneSpec.precision`). */
+  readonly precision: BackbonePrecision;
   readonly inputSize: { width: number; height: number };
   readonly inputRange: InputRange;
   /** How frames should be fitted to `inputSize` (the backbone was trained on centre crops). */

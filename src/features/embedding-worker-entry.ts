@@ -9,7 +9,7 @@ import { BackboneInThread } from '../threads/backbone-in-thread.js';
 import { serialiseError, type SerialisedError } from '../threads/serialised-error.js';
 import { decodeFrames, embedDecoded, finishEmbedJob, startEmbedJob, type DecodedFrames, type EmbedJob } from './embed.js';
 import { TwoStagePipeline } from './two-stage-pipeline.js';
-import type { EmbeddingWorkerData, FromEmbeddingWorker, ToEmbeddingWorker } from './embedding-worker-protocol.js';
+import { FRAMES_PER_RUN, type EmbeddingWorkerData, type FromEmbeddingWorker, type ToEmbeddingWorker } from './embedding-worker-protocol.js';
 
 if (!parentPort) throw new Error('embedding-worker-entry runs as a worker thread (see EmbeddingWorker)');
 const port = parentPort;
@@ -28,12 +28,9 @@ const stages = new TwoStagePipeline(
   (decoded: DecodedFrames) => embedDecoded(decoded.job, decoded),
 );
 
-/**
- * A request split in two parts (a lane's micro-batch of 8 runs as 4 + 4): the second half
- * decodes while the backbone runs the first, even when the lane sends one batch at a time.
- */
+/** A request's frames in parts of FRAMES_PER_RUN: the next part decodes while the backbone runs this one. */
 function requestParts(count: number): number[][] {
-  const size = Math.max(1, Math.ceil(count / 2));
+  const size = FRAMES_PER_RUN;
   const parts: number[][] = [];
   for (let start = 0; start < count; start += size) parts.push(Array.from({ length: Math.min(size, count - start) }, (_, i) => start + i));
   return parts;

@@ -38,3 +38,14 @@ export type FromEmbeddingWorker =
       featuresMs: number;
     }
   | { type: 'failed'; requestId: number; error: SerialisedError };
+
+/**
+ * Frames per backbone run inside a request. A request's first decode and last backbone run
+ * overlap nothing (when the lane sends one batch at a time), so smaller parts leave less idle:
+ * a micro-batch of 8 runs as 4 x 2. MobileNet runs 2 frames as fast per frame as 4 on ONNX
+ * Runtime (bench frame-path, backbone alone by batch size). A lane's batch of 8 photos in
+ * runs of 2 against 4 (medians of interleaved pairs, 2 cores shared with other work): 219
+ * against 196 frames/s float and 295 against 266 int8 at load 7-9; 259 against 253 and 344
+ * against 342 at load 5. A small gain (runs of 2 faster in 46 of 72 pairs), never a loss.
+ */
+export const FRAMES_PER_RUN = 2;

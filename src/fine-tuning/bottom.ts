@@ -30,6 +30,8 @@ export async function bottomBackbone(base: Backbone, bottom: tfl.LayersModel, cu
     format: base.format,
     featureLayer: cut,
     engine,
+    // The bottom runs on tfjs in float, whatever the base runs on.
+    precision: 'float32',
     inputSize: base.inputSize,
     inputRange: base.inputRange,
     fit: base.fit,

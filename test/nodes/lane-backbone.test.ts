@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Node } from 'node-red';
 import type { LaneBackboneNode } from '../../nodes/lane-backbone/types.js';
 import { runtimeName } from '../../nodes/lane-backbone/settings.js';
-import { modelDir } from '../support/shared.js';
+import { groceryTrainDir, modelDir } from '../support/shared.js';
 import {
   TAB,
   backboneConfig,
@@ -93,6 +93,21 @@ test('loads real weights once for two users, who both show loading then ready wi
     const shown = String(statuses(users[0]).at(-1)?.text);
     assert.ok(expected.startsWith(shown.replace(/\.\.\.$/, '')), shown);
   }
+});
+
+test('Precision int8 with a calibration folder loads the quantised backbone; int8 without one is a clear error', async () => {
+  await helper.load(nodes, flow(MODEL, { engine: 'onnx', precision: 'int8', calibration: groceryTrainDir }));
+  const user = helper.getNode('cap1');
+  await waitForStatus(user, isReady, 'ready');
+  const backbone = (helper.getNode('bb') as LaneBackboneNode).current();
+  assert.equal(backbone?.precision, 'int8');
+  assert.match(String(backbone?.id), /\+int8:/);
+  await helper.unload();
+
+  await helper.load(nodes, flow(MODEL, { precision: 'int8', calibration: '' }));
+  const refused = helper.getNode('cap1');
+  await waitForStatus(refused, (s) => s.fill === 'red', 'an error status');
+  assert.match(String(statuses(refused).at(-1)?.text), /"precision" int8 needs "calibr/); // the status is cut at 60 characters
 });
 
 test('a model folder that does not exist shows a clear error on every user', async () => {

@@ -207,6 +207,41 @@ describe('RTSP camera (GStreamer RTSP server, H.264)', { skip: ffmpegMissing() ?
     assert.equal(out.length, 2);
   });
 
+  test('raw output: ffmpeg hands over RGB pixels at the backbone size, which lane-classify classifies without JPEG', async () => {
+    const flow: FlowItem[] = [
+      TAB,
+      backboneConfig('bb', modelDir('mobilenet-v2-1.0-imagenet')),
+      { id: 'cam', z: 'f1', type: 'lane-camera', name: '', kind: 'rtsp', url: camera.url, output: 'raw', rawSize: '224x224', mode: 'triggered', timeout: 30, retryMax: 0.3, roiLeft: 0, roiTop: 0, roiWidth: 480, roiHeight: 480, wires: [['classify', 'out']] },
+      { id: 'classify', z: 'f1', type: 'lane-classify', name: '', mode: 'backbone', backbone: 'bb', dataset: '', threshold: 0.05, topK: 3, maxBatch: 8, splitOutputs: false, labels: [], outputs: 1, includeFrame: true, wires: [['classified']] },
+      { id: 'out', z: 'f1', type: 'helper' },
+      { id: 'classified', z: 'f1', type: 'helper' },
+    ];
+    await helper.load(nodes, flow);
+    const cam = helper.getNode('cam');
+    const out = recorder(helper.getNode('out'));
+    const classified = recorder(helper.getNode('classified'));
+    trigger(cam, { itemId: 'RAW-1' });
+    const sent = (await out.next('a raw RTSP frame', 30_000)) as any;
+    assert.equal(sent.itemId, 'RAW-1');
+    assert.ok(!Buffer.isBuffer(sent.payload), 'not encoded');
+    assert.deepEqual([sent.payload.width, sent.payload.height, sent.payload.channels, sent.payload.data.length], [224, 224, 3, 224 * 224 * 3]);
+    const result = (await classified.next('the raw frame classified', 60_000)) as any;
+    assert.equal(result.itemId, 'RAW-1');
+    assert.equal(result.classification.topK.length, 3);
+    assert.equal(result.frameInfo.kind, 'rtsp');
+  });
+
+  test('raw output on a camera ffmpeg does not run, or at a bad size: an error on the node at deploy', async () => {
+    const snapshot = await load({ kind: 'snapshot', url: 'http://127.0.0.1:9/snap.jpg', output: 'raw' });
+    assert.equal(lastStatus(snapshot.cam)?.fill, 'red');
+    assert.match(String(lastStatus(snapshot.cam)?.text), /raw-kind/);
+    assert.equal(calls(snapshot.cam, 'error').length, 1);
+    await helper.unload();
+    const size = await load({ kind: 'rtsp', url: camera.url, output: 'raw', rawSize: '2x2' });
+    assert.match(String(lastStatus(size.cam)?.text), /bad-raw-size/);
+    assert.equal(size.cam.ffmpegPid, undefined, 'no ffmpeg started');
+  });
+
   test('a USB device that is not there: the status says so and the node keeps trying', async () => {
     const { cam } = await load({ kind: 'usb', device: '/dev/video-lane-test-none' });
     await waitForStatus(cam, (s) => /reconnecting/.test(String(s.text)), 'reconnecting');

@@ -8,7 +8,7 @@ import { embedImagesSettled } from '../../features/index.js';
 import { groupedFolds, groupFrames } from '../../pipeline/index.js';
 import { BACKBONE_OPTIONS, COMMON_OPTIONS, listOption, needPositionals, parseCommandLine, requiredOption } from '../args.js';
 import { backboneChoice, loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, INT8_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
 import { Output, percent } from '../output.js';
 import { adviceLines } from './train.js';
@@ -43,6 +43,7 @@ Options:
   --earlier-layer <name>              the earlier layer to compare with (default: the first of
                                       ${EARLIER_LAYERS.slice(0, 3).join(', ')} the backbone has)
   ${ENGINE_HELP}
+  ${INT8_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help

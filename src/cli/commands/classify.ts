@@ -4,7 +4,7 @@ import { DEFAULT_THRESHOLD, DEFAULT_TOP_K, LaneClassifier } from '../../classify
 import { openModelStore } from '../../model-store/index.js';
 import { BACKBONE_OPTIONS, COMMON_OPTIONS, integerOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
 import { backboneChoice, loadBackboneForModel } from '../backbone.js';
-import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, INT8_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
 import { Output, milliseconds, percent } from '../output.js';
 
 const OPTIONS = {
@@ -34,6 +34,7 @@ Options:
   --threshold <0..1>                  confidence needed to accept a label (default ${DEFAULT_THRESHOLD})
   --top <k>                           ranked labels to show (default ${DEFAULT_TOP_K})
   ${ENGINE_HELP}
+  ${INT8_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help

@@ -13,7 +13,7 @@ import { predictAveraged, testTimeViews } from '../../pipeline/index.js';
 import { nearestSimilarity, openSetCurve, openSetFigures, type OpenSetThresholds } from '../../open-set/index.js';
 import { BACKBONE_OPTIONS, COMMON_OPTIONS, listOption, needPositionals, numberOption, parseCommandLine, requiredOption } from '../args.js';
 import { backboneChoice, loadBackboneForModel } from '../backbone.js';
-import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, INT8_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
 import { Output, metricsReport, milliseconds, percent } from '../output.js';
 
@@ -53,6 +53,7 @@ Options:
                                       how many it accepts, the precision over all accepted frames and the
                                       coverage of known ones, at the operating point and over thresholds
   ${ENGINE_HELP}
+  ${INT8_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help

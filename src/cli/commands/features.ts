@@ -4,7 +4,7 @@ import type { Backbone } from '../../engine/types.js';
 import { prepareImage } from '../../image/index.js';
 import { BACKBONE_OPTIONS, COMMON_OPTIONS, needPositionals, parseCommandLine, requiredOption } from '../args.js';
 import { backboneChoice, loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, INT8_HELP, JSON_HELP, PROGRAM, errorRecord, type Command } from '../command.js';
 import { Output, milliseconds } from '../output.js';
 
 const OPTIONS = {
@@ -27,6 +27,7 @@ Options:
   --layer <name>                      take the features from this layer / graph node (default: the model's feature layer)
   --values                            with --json, include the vector itself ("features")
   ${ENGINE_HELP}
+  ${INT8_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help
@@ -64,6 +65,7 @@ Exit code 1 if any image could not be read.`,
             featureLayer: backbone.featureLayer,
             backend: backbone.backend.name,
             engine: backbone.engine.name,
+            precision: backbone.precision,
             timings: { decodeMs: result.decodeMs, featuresMs: result.featuresMs },
             ...(values.values ? { features: Array.from(result.features) } : {}),
           });

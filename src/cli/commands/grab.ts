@@ -93,9 +93,11 @@ Exit code 1 when fewer than N frames could be written.`,
       const number = written;
       watchSilence();
       writing = writing.then(async () => {
-        const file = path.join(outDir, `frame-${String(number).padStart(6, '0')}.${extensionOf(frame.image)}`);
-        await fs.promises.writeFile(file, frame.image);
-        out.record({ file, seq: frame.seq, timestamp: frame.timestamp, bytes: frame.image.length, kind: frame.kind });
+        // grab never asks for raw output, so every frame is an encoded image.
+        const image = frame.image as Buffer;
+        const file = path.join(outDir, `frame-${String(number).padStart(6, '0')}.${extensionOf(image)}`);
+        await fs.promises.writeFile(file, image);
+        out.record({ file, seq: frame.seq, timestamp: frame.timestamp, bytes: image.length, kind: frame.kind });
         out.line(file);
         if (number === count) finish();
       });

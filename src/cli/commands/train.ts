@@ -18,7 +18,7 @@ import {
   requiredOption,
 } from '../args.js';
 import { backboneChoice, loadNamedBackbone } from '../backbone.js';
-import { BACKEND_HELP, ENGINE_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
+import { BACKEND_HELP, ENGINE_HELP, INT8_HELP, JSON_HELP, PROGRAM, type Command } from '../command.js';
 import { selectLabels } from '../dataset-view.js';
 import { Output, metricsReport, milliseconds, percent, table } from '../output.js';
 import { UsageError } from '../args.js';
@@ -93,6 +93,7 @@ Options:
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
   --name <text>                       model name stored in the metadata
   ${ENGINE_HELP}
+  ${INT8_HELP}
   ${BACKEND_HELP}
   ${JSON_HELP}
   -h, --help                          this help

@@ -13,7 +13,7 @@ import type { InputRange } from '../types.js';
 import { GraphModelConverter, type TfNode, graphOutputNodes } from './convert-graph.js';
 import { LayersConverter } from './convert-layers.js';
 import { GraphBuilder, NotConvertibleError, type Value, attr } from './onnx-graph.js';
-import { encodeOnnxModel } from './onnx-proto.js';
+import { type OnnxModel, encodeOnnxModel } from './onnx-proto.js';
 
 /** Bump whenever the converter's output changes: cached conversions from older versions are not reused. */
 export const CONVERTER_VERSION = 1;
@@ -36,6 +36,8 @@ export interface ConversionTarget {
 
 export interface ConvertedModel {
   bytes: Uint8Array;
+  /** The graph `bytes` encode, for passes over it (int8 quantisation). */
+  model: OnnxModel;
   /** ONNX operator counts, for logs and reports. */
   operators: Record<string, number>;
 }
@@ -70,9 +72,14 @@ export async function convertToOnnx(target: ConversionTarget): Promise<Converted
     docString: `Converted from the tfjs ${target.files.format} model in ${target.files.dir}; features at ${target.featureLayer}`,
     metadata: { sourceFingerprint: target.files.fingerprint, featureLayer: target.featureLayer, inputRange: target.inputRange },
   });
+  return { bytes: encodeOnnxModel(model), model, operators: operatorCounts(model) };
+}
+
+/** ONNX operator counts of a graph, for logs and reports. */
+export function operatorCounts(model: OnnxModel): Record<string, number> {
   const operators: Record<string, number> = {};
   for (const node of model.nodes) operators[node.op] = (operators[node.op] ?? 0) + 1;
-  return { bytes: encodeOnnxModel(model), operators };
+  return operators;
 }
 
 /**

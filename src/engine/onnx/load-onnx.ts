@@ -12,11 +12,16 @@ import { TfjsInferenceEngine } from '../tfjs-engine.js';
 import type { BuiltModel } from '../tfjs-models.js';
 import type { ModelFiles } from '../model-files.js';
 import type { InputRange } from '../types.js';
-import { CONVERTER_VERSION, type ConversionTarget, convertToOnnx } from './convert.js';
+import { CONVERTER_VERSION, type ConversionTarget, convertToOnnx, operatorCounts } from './convert.js';
 import { type OnnxCacheMeta, onnxCacheEntry, readCachedOnnx, writeCachedOnnx } from './onnx-cache.js';
 import { OnnxInferenceEngine } from './onnx-engine.js';
 import { NotConvertibleError } from './onnx-graph.js';
 import { type OrtModule, type OrtSessionOptions, loadOnnxRuntime } from './runtime.js';
+import { LaneVisionError } from '../../errors.js';
+import type { CalibrationSet } from '../../quantise/calibration-frames.js';
+import { featureAgreement, quantiseBackbone } from '../../quantise/quantise-backbone.js';
+import { QUANTISER_VERSION } from '../../quantise/qdq.js';
+import type { BackbonePrecision } from '../types.js';
 
 const debug = createDebug('lane-vision:engine');
 
@@ -39,6 +44,8 @@ export interface OnnxBackboneRequest {
   maxBatch: number;
   /** Told when the model is not in the conversion cache and is converted (the slow part of a first start). */
   onConverting?: () => void;
+  /** Quantise to int8, calibrated on these frames (part of the cache key). */
+  int8?: CalibrationSet;
 }
 
 export type OnnxBackboneResult =
@@ -51,6 +58,9 @@ export type OnnxBackboneResult =
       inputRange: InputRange;
       /** Loaded from the conversion cache (no tfjs model was built). */
       fromCache: boolean;
+      precision: BackbonePrecision;
+      /** For int8: how close its features came to float's on the calibration frames. */
+      int8?: Int8Check;
       buildMs: number;
       warmupMs: number;
     }
@@ -60,6 +70,24 @@ export type OnnxBackboneResult =
       /** The tfjs model, when it was built on the way: the caller owns it (runs or disposes it). */
       built?: BuiltModel;
     };
+
+/** How an int8 backbone compared with its float original when it was made. */
+export interface Int8Check {
+  calibrationFrames: number;
+  /** sha256 of the calibration files (see readCalibrationSet). */
+  calibrationFingerprint: string;
+  meanCosine: number;
+  minCosine: number;
+  int8Weights: number;
+  quantisedTensors: number;
+}
+
+/**
+ * Mean cosine between int8 and float features on the calibration frames below which the
+ * int8 model is refused (MobileNetV2 0.35 gives about 0.99). It catches a quantisation the
+ * network does not survive; whether the frames represent the lane is the user's choice.
+ */
+export const INT8_MIN_MEAN_COSINE = 0.95;
 
 /** How close ONNX features must be to tfjs's on the check frames: relative to their size. */
 const RELATIVE_TOLERANCE = 1e-3;
@@ -76,6 +104,8 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     classifierOutput: request.choice.classifierOutput ?? null,
     inputSize: request.requested.inputSize ?? null,
     inputRange: request.requested.inputRange ?? null,
+    // Only int8 adds to the key, so float conversions cached before int8 existed stay valid.
+    ...(request.int8 ? { precision: 'int8', quantiser: QUANTISER_VERSION, calibration: request.int8.fingerprint } : {}),
   };
   const entry = onnxCacheEntry(request.cacheDir, request.files.fingerprint, variant);
 
@@ -103,6 +133,8 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
             hasClassifier: meta.hasClassifier,
             ...input,
             fromCache: true,
+            precision: meta.int8 ? 'int8' : 'float32',
+            ...(meta.int8 ? { int8: meta.int8 } : {}),
             buildMs: openedAt - started,
             warmupMs: Date.now() - openedAt,
           };
@@ -157,6 +189,20 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
   }
   built.runner.dispose();
 
+  let bytes = converted.bytes;
+  let operators = converted.operators;
+  let int8: Int8Check | undefined;
+  let served = engine;
+  if (request.int8) {
+    try {
+      const quantised = await quantiseEngine(runtime.ort, converted.model, engine, request, input.inputSize, built.hasClassifier);
+      ({ bytes, operators, int8 } = quantised);
+      served = quantised.engine;
+    } finally {
+      engine.dispose();
+    }
+  }
+
   const meta: Omit<OnnxCacheMeta, 'onnxSha256' | 'createdAt'> = {
     converterVersion: CONVERTER_VERSION,
     sourceFingerprint: request.files.fingerprint,
@@ -166,16 +212,20 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     outputIsLogits: built.runner.outputIsLogits,
     declaredInputSize: built.declaredInputSize,
     ...input,
-    featureSize: engine.featureSize,
-    outputSize: engine.outputSize,
+    featureSize: served.featureSize,
+    outputSize: served.outputSize,
     verifiedMaxDiff,
-    operators: converted.operators,
+    operators,
+    ...(int8 ? { int8 } : {}),
   };
-  await writeCachedOnnx(entry, converted.bytes, meta);
-  debug('converted %s to ONNX (%o), checked against tfjs: relative difference %s', request.files.dir, converted.operators, verifiedMaxDiff.toExponential(1));
+  await writeCachedOnnx(entry, bytes, meta);
+  debug('converted %s to ONNX (%o), checked against tfjs: relative difference %s', request.files.dir, operators, verifiedMaxDiff.toExponential(1));
+  if (int8) debug('quantised to int8 on %d frames: mean cosine to float %s (lowest %s)', int8.calibrationFrames, int8.meanCosine.toFixed(4), int8.minCosine.toFixed(4));
   return {
     ok: true,
-    engine,
+    engine: served,
+    precision: int8 ? 'int8' : 'float32',
+    ...(int8 ? { int8 } : {}),
     featureLayer: built.featureLayer,
     hasClassifier: built.hasClassifier,
     ...input,
@@ -183,6 +233,56 @@ export async function loadOnnxBackbone(request: OnnxBackboneRequest): Promise<On
     buildMs: convertedAt - started,
     warmupMs: Date.now() - convertedAt,
   };
+}
+
+/**
+ * Quantises the checked float conversion on the calibration frames, opens it and compares
+ * its features with `float`'s on those frames; throws BACKBONE_INT8_INACCURATE when they
+ * drift too far (the caller asked for int8, so it is refused rather than swapped silently).
+ */
+async function quantiseEngine(
+  ort: OrtModule,
+  floatModel: Parameters<typeof quantiseBackbone>[1],
+  float: OnnxInferenceEngine,
+  request: OnnxBackboneRequest,
+  inputSize: Size,
+  hasClassifier: boolean,
+): Promise<{ engine: OnnxInferenceEngine; bytes: Uint8Array; operators: Record<string, number>; int8: Int8Check }> {
+  const calibration = request.int8!;
+  const frames = await calibration.frames(inputSize);
+  const quantised = await quantiseBackbone(ort, floatModel, frames, {
+    inputName: floatModel.inputs[0].name,
+    inputSize,
+    session: onnxSessionOptions(request.threads),
+  });
+  const opened = await openEngine(ort, quantised.bytes, request, inputSize, hasClassifier);
+  if ('reason' in opened) throw new LaneVisionError('ENGINE_UNAVAILABLE', `The int8 backbone could not be opened: ${opened.reason}`);
+  try {
+    await opened.engine.warmUp();
+    const agreement = featureAgreement(await float.features(frames), await opened.engine.features(frames));
+    if (!(agreement.meanCosine >= INT8_MIN_MEAN_COSINE)) {
+      throw new LaneVisionError(
+        'BACKBONE_INT8_INACCURATE',
+        `The int8 backbone's features drift from float's on the calibration frames in ${calibration.folder} ` +
+          `(mean cosine ${agreement.meanCosine.toFixed(3)}, needs ${INT8_MIN_MEAN_COSINE}); use precision float32, or calibrate on more of the lane's frames`,
+      );
+    }
+    return {
+      engine: opened.engine,
+      bytes: quantised.bytes,
+      operators: operatorCounts(quantised.model),
+      int8: {
+        calibrationFrames: frames.length,
+        calibrationFingerprint: calibration.fingerprint,
+        ...agreement,
+        int8Weights: quantised.summary.int8Weights,
+        quantisedTensors: quantised.summary.quantisedTensors,
+      },
+    };
+  } catch (err) {
+    opened.engine.dispose();
+    throw err;
+  }
 }
 
 async function openEngine(

@@ -10,6 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import type { InputRange } from '../types.js';
+import type { Int8Check } from './load-onnx.js';
 import { writeFileAtomic } from '../../fs/atomic.js';
 
 const debug = createDebug('lane-vision:engine');
@@ -34,6 +35,8 @@ export interface OnnxCacheMeta {
   /** Largest feature difference to tfjs seen when the conversion was checked. */
   verifiedMaxDiff: number;
   operators: Record<string, number>;
+  /** Present for an int8 model: its calibration and how close it came to float. */
+  int8?: Int8Check;
   createdAt: string;
 }
 

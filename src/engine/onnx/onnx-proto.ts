@@ -23,7 +23,7 @@ export const ONNX_IR_VERSION = 7;
 export const ONNX_OPSET = 13;
 
 /** TensorProto.DataType values used here. */
-export const OnnxDataType = { float32: 1, uint8: 2, int64: 7 } as const;
+export const OnnxDataType = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7 } as const;
 export type OnnxElementType = keyof typeof OnnxDataType;
 
 /** AttributeProto.AttributeType values used here. */
@@ -43,18 +43,24 @@ export interface OnnxNode {
   attributes: Record<string, OnnxAttribute>;
 }
 
+/** Initializer data: float weights, int64 shapes, and the int8 / uint8 / int32 tensors of a quantised model. */
+export type OnnxTensorData = Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
+
 export interface OnnxTensor {
   name: string;
   dims: readonly number[];
-  type: 'float32' | 'int64';
-  data: Float32Array | BigInt64Array;
+  type: OnnxElementType;
+  data: OnnxTensorData;
 }
 
 export interface OnnxValueInfo {
   name: string;
   type: OnnxElementType;
-  /** Fixed sizes, or a name for a size known only at run time (the batch). */
-  dims: readonly (number | string)[];
+  /**
+   * Fixed sizes, or a name for a size known only at run time (the batch); absent: shape not
+   * stated (intermediate values exposed for calibration).
+   */
+  dims?: readonly (number | string)[];
 }
 
 export interface OnnxModel {
@@ -169,7 +175,7 @@ function encodeNode(node: OnnxNode): ProtoWriter {
 }
 
 /** Raw little-endian bytes of a typed array (copied only on big-endian hosts). */
-function littleEndianBytes(data: Float32Array | BigInt64Array): Uint8Array {
+function littleEndianBytes(data: OnnxTensorData): Uint8Array {
   const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return view;
   const out = new Uint8Array(view.length);
@@ -185,11 +191,14 @@ function encodeTensor(tensor: OnnxTensor): ProtoWriter {
 }
 
 function encodeValueInfo(info: OnnxValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of info.dims) {
-    shape.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d));
+  const tensorType = new ProtoWriter().int(1, OnnxDataType[info.type]);
+  if (info.dims) {
+    const shape = new ProtoWriter();
+    for (const d of info.dims) {
+      shape.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d));
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().int(1, OnnxDataType[info.type]).message(2, shape);
   return new ProtoWriter().string(1, info.name).message(2, new ProtoWriter().message(1, tensorType));
 }
 

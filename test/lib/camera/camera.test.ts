@@ -1,7 +1,8 @@
 /**
  * src/camera without Node-RED: JPEG cutting and MJPEG parts on hand-made byte streams, the
  * digest answer of RFC 7616's worked example, and a Camera on a real ffmpeg MJPEG stream
- * (rate cap, newest frame wins, ROI, reconnect after the camera drops), a watched folder.
+ * (rate cap, newest frame wins, ROI, reconnect after the camera drops), a watched folder;
+ * raw RGB output from ffmpeg on the real RTSP camera (GStreamer), against its JPEG frames.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,8 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Camera, folderCamera, snapshotCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, redactUrl, sourceKind, withCredentials, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
-import { ffmpegMissing, startMjpegCamera, type TestCamera } from '../../support/cameras.js';
+import { Camera, RawFrameSplitter, folderCamera, rtspCamera, snapshotCamera, usbCamera, HttpAuthenticator, JpegSplitter, mjpegCamera, MjpegParser, multipartBoundary, parseChallenges, redactUrl, sourceKind, withCredentials, type CameraFrame, type CameraState } from '../../../src/camera/index.js';
+import type { RawImage } from '../../../src/image/index.js';
+import { ffmpegMissing, rtspServerMissing, startMjpegCamera, startRtspCamera, type TestCamera } from '../../support/cameras.js';
 
 const fakeJpeg = (n: number) => Buffer.from([0xff, 0xd8, 0xff, 0xe0, n, 0xff, 0x00, n, 0xff, 0xd9]);
 
@@ -28,6 +30,15 @@ function waitUntil<T>(check: () => T | undefined | false, what: string, timeoutM
 }
 
 describe('byte streams', () => {
+  test('RawFrameSplitter cuts fixed-size frames however the chunks fall', () => {
+    const frames: Buffer[] = [];
+    const splitter = new RawFrameSplitter(6, (frame) => frames.push(frame));
+    const stream = Buffer.from(Array.from({ length: 20 }, (_, i) => i));
+    for (const [from, to] of [[0, 1], [1, 9], [9, 9], [9, 18], [18, 20]]) splitter.push(stream.subarray(from, to));
+    assert.deepEqual(frames.map((f) => [...f]), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 16, 17]], 'two bytes of the fourth frame wait');
+    assert.notEqual(frames[0].buffer, frames[1].buffer, 'each frame its own memory, safe to keep');
+  });
+
   test('JpegSplitter cuts back-to-back JPEGs however the chunks fall', () => {
     const stream = Buffer.concat([Buffer.from('junk'), fakeJpeg(1), fakeJpeg(2), fakeJpeg(3)]);
     for (const size of [1, 3, 7, stream.length]) {
@@ -114,7 +125,7 @@ describe('Camera on a real ffmpeg MJPEG stream', { skip: ffmpegMissing() }, () =
     lane.start();
     try {
       await waitUntil(() => frames.length >= 4, '4 frames');
-      const { width, height, format } = await sharp(frames[0].image).metadata();
+      const { width, height, format } = await sharp(frames[0].image as Buffer).metadata();
       assert.deepEqual([width, height, format], [320, 240, 'jpeg'], 'the ROI was cut out');
       assert.ok(frames.every((f, i) => i === 0 || f.seq > frames[i - 1].seq), 'sequence numbers grow');
       assert.ok(frames.some((f, i) => i > 0 && f.seq > frames[i - 1].seq + 1), 'frames over the cap were dropped, the newest sent');
@@ -150,7 +161,7 @@ describe('Camera on a real ffmpeg MJPEG stream', { skip: ffmpegMissing() }, () =
       assert.ok(second.timestamp >= first.timestamp);
       assert.equal(lane.counters.sent, 2);
       // Without a ROI the frame is the camera's own JPEG: ffmpeg's encoder comment is in it.
-      assert.ok(first.image.includes('Lavc'), 'passed on as ffmpeg encoded it');
+      assert.ok((first.image as Buffer).includes('Lavc'), 'passed on as ffmpeg encoded it');
       assert.equal(lane.counters.dropped, 0);
     } finally {
       await lane.stop();
@@ -197,7 +208,7 @@ test('an https:// camera with a self-signed certificate: refused with the reason
     const once = async (tlsVerify: boolean) => {
       const frames: Buffer[] = [];
       let asked = false;
-      await snapshotCamera({ url, tlsVerify }).run((image) => frames.push(image), async () => !asked && (asked = true), new AbortController().signal);
+      await snapshotCamera({ url, tlsVerify }).run((image) => frames.push(image as Buffer), async () => !asked && (asked = true), new AbortController().signal);
       return frames;
     };
     await assert.rejects(once(true), /certificate that cannot be checked .*turn off the certificate check/);
@@ -206,4 +217,47 @@ test('an https:// camera with a self-signed certificate: refused with the reason
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('RTSP camera through ffmpeg with raw RGB output', { skip: ffmpegMissing() ?? rtspServerMissing() }, () => {
+  let camera: TestCamera;
+  before(async () => {
+    camera = await startRtspCamera();
+  });
+  after(() => camera?.stop());
+
+  async function grabOne(connector: ReturnType<typeof rtspCamera>): Promise<CameraFrame> {
+    const lane = new Camera({ connector, mode: 'triggered', maxFps: 30, retryMinMs: 50 });
+    lane.start();
+    try {
+      return await lane.grab(30_000);
+    } finally {
+      await lane.stop();
+    }
+  }
+
+  test('frames arrive as raw pixels at the asked size, the picture the JPEG output shows; a region is cut before scaling', async () => {
+    const raw = (await grabOne(rtspCamera({ url: camera.url, raw: { width: 224, height: 224 } }))).image as RawImage;
+    assert.ok(!Buffer.isBuffer(raw), 'not encoded');
+    assert.deepEqual([raw.width, raw.height, raw.channels, raw.data.length], [224, 224, 3, 224 * 224 * 3]);
+
+    // The same stream as JPEG, fitted the way the backbone fits frames (cover): the same picture.
+    const jpeg = (await grabOne(rtspCamera({ url: camera.url }))).image as Buffer;
+    const fitted = await sharp(jpeg).resize(224, 224, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    let difference = 0;
+    for (let i = 0; i < fitted.length; i++) difference += Math.abs(fitted[i] - raw.data[i]);
+    const meanDifference = difference / fitted.length;
+    assert.ok(meanDifference < 12, `mean difference ${meanDifference.toFixed(1)} of 255 to the JPEG frame`);
+    const flat = Buffer.alloc(fitted.length, raw.data[0]);
+    let toFlat = 0;
+    for (let i = 0; i < fitted.length; i++) toFlat += Math.abs(flat[i] - raw.data[i]);
+    assert.ok(toFlat / fitted.length > 4 * meanDifference, 'the comparison tells pictures apart');
+
+    const cut = (await grabOne(rtspCamera({ url: camera.url, raw: { width: 64, height: 32, roi: { left: 0, top: 0, width: 320, height: 160 } } }))).image as RawImage;
+    assert.deepEqual([cut.width, cut.height, cut.data.length], [64, 32, 64 * 32 * 3]);
+  });
+
+  test('a raw size out of range is refused before ffmpeg starts', () => {
+    assert.throws(() => rtspCamera({ url: camera.url, raw: { width: 4, height: 224 } }), /Raw frames need a whole-number width and height from 8 to 4096 pixels, got 4x224/);
+  });
 });

@@ -97,6 +97,29 @@ test('features from a URL downloads the model once and says so on stderr, with i
   }
 });
 
+test('features --int8 <folder> runs the backbone in int8 calibrated on that folder: its own model id, a vector close to float', async () => {
+  const photo = classImages(groceryValDir, 'Oatly-Oat-Milk')[1];
+  const model = modelDir('mobilenet-v2-0.35-features');
+  const [float, int8] = await Promise.all([
+    runLaneVision(['features', '--model', model, photo, '--json', '--values'], env),
+    runLaneVision(['features', '--model', model, photo, '--json', '--values', '--int8', groceryTrainDir], env),
+  ]);
+  assert.equal(float.code, 0, float.stderr);
+  assert.equal(int8.code, 0, int8.stderr);
+  const [[a], [b]] = [jsonLines(float), jsonLines(int8)];
+  assert.equal(a.precision, 'float32');
+  assert.equal(b.precision, 'int8');
+  assert.equal(b.engine, 'onnxruntime');
+  assert.notEqual(b.model, a.model);
+  assert.match(b.model, /\+int8:/);
+  const dot = b.features.reduce((sum: number, v: number, i: number) => sum + v * a.features[i], 0);
+  assert.ok(dot / (a.norm * b.norm) > 0.95, `cosine ${dot / (a.norm * b.norm)}`);
+
+  const refused = await runLaneVision(['features', '--model', model, photo, '--int8', path.join(work, 'no-such-folder')], env);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^lane-vision features: .*Cannot calibrate the int8 backbone on .*no-such-folder.*\[BACKBONE_CALIBRATION_INVALID\]$/m);
+});
+
 test('train on three labels of train/, then eval on val/ scores only those labels', async () => {
   const store = path.join(work, 'store');
   const train = await runLaneVision(
