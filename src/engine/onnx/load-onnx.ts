@@ -60,7 +60,7 @@ export type OnnxBackboneResult =
     };
 
 /** How close ONNX features must be to tfjs's on the check frames: relative to their size. */
-const RELATIVE_TOLERANCE = 1e-3;
+export const RELATIVE_TOLERANCE = 1e-3;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -229,7 +229,7 @@ async function compareWithTfjs(onnx: OnnxInferenceEngine, tfjs: TfjsInferenceEng
   return worst;
 }
 
-function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
+export function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
   let diff = 0;
   let scale = 1;
   for (let i = 0; i < b.length; i++) {

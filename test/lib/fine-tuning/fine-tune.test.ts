@@ -45,10 +45,10 @@ test('the untrained top, run as matmuls and shifted slices on the bottom activat
   const files = await readModelFolder(backbone.location);
   const model = await tfl.loadLayersModel(memoryHandler(files));
   try {
-    const { bottom, top } = splitBackbone(model, backbone.featureLayer, 2);
+    const { bottom, top, cutPath } = splitBackbone(model, backbone.featureLayer, 2);
     assert.equal(top.cut, 'block_14_add', 'two blocks: cut before block 15');
     assert.equal(top.ops.filter((op) => op.kind === 'depthwise').length, 2);
-    const bottomBb = await bottomBackbone(backbone, bottom, top.cut);
+    const bottomBb = await bottomBackbone({ base: backbone, files, bottom, cut: top.cut, cutPath });
     const [activations] = (await embedImages(bottomBb, [valPhoto()], { cache: null })).results;
     const [features] = (await embedImages(backbone, [valPhoto()], { cache: null })).results;
     const params = topVariables(top);
