@@ -10,7 +10,9 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadBackbone } from '../engine/load-backbone.js';
 import type { Backbone } from '../engine/types.js';
-import { tunedSpec, tuneBackbone, type FineTuneOptions, type FineTuneProgress } from '../fine-tuning/index.js';
+import { FeatureCache, sharedFeatureCache } from '../features/index.js';
+import { tunedSpec, tuneBackbone, type FineTuneOptions, type FineTuneProgress, type TunedFeatureSet } from '../fine-tuning/index.js';
+import { readImageSource } from '../image/index.js';
 import type { CropRegion } from '../image/types.js';
 import { TUNED_WEIGHTS_FILE, type TunedBackbone } from '../model-store/index.js';
 import { fitWithCrop } from '../pipeline/index.js';
@@ -32,7 +34,13 @@ export interface FineTuneReport {
   bestEpoch: number;
   history: FineTuneProgress[];
   activationMs: number;
+  /** Activations read from the activation cache instead of running the bottom. */
+  cachedActivations: number;
+  /** What ran the frozen bottom (onnxruntime, tfjs's backend, or why not ONNX). */
+  bottomEngine: string;
   trainMs: number;
+  /** The tuned top run on every activation: the head's features, without running the tuned backbone on the frames. */
+  featuresMs: number;
   /** Resident memory at the end of the fine-tune, MB (the peak is near it: activations and weights stay until then). */
   rssMb: number;
 }
@@ -90,12 +98,16 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       outDir: dir,
       decodeConcurrency: options.decodeConcurrency,
       beforeStep: options.beforeStep,
+      ...(options.activationCache !== undefined ? { activationCache: options.activationCache } : {}),
       onActivations: (p) => options.onProgress?.({ phase: 'features', ...p }),
       onEpoch: (p) => options.onProgress?.({ phase: 'fine-tune', ...p }),
     });
     signal?.throwIfAborted();
     tunedBackbone = await loadBackbone(tunedSpec(dir, backbone), { engine: backbone.engine.name === 'onnxruntime' ? 'auto' : 'tfjs' });
     const weights = await fs.readFile(path.join(dir, TUNED_WEIGHTS_FILE));
+    // null asks for no cache beyond this run: the tuned features then live in one of its own.
+    const cache = options.cache === undefined ? sharedFeatureCache : (options.cache ?? new FeatureCache());
+    await seedTunedFeatures(cache, tunedBackbone.id, tunePaths, tuned.features);
     const report: FineTuneReport = {
       blocks: tuned.blocks,
       cut: tuned.cut,
@@ -106,13 +118,17 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
       bestEpoch: tuned.bestEpoch,
       history: tuned.history,
       activationMs: tuned.activationMs,
+      cachedActivations: tuned.cachedActivations,
+      bottomEngine: tuned.bottomEngine,
       trainMs: tuned.trainMs,
+      featuresMs: tuned.featuresMs,
       rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
     const result = await runFixed({
       ...options,
       strategy: 'fixed',
       backbone: tunedBackbone,
+      cache,
       crop,
       trainViews,
       previous: undefined,
@@ -128,5 +144,27 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
   } finally {
     tunedBackbone?.release();
     await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Puts the tuned backbone's features, as the tuned top computed them from the cached
+ * activations, in the feature cache under the tuned backbone's keys: the head's training
+ * then finds every frame and view it needs at the fine-tune's crop there. They match what
+ * the tuned backbone gives to 1e-4 (the top's plain ops against its convolutions).
+ */
+async function seedTunedFeatures(cache: FeatureCache, tunedId: string, paths: readonly string[], sets: readonly TunedFeatureSet[]): Promise<void> {
+  for (let i = 0; i < paths.length; i++) {
+    if (sets.every((set) => !set.vectors[i])) continue;
+    let hash: string;
+    try {
+      hash = (await readImageSource(paths[i])).hash;
+    } catch {
+      continue; // unreadable now: the head's training reports it
+    }
+    for (const set of sets) {
+      const vector = set.vectors[i];
+      if (vector) cache.set(FeatureCache.key(tunedId, set.fit, hash, set.view), vector);
+    }
   }
 }

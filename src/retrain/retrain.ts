@@ -90,6 +90,8 @@ export interface RetrainOptions {
   /** The backbone node's fit (or region): the search crops inside it. Default the backbone's. */
   fit?: FitPolicy;
   cache?: FeatureCache | null;
+  /** fine-tune: where the frozen bottom's activations are kept between runs (default: on disk in the model cache folder; null: not kept). */
+  activationCache?: FeatureCache | null;
   signal?: AbortSignal;
   onProgress?: (progress: RetrainProgress) => void;
   /** Frames decoded at once while embedding (see EmbedOptions.decodeConcurrency). */
