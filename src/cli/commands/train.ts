@@ -210,7 +210,8 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         out.line(
           `fine-tune  ${f.blocks} block(s) after ${f.cut}: ${f.history.length} epochs (best ${f.bestEpoch}), ${milliseconds(epochMs)}/epoch, ` +
             `held-out ${f.heldOutKind === 'validation-set' ? 'validation frames' : 'groups'} ${percent(f.frozenValidationAccuracy)} -> ${percent(f.validationAccuracy)} of ${f.heldOutFrames} frames` +
-            `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)}, rss ${f.rssMb} MB`,
+            `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)} on ${f.bottomEngine}` +
+            `${f.cachedActivations ? ` (${f.cachedActivations} cached)` : ''}, tuned features ${milliseconds(f.featuresMs)}, rss ${f.rssMb} MB`,
         );
       }
       out.line('');
