@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LaneVisionError } from '../errors.js';
 import { tf } from '../engine/backend.js';
 import { createRandom, shuffleInPlace } from '../random.js';
-import { trainHead } from '../training/index.js';
+import { trainHead, type TrainedHead } from '../training/index.js';
 import { runTop, topVariables } from './top-forward.js';
 import type { TopGraph } from './top-graph.js';
 
@@ -60,6 +60,8 @@ export interface FineTuneResult {
   validationAccuracy: number;
   /** Held-out accuracy of the pretrained blocks with the same classifier, before any epoch. */
   frozenValidationAccuracy: number;
+  /** The classifier trained with the blocks, at the kept epoch: a logistic head on the tuned features. */
+  head: TrainedHead;
   trainMs: number;
 }
 
@@ -136,6 +138,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
   const order = train.map((_, i) => i);
   const history: FineTuneProgress[] = [];
   const snapshot = () => new Map([...params].map(([name, v]) => [name, v.dataSync().slice() as Float32Array]));
+  const headNow = (): TrainedHead => ({ ...head, layers: [{ ...dense, kernel: headW.dataSync().slice() as Float32Array, bias: headB.dataSync().slice() as Float32Array }] });
   const heldOutAccuracy = (): number => {
     let right = 0;
     for (let start = 0; start < heldOut.length; start += o.batchSize) {
@@ -147,7 +150,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
   };
   // Epoch 0 is the pretrained blocks with the frozen pipeline's head: tuning must beat it on held-out frames to be kept.
   const frozenAccuracy = heldOutAccuracy();
-  let best = { accuracy: Number.isNaN(frozenAccuracy) ? -1 : frozenAccuracy, epoch: 0, weights: snapshot() };
+  let best = { accuracy: Number.isNaN(frozenAccuracy) ? -1 : frozenAccuracy, epoch: 0, weights: snapshot(), head: headNow() };
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now();
@@ -179,7 +182,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
       history.push(progress);
       o.onProgress?.(progress);
       const score = Number.isNaN(validationAccuracy) ? epoch : validationAccuracy;
-      if (score > best.accuracy || o.keep === 'last') best = { accuracy: score, epoch, weights: snapshot() };
+      if (score > best.accuracy || o.keep === 'last') best = { accuracy: score, epoch, weights: snapshot(), head: headNow() };
       else if (epoch - best.epoch >= o.patience) break;
     }
   } finally {
@@ -197,6 +200,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
     bestEpoch: best.epoch,
     validationAccuracy: heldOut.length ? best.accuracy : Number.NaN,
     frozenValidationAccuracy: frozenAccuracy,
+    head: best.head,
     trainMs: performance.now() - started,
   };
 }

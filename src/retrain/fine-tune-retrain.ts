@@ -16,15 +16,25 @@ import { readImageSource } from '../image/index.js';
 import type { CropRegion } from '../image/types.js';
 import { TUNED_WEIGHTS_FILE, type TunedBackbone } from '../model-store/index.js';
 import { fitWithCrop } from '../pipeline/index.js';
+import type { TrainedHead } from '../training/index.js';
 import type { RetrainOptions, RetrainResult } from './retrain.js';
 
 export interface FineTuneSettings extends Pick<FineTuneOptions, 'epochs' | 'patience' | 'headLearningRate' | 'backboneLearningRateFactor' | 'weightDecay' | 'keep'> {
   blocks?: number;
+  /**
+   * The version's head: the classifier trained with the blocks (`fine-tune`), or a logistic
+   * head fitted afresh on the tuned features of every frame (`refit`). Default in FINE_TUNE_HEAD.
+   */
+  head?: 'fine-tune' | 'refit';
 }
+
+export const FINE_TUNE_HEAD: NonNullable<FineTuneSettings['head']> = 'refit';
 
 export interface FineTuneReport {
   blocks: number;
   cut: string;
+  /** Which head the version serves (FineTuneSettings.head). */
+  head: 'fine-tune' | 'refit';
   /** Accuracy of the fine-tune's own classifier on the held-out frames (the validation set, else one fold of capture groups), at the best epoch. */
   validationAccuracy: number;
   /** The same before any epoch: the pretrained blocks with the frozen pipeline's head. */
@@ -49,6 +59,8 @@ export interface TunedRun {
   descriptor: TunedBackbone;
   dir: string;
   report: FineTuneReport;
+  /** The head to save instead of fitting one (FineTuneSettings.head 'fine-tune'). */
+  head?: TrainedHead;
 }
 
 /** Crop used when neither the options nor the active version's pipeline give one (train auto first to search it). */
@@ -111,6 +123,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
     const report: FineTuneReport = {
       blocks: tuned.blocks,
       cut: tuned.cut,
+      head: options.fineTune?.head ?? FINE_TUNE_HEAD,
       validationAccuracy: tuned.validationAccuracy,
       frozenValidationAccuracy: tuned.frozenValidationAccuracy,
       heldOutKind: validation ? 'validation-set' : 'grouped-fold',
@@ -136,6 +149,7 @@ export async function fineTuneRetrain(options: RetrainOptions, runFixed: (option
         descriptor: { from: backbone.id, folder: TUNED_FOLDER, sha256: createHash('sha256').update(weights).digest('hex'), blocks: tuned.blocks, cut: tuned.cut },
         dir,
         report,
+        ...((options.fineTune?.head ?? FINE_TUNE_HEAD) === 'fine-tune' ? { head: tuned.head } : {}),
       },
     });
     // The whole run, the blocks' training included (the stored metrics time the head's part).
