@@ -65,7 +65,6 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
       strategy: 'fine-tune',
       // The frozen search's crop and views, as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
       previous: frozen.result.metrics.pipeline,
-      ...(options.quick ? { fineTune: { epochs: 3 } } : {}),
       onProgress: (p) => p.phase === 'fine-tune' && say(`   fine-tune epoch ${p.epoch}/${p.epochs}: held-out ${fixed(p.validationAccuracy * 100)}%, ${fixed(p.epochMs / 1000, 1)} s`),
     }),
   );

@@ -6,6 +6,7 @@ import { DEFAULT_BUDGET_SECONDS, DEFAULT_FOLDS, retrain, type RetrainOptions, ty
 import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../training/index.js';
 import { MAX_TEST_VIEWS, MAX_VIEWS, TRAINING_STRATEGIES, type PipelineReport, type TrainingStrategy } from '../../pipeline/index.js';
 import type { Advice } from '../../advisor/index.js';
+import { FINE_TUNE_DEFAULTS } from '../../fine-tuning/index.js';
 import {
   BACKBONE_OPTIONS,
   COMMON_OPTIONS,
@@ -86,7 +87,7 @@ Options:
   --reject-labels a,b                 labels that are reject classes (e.g. other products, an empty
                                       belt): trained like any, but a frame like them goes to inspection
   --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm);
-                                      with --strategy fine-tune, epochs of the backbone's blocks (default 6)
+                                      with --strategy fine-tune, epochs of the backbone's blocks (default ${FINE_TUNE_DEFAULTS.epochs})
   --blocks <n>                        fine-tune: the backbone's last depthwise blocks to train (default 2 for
                                       MobileNet V2/V3, 1 for V1; a graph model cannot be fine-tuned)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
