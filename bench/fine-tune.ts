@@ -63,7 +63,7 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
       // A fresh activation cache: the bench times a first fine-tune, writing the cache included.
       activationCache: new DiskFeatureCache(path.join(scratch, 'fine-tune-activations')),
       strategy: 'fine-tune',
-      // The frozen search's crop and views, as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
+      // The frozen search's crop (and its views, at least FINE_TUNE_MIN_VIEWS), as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
       previous: frozen.result.metrics.pipeline,
       onProgress: (p) => p.phase === 'fine-tune' && say(`   fine-tune epoch ${p.epoch}/${p.epochs}: held-out ${fixed(p.validationAccuracy * 100)}%, ${fixed(p.epochMs / 1000, 1)} s`),
     }),

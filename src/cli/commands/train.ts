@@ -144,7 +144,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
       );
       // retrain leaves out files the dataset could not read as images; say which.
       const unreadable = (await dataset.entries()).filter((entry) => entry.problem).map((entry) => ({ path: entry.path, reason: entry.problem! }));
-      // fine-tune takes the crop and views of the active version's pipeline (train auto first), as the nodes do.
+      // fine-tune takes the crop and views (at least FINE_TUNE_MIN_VIEWS) of the active version's pipeline (train auto first), as the nodes do.
       const previous = pipelineOptions.strategy === 'fine-tune' ? await store.readMetadata('active').then((m) => m.pipeline, () => undefined) : undefined;
       const result = await retrain({
         dataset,
