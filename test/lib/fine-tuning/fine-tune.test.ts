@@ -18,7 +18,7 @@ import { acquireBackbone, loadBackbone, readModelFolder, tf, type Backbone } fro
 import { DiskFeatureCache, embedImages, FeatureCache } from '../../../src/features/index.js';
 import { openDataset, type Dataset } from '../../../src/dataset/index.js';
 import { openModelStore } from '../../../src/model-store/index.js';
-import { retrain } from '../../../src/retrain/index.js';
+import { FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
 import { LaneClassifier } from '../../../src/classify/index.js';
 import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
 import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
@@ -59,7 +59,7 @@ test('the untrained top, run as matmuls and shifted slices on the bottom activat
     for (const v of params.values()) v.dispose();
     bottomBb.dispose();
     assert.equal(mine.length, features.features.length);
-    const worst = mine.reduce((m, v, i) => Math.max(m, Math.abs(v - features.features[i])), 0);
+    const worst = (mine as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - features.features[i])), 0);
     assert.ok(worst < 1e-3, `largest difference ${worst}`);
     assert.throws(() => splitBackbone(model, backbone.featureLayer, 40), /cannot unfreeze 40/);
   } finally {
@@ -152,6 +152,11 @@ test('activations are cached on disk for the next fine-tune of the same frames a
   );
   const otherCrop = await run(0.55);
   assert.equal(otherCrop.metrics.fineTune!.cachedActivations, 0, 'another crop is another key');
+
+  // Without views given, the blocks train on at least FINE_TUNE_MIN_VIEWS (the active version has 1).
+  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
+  assert.equal(defaults.metrics.pipeline.spec.trainViews, FINE_TUNE_MIN_VIEWS);
+  assert.equal(defaults.metrics.fineTune!.cachedActivations, frames * 2, 'the plain frames and the first view at crop 0.55 were cached: views are the same list for the same seed');
 });
 
 test('a cancelled fine-tune saves nothing; a graph model cannot be fine-tuned', async () => {
