@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import type { Backbone } from '../src/engine/index.js';
 import type { FeatureCache } from '../src/features/index.js';
+import { DiskFeatureCache } from '../src/features/index.js';
 import { openDataset } from '../src/dataset/index.js';
 import { openModelStore, type ModelStore } from '../src/model-store/index.js';
 import { retrain } from '../src/retrain/index.js';
@@ -27,6 +28,12 @@ export interface FineTuneBenchFigures {
     bestEpoch: number;
     epochMs: number;
     activationMs: number;
+    /** What ran the frozen bottom. */
+    bottomEngine: string;
+    /** The tuned top on every activation (the head's features). */
+    featuresMs: number;
+    /** Process CPU time of the fine-tune run (user + system), ms: wall time on busy cores overstates it. */
+    cpuMs: number;
     heldOutAccuracy: number;
     rssMbAtEnd: number;
     perFrame: Distribution;
@@ -46,19 +53,22 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
   const frozen = await timed(() => retrain({ dataset, backbone, store: frozenStore, cache }));
   say(`-- frozen (auto search): trained in ${fixed(frozen.ms / 1000, 1)} s`);
   const tunedStore = await openModelStore(path.join(scratch, 'fine-tune-tuned'));
+  const cpuBefore = process.cpuUsage();
   const tuned = await timed(() =>
     retrain({
       dataset,
       backbone,
       store: tunedStore,
       cache,
+      // A fresh activation cache: the bench times a first fine-tune, writing the cache included.
+      activationCache: new DiskFeatureCache(path.join(scratch, 'fine-tune-activations')),
       strategy: 'fine-tune',
-      // The frozen search's crop and views, as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
+      // The frozen search's crop (and its views, at least FINE_TUNE_MIN_VIEWS), as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
       previous: frozen.result.metrics.pipeline,
-      ...(options.quick ? { fineTune: { epochs: 3 } } : {}),
       onProgress: (p) => p.phase === 'fine-tune' && say(`   fine-tune epoch ${p.epoch}/${p.epochs}: held-out ${fixed(p.validationAccuracy * 100)}%, ${fixed(p.epochMs / 1000, 1)} s`),
     }),
   );
+  const cpu = process.cpuUsage(cpuBefore);
   const f = tuned.result.metrics.fineTune!;
   const frozenServed = await served(backbone, frozenStore, valFiles);
   const tunedServed = await served(backbone, tunedStore, valFiles);
@@ -73,6 +83,9 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
       bestEpoch: f.bestEpoch,
       epochMs: f.history.reduce((sum, e) => sum + e.epochMs, 0) / Math.max(1, f.history.length),
       activationMs: f.activationMs,
+      bottomEngine: f.bottomEngine,
+      featuresMs: f.featuresMs,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       heldOutAccuracy: f.validationAccuracy,
       rssMbAtEnd: f.rssMb,
       perFrame: tunedServed.perFrame,
@@ -100,7 +113,8 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
   )) say(line);
   say(
     `fine-tune: ${fixed((figures.fineTune.valAccuracy - figures.frozen.valAccuracy) * 100, 1)} points on val/ (${valFiles.length} photos); held-out groups during the fine-tune ${fixed(f.validationAccuracy * 100)}%; ` +
-      `activations ${fixed(f.activationMs / 1000, 1)} s; rss ${f.rssMb} MB at its end, process peak ${figures.peakRssMb} MB`,
+      `activations ${fixed(f.activationMs / 1000, 1)} s on ${f.bottomEngine}, tuned features ${fixed(f.featuresMs / 1000, 1)} s; ` +
+      `process CPU ${fixed(figures.fineTune.cpuMs / 1000, 1)} s (user + system, what an idle machine would take on one core; the epochs use one); rss ${f.rssMb} MB at its end, process peak ${figures.peakRssMb} MB`,
   );
   return figures;
 }

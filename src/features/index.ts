@@ -1,4 +1,5 @@
 export { FeatureCache, sharedFeatureCache, DEFAULT_FEATURE_CACHE_BYTES } from './feature-cache.js';
+export { DiskFeatureCache, DEFAULT_DISK_CACHE_BYTES } from './disk-feature-cache.js';
 export { embedImages, embedImagesSettled, type EmbedOptions, type EmbeddedImage, type EmbedReport } from './embed.js';
 export {
   EmbeddingWorker,

@@ -6,7 +6,8 @@
 import { tf } from '../engine/backend.js';
 import type { Activation, TopGraph } from './top-graph.js';
 
-export type TopParams = Map<string, tf.Variable>;
+/** The top's weights by manifest name: trainable variables, or fixed tensors to run with. */
+export type TopParams = ReadonlyMap<string, tf.Tensor>;
 
 function activate(x: tf.Tensor, activation: Activation): tf.Tensor {
   if (activation === 'relu') return tf.relu(x);
@@ -86,7 +87,29 @@ export function runTop(top: TopGraph, params: TopParams, cut: tf.Tensor4D): tf.T
 }
 
 /** Trainable variables holding the top's current weights (pretrained at first). */
-export function topVariables(top: TopGraph): TopParams {
+export function topVariables(top: TopGraph): Map<string, tf.Variable> {
   // tidy disposes the initial value tensors; variables outlive it.
   return new Map([...top.weights].map(([name, w]) => [name, tf.tidy(() => tf.variable(tf.tensor(w.values, w.shape), true, `finetune/${name}/${Math.random().toString(36).slice(2)}`))]));
+}
+
+/** The top's feature vectors for cut activations ([h, w, c] flattened each), with `weights` (by manifest name) in place of the pretrained ones. */
+export async function topFeatures(top: TopGraph, weights: ReadonlyMap<string, Float32Array>, activations: readonly Float32Array[], batchSize = 64): Promise<Float32Array[]> {
+  const [h, w, c] = top.cutShape;
+  const params = new Map([...top.weights].map(([name, pretrained]) => [name, tf.tensor(weights.get(name) ?? pretrained.values, pretrained.shape)]));
+  const out: Float32Array[] = [];
+  try {
+    for (let start = 0; start < activations.length; start += batchSize) {
+      const batch = activations.slice(start, start + batchSize);
+      const data = new Float32Array(batch.length * h * w * c);
+      batch.forEach((a, i) => data.set(a, i * h * w * c));
+      const values = tf.tidy(() => runTop(top, params, tf.tensor4d(data, [batch.length, h, w, c])).dataSync() as Float32Array);
+      const size = values.length / batch.length;
+      for (let i = 0; i < batch.length; i++) out.push(values.slice(i * size, (i + 1) * size));
+      // Let cancellation and progress messages through between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    for (const t of params.values()) t.dispose();
+  }
+  return out;
 }

@@ -41,6 +41,8 @@ export interface SplitBackbone {
   /** Image -> activations at the cut; shares the loaded model's weights (dispose the full model, not this). */
   bottom: tfl.LayersModel;
   top: TopGraph;
+  /** The cut layer as the ONNX converter finds it: its name, or `container/name` when nested. */
+  cutPath: string;
 }
 
 interface FlatLayer {
@@ -202,7 +204,8 @@ export function splitBackbone(model: tfl.LayersModel, featureLayer: string, bloc
   if (JSON.stringify(owner.inputs[0].shape) !== JSON.stringify(model.inputs[0].shape)) {
     throw unsupported(`The cut at ${cutLayer.name} sits in a nested model that does not take the image directly`);
   }
-  return { bottom, top: { cut: cutLayer.name, cutShape: cutShape as [number, number, number], ops, weights, blocks } };
+  const cutPath = owner === model ? cutLayer.name : `${owner.name}/${cutLayer.name}`;
+  return { bottom, cutPath, top: { cut: cutLayer.name, cutShape: cutShape as [number, number, number], ops, weights, blocks } };
 }
 
 function ownerOf(model: tfl.LayersModel, layer: tfl.layers.Layer): tfl.LayersModel {

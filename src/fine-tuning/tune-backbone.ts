@@ -1,10 +1,18 @@
 /**
  * Fine-tunes a backbone's last blocks on a training job's frames and writes the tuned
  * backbone as a model folder: the frozen bottom runs once per frame and view (its
- * activations are kept for the whole run, so each epoch only runs the top), the top and
- * a classifier train on them (fine-tune.ts), and the best epoch's weights are written.
+ * activations are kept for the whole run, so each epoch only runs the top, and on disk in
+ * the activation cache, so the next fine-tune of the same frames skips it), the top and a
+ * classifier train on them (fine-tune.ts), and the best epoch's weights are written. The
+ * tuned top then runs once more on every activation: those are the tuned backbone's
+ * features of every frame and view, which the head's training takes instead of running the
+ * whole tuned backbone on the frames again.
  */
+import * as path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { defaultCacheDir } from '../engine/download-cache.js';
+import { DiskFeatureCache, type FeatureCache } from '../features/index.js';
+import type { ViewTransform } from '../image/types.js';
 import { memoryHandler } from '../engine/tfjs-models.js';
 import { readModelFolder } from '../engine/model-files.js';
 import type { Backbone } from '../engine/types.js';
@@ -15,6 +23,7 @@ import { augmentationViews } from '../pipeline/views.js';
 import { bottomBackbone } from './bottom.js';
 import { fineTuneTop, type FineTuneOptions, type FineTuneProgress, type FineTuneResult, type FineTuneSample } from './fine-tune.js';
 import { defaultFineTuneBlocks, splitBackbone } from './top-graph.js';
+import { topFeatures } from './top-forward.js';
 import { writeTunedFolder } from './tuned-folder.js';
 
 export interface TuneBackboneOptions extends Omit<FineTuneOptions, 'onProgress' | 'classCount'> {
@@ -30,10 +39,19 @@ export interface TuneBackboneOptions extends Omit<FineTuneOptions, 'onProgress' 
   /** Depthwise blocks to unfreeze (default per backbone family). */
   blocks?: number;
   outDir: string;
+  /** Where the bottom's activations are kept between runs; null: not kept. Default: `activations/` in the model cache folder. */
+  activationCache?: FeatureCache | null;
   decodeConcurrency?: number;
   beforeStep?: () => Promise<unknown>;
   onActivations?: (progress: EmbeddingProgress) => void;
   onEpoch?: (progress: FineTuneProgress) => void;
+}
+
+/** The tuned backbone's features of the job's frames for one fit and view (undefined for an unreadable frame). */
+export interface TunedFeatureSet {
+  fit: FitPolicy;
+  view?: ViewTransform;
+  vectors: (Float32Array | undefined)[];
 }
 
 export interface TunedBackboneResult extends FineTuneResult {
@@ -41,6 +59,20 @@ export interface TunedBackboneResult extends FineTuneResult {
   blocks: number;
   cut: string;
   activationMs: number;
+  /** Activations found in the activation cache. */
+  cachedActivations: number;
+  /** Whether the bottom ran on ONNX Runtime or tfjs, and why not ONNX. */
+  bottomEngine: string;
+  /** Per options.paths, the plain frames' set first, then one per training view. */
+  features: TunedFeatureSet[];
+  featuresMs: number;
+}
+
+/** The activation cache a fine-tune uses unless told otherwise; opened once per process. */
+let defaultActivationCache: DiskFeatureCache | undefined;
+export function sharedActivationCache(): DiskFeatureCache {
+  defaultActivationCache ??= new DiskFeatureCache(path.join(defaultCacheDir(), 'activations'));
+  return defaultActivationCache;
 }
 
 export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedBackboneResult> {
@@ -56,31 +88,52 @@ export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedB
   const blocks = options.blocks ?? defaultFineTuneBlocks(backbone.source);
   let bottomBb: Awaited<ReturnType<typeof bottomBackbone>> | undefined;
   try {
-    const { bottom, top } = splitBackbone(model, backbone.featureLayer, blocks);
-    bottomBb = await bottomBackbone(backbone, bottom, top.cut);
+    const { bottom, top, cutPath } = splitBackbone(model, backbone.featureLayer, blocks);
+    bottomBb = await bottomBackbone({ base: backbone, files, bottom, cut: top.cut, cutPath });
     const started = performance.now();
     const frames = new FrameFeatures(bottomBb, {
-      cache: null,
+      cache: options.activationCache === undefined ? sharedActivationCache() : options.activationCache,
       signal: options.signal,
       decodeConcurrency: options.decodeConcurrency,
       beforeStep: options.beforeStep,
       onProgress: options.onActivations,
     });
-    const samples: FineTuneSample[] = [];
-    const add = (results: (Float32Array | Error)[], plain: boolean) =>
-      results.forEach((activations, i) => {
-        if (activations instanceof Error) return;
-        if (!plain && options.heldOut[i]) return; // held-out frames are scored on their plain view only
-        samples.push({ activations, target: options.targets[i], heldOut: options.heldOut[i], plain });
-      });
-    add(await frames.embed(options.paths, options.fit, undefined, 'activations'), true);
+    const sets: { view?: ViewTransform; activations: (Float32Array | Error)[] }[] = [];
+    sets.push({ activations: await frames.embed(options.paths, options.fit, undefined, 'activations') });
     for (const [k, view] of augmentationViews(options.trainViews, options.seed ?? 1).entries()) {
-      add(await frames.embed(options.paths, options.fit, view, `activations, view ${k + 1}/${options.trainViews}`), false);
+      sets.push({ view, activations: await frames.embed(options.paths, options.fit, view, `activations, view ${k + 1}/${options.trainViews}`) });
     }
     const activationMs = performance.now() - started;
+    const samples: FineTuneSample[] = [];
+    sets.forEach((set, k) =>
+      set.activations.forEach((activations, i) => {
+        if (activations instanceof Error) return;
+        if (k > 0 && options.heldOut[i]) return; // held-out frames are scored on their plain view only
+        samples.push({ activations, target: options.targets[i], heldOut: options.heldOut[i], plain: k === 0 });
+      }),
+    );
     const result = await fineTuneTop(top, samples, { ...options, onProgress: options.onEpoch });
     await writeTunedFolder(files, result.weights, options.outDir);
-    return { ...result, dir: options.outDir, blocks, cut: top.cut, activationMs };
+    const featuresStart = performance.now();
+    const features: TunedFeatureSet[] = [];
+    for (const set of sets) {
+      options.signal?.throwIfAborted();
+      const readable = set.activations.filter((a): a is Float32Array => !(a instanceof Error));
+      const vectors = await topFeatures(top, result.weights, readable);
+      let next = 0;
+      features.push({ fit: options.fit, ...(set.view ? { view: set.view } : {}), vectors: set.activations.map((a) => (a instanceof Error ? undefined : vectors[next++])) });
+    }
+    return {
+      ...result,
+      dir: options.outDir,
+      blocks,
+      cut: top.cut,
+      activationMs,
+      cachedActivations: frames.cachedVectors,
+      bottomEngine: bottomBb.engineNote ?? bottomBb.engine.name,
+      features,
+      featuresMs: performance.now() - featuresStart,
+    };
   } finally {
     bottomBb?.dispose();
     model.dispose();

@@ -90,6 +90,8 @@ export interface RetrainOptions {
   /** The backbone node's fit (or region): the search crops inside it. Default the backbone's. */
   fit?: FitPolicy;
   cache?: FeatureCache | null;
+  /** fine-tune: where the frozen bottom's activations are kept between runs (default: on disk in the model cache folder; null: not kept). */
+  activationCache?: FeatureCache | null;
   signal?: AbortSignal;
   onProgress?: (progress: RetrainProgress) => void;
   /** Frames decoded at once while embedding (see EmbedOptions.decodeConcurrency). */
@@ -230,11 +232,14 @@ async function runRetrain(options: RetrainOptions): Promise<RetrainResult> {
   const { train } = await source(spec.crop, { train: spec.trainViews, test: 0 });
   // The last fit of the run of epochs the scoring began (folds, then this one).
   const fits = scoring.validation ? 2 : Math.max(...fold) + 2;
-  let head = await fitPipelineHead(train, targets.map((_, i) => i), frames, {
-    head: spec.head,
-    signal,
-    onProgress: (p) => options.onProgress?.({ ...p, phase: 'training', epoch: (fits - 1) * p.epochs + p.epoch, epochs: fits * p.epochs }),
-  });
+  // fine-tune may bring the classifier that trained with its blocks; else the head is fitted here.
+  let head =
+    options.tuned?.head ??
+    (await fitPipelineHead(train, targets.map((_, i) => i), frames, {
+      head: spec.head,
+      signal,
+      onProgress: (p) => options.onProgress?.({ ...p, phase: 'training', epoch: (fits - 1) * p.epochs + p.epoch, epochs: fits * p.epochs }),
+    }));
   const calibration = canCalibrate(head) ? fitSharpness(score.probabilities, score.targets) : 1;
   head = calibrateHead(head, calibration);
   const calibrated = sharpen(score.probabilities, calibration);
@@ -431,6 +436,8 @@ function checkRetrainOptions(options: RetrainOptions): void {
     } catch (err) {
       bad((err as Error).message);
     }
+    const finalHead = options.fineTune.head;
+    if (finalHead !== undefined && finalHead !== 'fine-tune' && finalHead !== 'refit') bad(`fine-tune head must be fine-tune or refit, got ${JSON.stringify(finalHead)}`);
     const blocks = options.fineTune.blocks;
     if (blocks !== undefined && !(Number.isInteger(blocks) && blocks >= 1 && blocks <= 8)) bad(`fine-tune blocks must be a whole number from 1 to 8, got ${String(blocks)}`);
   }

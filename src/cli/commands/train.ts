@@ -6,6 +6,7 @@ import { DEFAULT_BUDGET_SECONDS, DEFAULT_FOLDS, retrain, type RetrainOptions, ty
 import { HEAD_KINDS, type HeadKind, type TrainHeadParams } from '../../training/index.js';
 import { MAX_TEST_VIEWS, MAX_VIEWS, TRAINING_STRATEGIES, type PipelineReport, type TrainingStrategy } from '../../pipeline/index.js';
 import type { Advice } from '../../advisor/index.js';
+import { FINE_TUNE_DEFAULTS } from '../../fine-tuning/index.js';
 import {
   BACKBONE_OPTIONS,
   COMMON_OPTIONS,
@@ -86,7 +87,7 @@ Options:
   --reject-labels a,b                 labels that are reject classes (e.g. other products, an empty
                                       belt): trained like any, but a frame like them goes to inspection
   --epochs <n>                        optimiser steps (softmax / mlp) or iterations (logistic / svm);
-                                      with --strategy fine-tune, epochs of the backbone's blocks (default 6)
+                                      with --strategy fine-tune, epochs of the backbone's blocks (default ${FINE_TUNE_DEFAULTS.epochs})
   --blocks <n>                        fine-tune: the backbone's last depthwise blocks to train (default 2 for
                                       MobileNet V2/V3, 1 for V1; a graph model cannot be fine-tuned)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
@@ -144,7 +145,7 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
       );
       // retrain leaves out files the dataset could not read as images; say which.
       const unreadable = (await dataset.entries()).filter((entry) => entry.problem).map((entry) => ({ path: entry.path, reason: entry.problem! }));
-      // fine-tune takes the crop and views of the active version's pipeline (train auto first), as the nodes do.
+      // fine-tune takes the crop and views (at least FINE_TUNE_MIN_VIEWS) of the active version's pipeline (train auto first), as the nodes do.
       const previous = pipelineOptions.strategy === 'fine-tune' ? await store.readMetadata('active').then((m) => m.pipeline, () => undefined) : undefined;
       const result = await retrain({
         dataset,
@@ -211,7 +212,8 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
         out.line(
           `fine-tune  ${f.blocks} block(s) after ${f.cut}: ${f.history.length} epochs (best ${f.bestEpoch}), ${milliseconds(epochMs)}/epoch, ` +
             `held-out ${f.heldOutKind === 'validation-set' ? 'validation frames' : 'groups'} ${percent(f.frozenValidationAccuracy)} -> ${percent(f.validationAccuracy)} of ${f.heldOutFrames} frames` +
-            `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)}, rss ${f.rssMb} MB`,
+            `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)} on ${f.bottomEngine}` +
+            `${f.cachedActivations ? ` (${f.cachedActivations} cached)` : ''}, tuned features ${milliseconds(f.featuresMs)}, rss ${f.rssMb} MB`,
         );
       }
       out.line('');

@@ -32,6 +32,11 @@ export interface ConversionTarget {
   outputIsLogits: boolean;
   inputSize: { width: number; height: number };
   inputRange: InputRange;
+  /**
+   * `features` is the feature layer's map flattened in TensorFlow's [h, w, c] order instead
+   * of pooled: a backbone cut short for fine-tuning, whose top needs the whole map.
+   */
+  spatial?: boolean;
 }
 
 export interface ConvertedModel {
@@ -57,7 +62,7 @@ export async function convertToOnnx(target: ConversionTarget): Promise<Converted
   const { features, output } =
     target.files.format === 'graph' ? convertGraph(g, target, image) : await convertLayers(g, target, image);
 
-  g.nodeTo('Identity', [toVector(g, features)], names.features);
+  g.nodeTo('Identity', [target.spatial ? flattenPlain(g, features) : toVector(g, features)], names.features);
   const outputs = [{ name: names.features, type: 'float32' as const, dims: ['batch', 'features'] }];
   if (target.hasClassifier) {
     if (!output) throw new NotConvertibleError('the model has no classifier output to convert');
@@ -114,6 +119,12 @@ function toVector(g: GraphBuilder, v: Value): string {
   }
   if (v.rank === 2) return v.name;
   return g.node('Flatten', [g.toPlain(v).name], { axis: attr.int(1) }, `${v.name}_vector`);
+}
+
+/** [batch, ...] → [batch, n] in TensorFlow's axis order, nothing averaged. */
+function flattenPlain(g: GraphBuilder, v: Value): string {
+  if (v.rank === 2) return v.name;
+  return g.node('Flatten', [g.toPlain(v).name], { axis: attr.int(1) }, `${v.name}_flat`);
 }
 
 // ---------------------------------------------------------------- layers models

@@ -11,7 +11,7 @@ export {
   onnxThreadsForMachine,
   resolveOnnxThreads,
 } from './engine-preference.js';
-export { loadOnnxBackbone, onnxSessionOptions } from './load-onnx.js';
+export { checkFrames, loadOnnxBackbone, maxRelativeDiff, onnxSessionOptions, RELATIVE_TOLERANCE } from './load-onnx.js';
 export type { OnnxBackboneRequest, OnnxBackboneResult } from './load-onnx.js';
 export { ONNX_CACHE_FOLDER, onnxCacheEntry } from './onnx-cache.js';
 export type { OnnxCacheMeta } from './onnx-cache.js';

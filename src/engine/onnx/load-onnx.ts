@@ -90,7 +90,7 @@ export interface Int8Check {
 export const INT8_MIN_MEAN_COSINE = 0.95;
 
 /** How close ONNX features must be to tfjs's on the check frames: relative to their size. */
-const RELATIVE_TOLERANCE = 1e-3;
+export const RELATIVE_TOLERANCE = 1e-3;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -332,7 +332,7 @@ async function compareWithTfjs(onnx: OnnxInferenceEngine, tfjs: TfjsInferenceEng
   return worst;
 }
 
-function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
+export function maxRelativeDiff(a: Float32Array[], b: Float32Array[]): number {
   let diff = 0;
   let scale = 1;
   for (let i = 0; i < b.length; i++) {

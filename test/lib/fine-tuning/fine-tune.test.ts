@@ -2,8 +2,11 @@
  * Fine-tuning on real weights and photos: the interpreted top reproduces the backbone's
  * features before training; a fine-tuned version carries its own backbone whose features
  * differ from the base, is served by a classifier holding the base backbone (and after a
- * fresh store open), and a rollback serves the base again; a cancelled fine-tune saves
- * nothing; a graph model is refused clearly; no tensor is left behind.
+ * fresh store open), and a rollback serves the base again; the bottom runs on ONNX Runtime,
+ * its activations are kept on disk and found by the next fine-tune of the same frames and
+ * crop, and the head trains on the tuned top's features without running the tuned backbone
+ * on those frames; a cancelled fine-tune saves nothing; a graph model is refused clearly;
+ * no tensor is left behind.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +15,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { acquireBackbone, loadBackbone, readModelFolder, tf, type Backbone } from '../../../src/engine/index.js';
-import { embedImages } from '../../../src/features/index.js';
+import { DiskFeatureCache, embedImages, FeatureCache } from '../../../src/features/index.js';
 import { openDataset, type Dataset } from '../../../src/dataset/index.js';
 import { openModelStore } from '../../../src/model-store/index.js';
-import { retrain } from '../../../src/retrain/index.js';
+import { FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
 import { LaneClassifier } from '../../../src/classify/index.js';
 import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
 import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
@@ -45,10 +48,10 @@ test('the untrained top, run as matmuls and shifted slices on the bottom activat
   const files = await readModelFolder(backbone.location);
   const model = await tfl.loadLayersModel(memoryHandler(files));
   try {
-    const { bottom, top } = splitBackbone(model, backbone.featureLayer, 2);
+    const { bottom, top, cutPath } = splitBackbone(model, backbone.featureLayer, 2);
     assert.equal(top.cut, 'block_14_add', 'two blocks: cut before block 15');
     assert.equal(top.ops.filter((op) => op.kind === 'depthwise').length, 2);
-    const bottomBb = await bottomBackbone(backbone, bottom, top.cut);
+    const bottomBb = await bottomBackbone({ base: backbone, files, bottom, cut: top.cut, cutPath });
     const [activations] = (await embedImages(bottomBb, [valPhoto()], { cache: null })).results;
     const [features] = (await embedImages(backbone, [valPhoto()], { cache: null })).results;
     const params = topVariables(top);
@@ -56,7 +59,7 @@ test('the untrained top, run as matmuls and shifted slices on the bottom activat
     for (const v of params.values()) v.dispose();
     bottomBb.dispose();
     assert.equal(mine.length, features.features.length);
-    const worst = mine.reduce((m, v, i) => Math.max(m, Math.abs(v - features.features[i])), 0);
+    const worst = (mine as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - features.features[i])), 0);
     assert.ok(worst < 1e-3, `largest difference ${worst}`);
     assert.throws(() => splitBackbone(model, backbone.featureLayer, 40), /cannot unfreeze 40/);
   } finally {
@@ -77,6 +80,7 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
     strategy: 'fine-tune',
     fineTune: FINE_TUNE,
     trainViews: 1,
+    activationCache: null,
     onProgress: (p) => p.phase === 'fine-tune' && epochs.push(p.epoch),
   });
   assert.equal(tf.memory().numTensors, tensorsBefore, 'the fine-tune disposes every tensor it made');
@@ -125,12 +129,42 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
   }
 });
 
+test('activations are cached on disk for the next fine-tune of the same frames and crop; the head reads the tuned features from the cache', async () => {
+  const store = await openModelStore(path.join(work, 'models-cache'));
+  const activationCache = new DiskFeatureCache(path.join(work, 'activations'));
+  const run = (crop: number) =>
+    retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, crop: { fraction: crop }, trainViews: 1, cache: new FeatureCache(), activationCache });
+  const frames = (await dataset.entries()).length;
+  const first = await run(0.7);
+  const f1 = first.metrics.fineTune!;
+  assert.equal(f1.bottomEngine, backbone.engine.name, 'the bottom runs where the backbone runs (ONNX Runtime here)');
+  assert.equal(f1.cachedActivations, 0, 'a cold cache');
+  assert.equal(activationCache.size, frames * 2, 'one entry per frame and view');
+  // Of the crop's frames and views the head needs, none went through the tuned backbone again.
+  assert.ok(first.metrics.timings.cachedFeatures >= frames * 2, `cached features ${first.metrics.timings.cachedFeatures}`);
+
+  const second = await run(0.7);
+  assert.equal(second.metrics.fineTune!.cachedActivations, frames * 2, 'every activation read back from disk');
+  assert.deepEqual(
+    second.metrics.fineTune!.history.map((e) => e.loss),
+    f1.history.map((e) => e.loss),
+    'the same activations train the same way',
+  );
+  const otherCrop = await run(0.55);
+  assert.equal(otherCrop.metrics.fineTune!.cachedActivations, 0, 'another crop is another key');
+
+  // Without views given, the blocks train on at least FINE_TUNE_MIN_VIEWS (the active version has 1).
+  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
+  assert.equal(defaults.metrics.pipeline.spec.trainViews, FINE_TUNE_MIN_VIEWS);
+  assert.equal(defaults.metrics.fineTune!.cachedActivations, frames * 2, 'the plain frames and the first view at crop 0.55 were cached: views are the same list for the same seed');
+});
+
 test('a cancelled fine-tune saves nothing; a graph model cannot be fine-tuned', async () => {
   const store = await openModelStore(path.join(work, 'models-cancel'));
   await retrain({ dataset, backbone, store, strategy: 'fixed' });
   const controller = new AbortController();
   await assert.rejects(
-    retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, signal: controller.signal, onProgress: (p) => p.phase === 'fine-tune' && controller.abort() }),
+    retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, activationCache: null, signal: controller.signal, onProgress: (p) => p.phase === 'fine-tune' && controller.abort() }),
     (err: Error) => err.name === 'AbortError' || /abort/i.test(err.message),
   );
   assert.equal((await store.listVersions()).length, 1, 'no new version');
