@@ -35,6 +35,11 @@ import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } fro
 import { distribution, fixed, type Distribution } from './stats.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
+/** Process CPU time (all threads) in ms since `since`. */
+const cpuMsSince = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+};
 /** lane-classify's default micro-batch. */
 const LANE_BATCH = 8;
 const FULL_HD = { width: 1920, height: 1080 };
@@ -62,6 +67,30 @@ export interface FramePathFigures {
   decodeMsPerFrame: number;
   latency: Distribution;
   frames: { width: number; height: number; bytesMean: number; count: number };
+  /** CPU time of the whole process (every thread: main, worker, libuv pool, libvips, ONNX Runtime), ms per frame. */
+  cpu: CpuFigures;
+}
+
+/**
+ * Where the saturated flow's CPU goes. Wall-clock rates on a shared machine say little
+ * without the cores the process actually got: with another job on one of 2 cores the flow
+ * gets about 1, and then saturation can be no faster than 1000 / (decode + model CPU ms).
+ */
+export interface CpuFigures {
+  /** prepareImage alone, one frame at a time. */
+  decodeMsPerFrame: number;
+  /** The backbone alone, batches of 8 (the model-only figure). */
+  modelMsPerFrame: number;
+  /** JPEG bytes in, vectors out through the worker, at saturation (one batch of 8 in flight). */
+  saturationMsPerFrame: number;
+  /** saturation - (decode + model): messages, hashing, scheduling, contention between the threads. */
+  overheadMsPerFrame: number;
+  /** CPU time / wall time while saturated: the cores the flow got. */
+  saturationCores: number;
+  /** The same for the model-only loop (intra-op threads in use). */
+  modelOnlyCores: number;
+  /** saturationCores x 1000 / (decode + model CPU ms): the most the flow could do on the cores it got, with no overhead. */
+  boundOnCoresGotFps: number;
 }
 
 /** The heads the accuracy comparison trains (as the library section's accuracy figures do). */
@@ -206,11 +235,12 @@ function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, sa
         `${fixed(f.p50Ms, 1)} ${mark(f.p50Ms <= p50)} (<= ${p50})`,
         `${fixed(f.p99Ms, 1)}`,
         `${fixed(f.decodeShare * 100, 0)} %`,
+        `${fixed(f.cpu.saturationCores, 2)} (${fixed(f.cpu.boundOnCoresGotFps, 0)} fps)`,
         `${fixed(p.valAccuracy.accuracy * 100)} %`,
       ]);
     }
   }
-  for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'val/ accuracy'], rows)) say(line);
+  for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'cores got (their bound)', 'val/ accuracy'], rows)) say(line);
   const points = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${fixed((a - b) * 100)}`;
   const [int8, float] = [byPrecision.int8, byPrecision.float32];
   const speedup = int8.photo.modelOnlyFps / float.photo.modelOnlyFps;
@@ -272,17 +302,22 @@ async function measure(
   const decoded: PreparedImage[] = [];
   for (let i = 0; i < 4; i++) await prepareImage(frameAt(i), prepare);
   let start = performance.now();
+  let cpuStart = process.cpuUsage();
   for (let i = 0; i < plan.decodeFrames; i++) {
     const frame = await prepareImage(frameAt(i), prepare);
     if (decoded.length < LANE_BATCH) decoded.push(frame);
   }
   const decodeMsPerFrame = (performance.now() - start) / plan.decodeFrames;
+  const decodeCpuMsPerFrame = cpuMsSince(cpuStart) / plan.decodeFrames;
 
   // The backbone alone, batches of 8 decoded frames.
   for (let i = 0; i < 3; i++) await backbone.engine.features(decoded);
   start = performance.now();
+  cpuStart = process.cpuUsage();
   for (let i = 0; i < plan.modelBatches; i++) await backbone.engine.features(decoded);
-  const modelMsPerFrame = (performance.now() - start) / (plan.modelBatches * LANE_BATCH);
+  const modelWallMs = performance.now() - start;
+  const modelCpuMs = cpuMsSince(cpuStart);
+  const modelMsPerFrame = modelWallMs / (plan.modelBatches * LANE_BATCH);
 
   // One frame at a time through the worker.
   for (let i = 0; i < 4; i++) await worker.embedSettled([frameAt(i)], request);
@@ -300,12 +335,26 @@ async function measure(
   let decodeMs = 0;
   let featuresMs = 0;
   start = performance.now();
+  cpuStart = process.cpuUsage();
   for (let b = 0; b < plan.saturationBatches; b++) {
     const reply = await worker.embedSettled(batch(b), request);
     decodeMs += reply.decodeMs;
     featuresMs += reply.featuresMs;
   }
-  const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / (performance.now() - start);
+  const saturationWallMs = performance.now() - start;
+  const saturationCpuMs = cpuMsSince(cpuStart);
+  const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / saturationWallMs;
+  const saturationCores = saturationCpuMs / saturationWallMs;
+  const modelCpuMsPerFrame = modelCpuMs / (plan.modelBatches * LANE_BATCH);
+  const cpu: CpuFigures = {
+    decodeMsPerFrame: decodeCpuMsPerFrame,
+    modelMsPerFrame: modelCpuMsPerFrame,
+    saturationMsPerFrame: saturationCpuMs / (plan.saturationBatches * LANE_BATCH),
+    overheadMsPerFrame: saturationCpuMs / (plan.saturationBatches * LANE_BATCH) - decodeCpuMsPerFrame - modelCpuMsPerFrame,
+    saturationCores,
+    modelOnlyCores: modelCpuMs / modelWallMs,
+    boundOnCoresGotFps: (saturationCores * 1000) / (decodeCpuMsPerFrame + modelCpuMsPerFrame),
+  };
   start = performance.now();
   const lanes = [0, 1].map(async (lane) => {
     for (let b = lane; b < plan.saturationBatches; b += 2) await worker.embedSettled(batch(b), request);
@@ -324,11 +373,17 @@ async function measure(
     decodeMsPerFrame,
     latency,
     frames: { width, height, bytesMean: jpegs.reduce((s: number, j) => s + (Buffer.isBuffer(j) ? j.length : (j as RawImage).data.length), 0) / jpegs.length, count: jpegs.length },
+    cpu,
   };
   say(
     `${label.padEnd(9)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
       `saturation ${fixed(saturationFps, 0)} frames/s (${fixed(saturationFpsTwoInFlight, 0)} with two batches in flight; taking turns would give ${fixed(figures.sequentialEstimateFps, 0)}), ` +
       `decode share ${fixed(figures.decodeShare * 100, 0)} %; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
+  );
+  say(
+    `${''.padEnd(9)} CPU ms/frame (all threads): decode ${fixed(cpu.decodeMsPerFrame, 2)} + model ${fixed(cpu.modelMsPerFrame, 2)}, saturated ${fixed(cpu.saturationMsPerFrame, 2)} ` +
+      `(overhead ${fixed(cpu.overheadMsPerFrame, 2)}); cores got: saturated ${fixed(cpu.saturationCores, 2)}, model only ${fixed(cpu.modelOnlyCores, 2)}; ` +
+      `bound on the cores got ${fixed(cpu.boundOnCoresGotFps, 0)} frames/s`,
   );
   return figures;
 }
