@@ -33,6 +33,7 @@ import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
 import { FRAMES_PER_RUN } from '../src/features/embedding-worker-protocol.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
+import { threadCpuBetween, threadTimes } from './thread-cpu.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
 /** Process CPU time (all threads) in ms since `since`. */
@@ -91,6 +92,17 @@ export interface CpuFigures {
   modelOnlyCores: number;
   /** saturationCores x 1000 / (decode + model CPU ms): the most the flow could do on the cores it got, with no overhead. */
   boundOnCoresGotFps: number;
+  /**
+   * At saturation, the inference worker's own thread (ONNX Runtime runs on it, and the
+   * worker's JavaScript: messages, hashing, sharp's calls): the part no other core can take.
+   * Linux only (/proc), else NaN.
+   */
+  workerThreadMsPerFrame: number;
+  /**
+   * What the flow would do with every core to itself, from CPU times (less sensitive to other
+   * load than wall time): 1000 / max(worker thread ms, all threads' ms / cores). A projection, not a measurement.
+   */
+  freeCoresBoundFps: number;
 }
 
 /** The heads the accuracy comparison trains (as the library section's accuracy figures do). */
@@ -154,17 +166,21 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
     const started = performance.now();
     const backbone = await loadBackbone(spec, { cacheDir: options.cacheDir });
     const loadMs = performance.now() - started;
+    // Threads that start with the worker are its own (its JavaScript thread, on which ONNX Runtime runs).
+    const threadsBefore = threadTimes();
     const worker = new EmbeddingWorker({ spec, engine: enginePreferenceOf(backbone), cacheDir: options.cacheDir });
     try {
       const loaded = await worker.start();
+      const threadsAfter = threadTimes();
+      const workerThreads = threadsBefore && threadsAfter ? new Set([...threadsAfter.byThread.keys()].filter((tid) => !threadsBefore.byThread.has(tid))) : undefined;
       engine = loaded.engine;
       const request: EmbedRequestOptions = { fit: backbone.fit };
       say(
         `-- ${precision}${precision === 'int8' ? ' (static, calibrated on 64 train/ photos)' : ''}: engine ${loaded.engine} (${backbone.engine.name} here), loaded in ${fixed(loadMs, 0)} ms, ` +
           `${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
       );
-      const photo = await measure('photo', photos, backbone, worker, request, plan, say);
-      const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
+      const photo = await measure('photo', photos, backbone, worker, workerThreads, request, plan, say);
+      const hd = await measure('1080p', fullHd, backbone, worker, workerThreads, request, plan, say);
       if (precision === 'float32') {
         const fullHdRaw: RawImage[] = await Promise.all(
           fullHd.slice(0, 8).map(async (jpeg) => {
@@ -172,7 +188,7 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
             return { data, width: info.width, height: info.height, channels: info.channels };
           }),
         );
-        const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
+        const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, workerThreads, request, plan, say);
         const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
         say(
           `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
@@ -289,6 +305,8 @@ async function measure(
   jpegs: readonly ImageInput[],
   backbone: Backbone,
   worker: EmbeddingWorker,
+  /** Ids of the threads that started with the worker (Linux), to find its busiest. */
+  workerThreads: ReadonlySet<string> | undefined,
   request: EmbedRequestOptions,
   plan: (typeof PLANS)['full'],
   say: (line?: string) => void,
@@ -334,6 +352,7 @@ async function measure(
   const batch = (b: number) => Array.from({ length: LANE_BATCH }, (_, i) => frameAt(b * LANE_BATCH + i));
   let decodeMs = 0;
   let featuresMs = 0;
+  const threadsAtStart = threadTimes();
   start = performance.now();
   cpuStart = process.cpuUsage();
   for (let b = 0; b < plan.saturationBatches; b++) {
@@ -343,6 +362,10 @@ async function measure(
   }
   const saturationWallMs = performance.now() - start;
   const saturationCpuMs = cpuMsSince(cpuStart);
+  const threadsAtEnd = threadTimes();
+  const saturatedFrames = plan.saturationBatches * LANE_BATCH;
+  const [workerThread] = threadsAtStart && threadsAtEnd && workerThreads ? threadCpuBetween(threadsAtStart, threadsAtEnd, workerThreads) : [];
+  const workerThreadMsPerFrame = workerThread ? workerThread.cpuMs / saturatedFrames : NaN;
   const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / saturationWallMs;
   const saturationCores = saturationCpuMs / saturationWallMs;
   const modelCpuMsPerFrame = modelCpuMs / (plan.modelBatches * LANE_BATCH);
@@ -354,6 +377,8 @@ async function measure(
     saturationCores,
     modelOnlyCores: modelCpuMs / modelWallMs,
     boundOnCoresGotFps: (saturationCores * 1000) / (decodeCpuMsPerFrame + modelCpuMsPerFrame),
+    workerThreadMsPerFrame,
+    freeCoresBoundFps: 1000 / Math.max(workerThreadMsPerFrame, saturationCpuMs / saturatedFrames / os.availableParallelism()),
   };
   start = performance.now();
   const lanes = [0, 1].map(async (lane) => {
@@ -383,7 +408,8 @@ async function measure(
   say(
     `${''.padEnd(9)} CPU ms/frame (all threads): decode ${fixed(cpu.decodeMsPerFrame, 2)} + model ${fixed(cpu.modelMsPerFrame, 2)}, saturated ${fixed(cpu.saturationMsPerFrame, 2)} ` +
       `(overhead ${fixed(cpu.overheadMsPerFrame, 2)}); cores got: saturated ${fixed(cpu.saturationCores, 2)}, model only ${fixed(cpu.modelOnlyCores, 2)}; ` +
-      `bound on the cores got ${fixed(cpu.boundOnCoresGotFps, 0)} frames/s`,
+      `bound on the cores got ${fixed(cpu.boundOnCoresGotFps, 0)} frames/s; worker thread ${fixed(cpu.workerThreadMsPerFrame, 2)} ms/frame, ` +
+      `so with all ${os.availableParallelism()} cores free at most ${fixed(cpu.freeCoresBoundFps, 0)} frames/s (${fixed(figures.modelOnlyFps / cpu.freeCoresBoundFps, 2)}x model only; projected from CPU times)`,
   );
   return figures;
 }
