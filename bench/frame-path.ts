@@ -257,6 +257,16 @@ function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, sa
     }
   }
   for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'cores got (their bound)', 'val/ accuracy'], rows)) say(line);
+  // The target's ratio is against batch 8 (lane-classify's batch). Two other readings, stated, not swapped in:
+  // the backbone at the worker's run size (faster per frame on this CPU), and two of the lane's batches in flight.
+  for (const p of Object.values(byPrecision)) {
+    const atRunSize = p.modelFpsByBatch[String(FRAMES_PER_RUN)];
+    say(
+      `${p.precision} photo: model only at the worker's runs of ${FRAMES_PER_RUN} ${fixed(atRunSize, 0)} frames/s (${fixed(atRunSize / p.photo.saturationFps, 2)}x saturation); ` +
+        `two batches in flight ${fixed(p.photo.saturationFpsTwoInFlight, 0)} frames/s (${fixed(p.photo.modelOnlyFps / p.photo.saturationFpsTwoInFlight, 2)}x model only at batch ${LANE_BATCH}); ` +
+        `with all cores free, projected ${fixed(p.photo.cpu.freeCoresBoundFps, 0)} frames/s at most`,
+    );
+  }
   const points = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${fixed((a - b) * 100)}`;
   const [int8, float] = [byPrecision.int8, byPrecision.float32];
   const speedup = int8.photo.modelOnlyFps / float.photo.modelOnlyFps;
