@@ -33,8 +33,14 @@ import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
 import { FRAMES_PER_RUN } from '../src/features/embedding-worker-protocol.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
+import { threadCpuBetween, threadTimes } from './thread-cpu.js';
 
 const BACKBONE = 'mobilenet-v2-0.35-features';
+/** Process CPU time (all threads) in ms since `since`. */
+const cpuMsSince = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+};
 /** lane-classify's default micro-batch. */
 const LANE_BATCH = 8;
 const FULL_HD = { width: 1920, height: 1080 };
@@ -62,6 +68,41 @@ export interface FramePathFigures {
   decodeMsPerFrame: number;
   latency: Distribution;
   frames: { width: number; height: number; bytesMean: number; count: number };
+  /** CPU time of the whole process (every thread: main, worker, libuv pool, libvips, ONNX Runtime), ms per frame. */
+  cpu: CpuFigures;
+}
+
+/**
+ * Where the saturated flow's CPU goes. Wall-clock rates on a shared machine say little
+ * without the cores the process actually got: with another job on one of 2 cores the flow
+ * gets about 1, and then saturation can be no faster than 1000 / (decode + model CPU ms).
+ */
+export interface CpuFigures {
+  /** prepareImage alone, one frame at a time. */
+  decodeMsPerFrame: number;
+  /** The backbone alone, batches of 8 (the model-only figure). */
+  modelMsPerFrame: number;
+  /** JPEG bytes in, vectors out through the worker, at saturation (one batch of 8 in flight). */
+  saturationMsPerFrame: number;
+  /** saturation - (decode + model): messages, hashing, scheduling, contention between the threads. */
+  overheadMsPerFrame: number;
+  /** CPU time / wall time while saturated: the cores the flow got. */
+  saturationCores: number;
+  /** The same for the model-only loop (intra-op threads in use). */
+  modelOnlyCores: number;
+  /** saturationCores x 1000 / (decode + model CPU ms): the most the flow could do on the cores it got, with no overhead. */
+  boundOnCoresGotFps: number;
+  /**
+   * At saturation, the inference worker's own thread (ONNX Runtime runs on it, and the
+   * worker's JavaScript: messages, hashing, sharp's calls): the part no other core can take.
+   * Linux only (/proc), else NaN.
+   */
+  workerThreadMsPerFrame: number;
+  /**
+   * What the flow would do with every core to itself, from CPU times (less sensitive to other
+   * load than wall time): 1000 / max(worker thread ms, all threads' ms / cores). A projection, not a measurement.
+   */
+  freeCoresBoundFps: number;
 }
 
 /** The heads the accuracy comparison trains (as the library section's accuracy figures do). */
@@ -125,17 +166,21 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
     const started = performance.now();
     const backbone = await loadBackbone(spec, { cacheDir: options.cacheDir });
     const loadMs = performance.now() - started;
+    // Threads that start with the worker are its own (its JavaScript thread, on which ONNX Runtime runs).
+    const threadsBefore = threadTimes();
     const worker = new EmbeddingWorker({ spec, engine: enginePreferenceOf(backbone), cacheDir: options.cacheDir });
     try {
       const loaded = await worker.start();
+      const threadsAfter = threadTimes();
+      const workerThreads = threadsBefore && threadsAfter ? new Set([...threadsAfter.byThread.keys()].filter((tid) => !threadsBefore.byThread.has(tid))) : undefined;
       engine = loaded.engine;
       const request: EmbedRequestOptions = { fit: backbone.fit };
       say(
         `-- ${precision}${precision === 'int8' ? ' (static, calibrated on 64 train/ photos)' : ''}: engine ${loaded.engine} (${backbone.engine.name} here), loaded in ${fixed(loadMs, 0)} ms, ` +
           `${os.availableParallelism()} cores, ONNX Runtime intra-op threads ${resolveOnnxThreads()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
       );
-      const photo = await measure('photo', photos, backbone, worker, request, plan, say);
-      const hd = await measure('1080p', fullHd, backbone, worker, request, plan, say);
+      const photo = await measure('photo', photos, backbone, worker, workerThreads, request, plan, say);
+      const hd = await measure('1080p', fullHd, backbone, worker, workerThreads, request, plan, say);
       if (precision === 'float32') {
         const fullHdRaw: RawImage[] = await Promise.all(
           fullHd.slice(0, 8).map(async (jpeg) => {
@@ -143,7 +188,7 @@ export async function runFramePathBench(options: FramePathBenchOptions = {}): Pr
             return { data, width: info.width, height: info.height, channels: info.channels };
           }),
         );
-        const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, request, plan, say);
+        const hdRaw = await measure('1080p raw', fullHdRaw, backbone, worker, workerThreads, request, plan, say);
         const roiDecode = await measureRoiDecode(fullHd, backbone, plan.decodeFrames);
         say(
           `1080p region of interest ${FULL_HD_ROI.kind === 'roi' ? `${FULL_HD_ROI.width}x${FULL_HD_ROI.height}` : ''} -> 224: ` +
@@ -206,11 +251,22 @@ function sayTargets(byPrecision: Record<BackbonePrecision, PrecisionFigures>, sa
         `${fixed(f.p50Ms, 1)} ${mark(f.p50Ms <= p50)} (<= ${p50})`,
         `${fixed(f.p99Ms, 1)}`,
         `${fixed(f.decodeShare * 100, 0)} %`,
+        `${fixed(f.cpu.saturationCores, 2)} (${fixed(f.cpu.boundOnCoresGotFps, 0)} fps)`,
         `${fixed(p.valAccuracy.accuracy * 100)} %`,
       ]);
     }
   }
-  for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'val/ accuracy'], rows)) say(line);
+  for (const line of table(['frames', 'model only fps', 'saturation fps', 'model / saturation', 'p50 ms', 'p99 ms', 'decode share', 'cores got (their bound)', 'val/ accuracy'], rows)) say(line);
+  // The target's ratio is against batch 8 (lane-classify's batch). Two other readings, stated, not swapped in:
+  // the backbone at the worker's run size (faster per frame on this CPU), and two of the lane's batches in flight.
+  for (const p of Object.values(byPrecision)) {
+    const atRunSize = p.modelFpsByBatch[String(FRAMES_PER_RUN)];
+    say(
+      `${p.precision} photo: model only at the worker's runs of ${FRAMES_PER_RUN} ${fixed(atRunSize, 0)} frames/s (${fixed(atRunSize / p.photo.saturationFps, 2)}x saturation); ` +
+        `two batches in flight ${fixed(p.photo.saturationFpsTwoInFlight, 0)} frames/s (${fixed(p.photo.modelOnlyFps / p.photo.saturationFpsTwoInFlight, 2)}x model only at batch ${LANE_BATCH}); ` +
+        `with all cores free, projected ${fixed(p.photo.cpu.freeCoresBoundFps, 0)} frames/s at most`,
+    );
+  }
   const points = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${fixed((a - b) * 100)}`;
   const [int8, float] = [byPrecision.int8, byPrecision.float32];
   const speedup = int8.photo.modelOnlyFps / float.photo.modelOnlyFps;
@@ -259,6 +315,8 @@ async function measure(
   jpegs: readonly ImageInput[],
   backbone: Backbone,
   worker: EmbeddingWorker,
+  /** Ids of the threads that started with the worker (Linux), to find its busiest. */
+  workerThreads: ReadonlySet<string> | undefined,
   request: EmbedRequestOptions,
   plan: (typeof PLANS)['full'],
   say: (line?: string) => void,
@@ -272,17 +330,22 @@ async function measure(
   const decoded: PreparedImage[] = [];
   for (let i = 0; i < 4; i++) await prepareImage(frameAt(i), prepare);
   let start = performance.now();
+  let cpuStart = process.cpuUsage();
   for (let i = 0; i < plan.decodeFrames; i++) {
     const frame = await prepareImage(frameAt(i), prepare);
     if (decoded.length < LANE_BATCH) decoded.push(frame);
   }
   const decodeMsPerFrame = (performance.now() - start) / plan.decodeFrames;
+  const decodeCpuMsPerFrame = cpuMsSince(cpuStart) / plan.decodeFrames;
 
   // The backbone alone, batches of 8 decoded frames.
   for (let i = 0; i < 3; i++) await backbone.engine.features(decoded);
   start = performance.now();
+  cpuStart = process.cpuUsage();
   for (let i = 0; i < plan.modelBatches; i++) await backbone.engine.features(decoded);
-  const modelMsPerFrame = (performance.now() - start) / (plan.modelBatches * LANE_BATCH);
+  const modelWallMs = performance.now() - start;
+  const modelCpuMs = cpuMsSince(cpuStart);
+  const modelMsPerFrame = modelWallMs / (plan.modelBatches * LANE_BATCH);
 
   // One frame at a time through the worker.
   for (let i = 0; i < 4; i++) await worker.embedSettled([frameAt(i)], request);
@@ -299,13 +362,34 @@ async function measure(
   const batch = (b: number) => Array.from({ length: LANE_BATCH }, (_, i) => frameAt(b * LANE_BATCH + i));
   let decodeMs = 0;
   let featuresMs = 0;
+  const threadsAtStart = threadTimes();
   start = performance.now();
+  cpuStart = process.cpuUsage();
   for (let b = 0; b < plan.saturationBatches; b++) {
     const reply = await worker.embedSettled(batch(b), request);
     decodeMs += reply.decodeMs;
     featuresMs += reply.featuresMs;
   }
-  const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / (performance.now() - start);
+  const saturationWallMs = performance.now() - start;
+  const saturationCpuMs = cpuMsSince(cpuStart);
+  const threadsAtEnd = threadTimes();
+  const saturatedFrames = plan.saturationBatches * LANE_BATCH;
+  const [workerThread] = threadsAtStart && threadsAtEnd && workerThreads ? threadCpuBetween(threadsAtStart, threadsAtEnd, workerThreads) : [];
+  const workerThreadMsPerFrame = workerThread ? workerThread.cpuMs / saturatedFrames : NaN;
+  const saturationFps = (plan.saturationBatches * LANE_BATCH * 1000) / saturationWallMs;
+  const saturationCores = saturationCpuMs / saturationWallMs;
+  const modelCpuMsPerFrame = modelCpuMs / (plan.modelBatches * LANE_BATCH);
+  const cpu: CpuFigures = {
+    decodeMsPerFrame: decodeCpuMsPerFrame,
+    modelMsPerFrame: modelCpuMsPerFrame,
+    saturationMsPerFrame: saturationCpuMs / (plan.saturationBatches * LANE_BATCH),
+    overheadMsPerFrame: saturationCpuMs / (plan.saturationBatches * LANE_BATCH) - decodeCpuMsPerFrame - modelCpuMsPerFrame,
+    saturationCores,
+    modelOnlyCores: modelCpuMs / modelWallMs,
+    boundOnCoresGotFps: (saturationCores * 1000) / (decodeCpuMsPerFrame + modelCpuMsPerFrame),
+    workerThreadMsPerFrame,
+    freeCoresBoundFps: 1000 / Math.max(workerThreadMsPerFrame, saturationCpuMs / saturatedFrames / os.availableParallelism()),
+  };
   start = performance.now();
   const lanes = [0, 1].map(async (lane) => {
     for (let b = lane; b < plan.saturationBatches; b += 2) await worker.embedSettled(batch(b), request);
@@ -324,11 +408,18 @@ async function measure(
     decodeMsPerFrame,
     latency,
     frames: { width, height, bytesMean: jpegs.reduce((s: number, j) => s + (Buffer.isBuffer(j) ? j.length : (j as RawImage).data.length), 0) / jpegs.length, count: jpegs.length },
+    cpu,
   };
   say(
     `${label.padEnd(9)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
       `saturation ${fixed(saturationFps, 0)} frames/s (${fixed(saturationFpsTwoInFlight, 0)} with two batches in flight; taking turns would give ${fixed(figures.sequentialEstimateFps, 0)}), ` +
       `decode share ${fixed(figures.decodeShare * 100, 0)} %; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
+  );
+  say(
+    `${''.padEnd(9)} CPU ms/frame (all threads): decode ${fixed(cpu.decodeMsPerFrame, 2)} + model ${fixed(cpu.modelMsPerFrame, 2)}, saturated ${fixed(cpu.saturationMsPerFrame, 2)} ` +
+      `(overhead ${fixed(cpu.overheadMsPerFrame, 2)}); cores got: saturated ${fixed(cpu.saturationCores, 2)}, model only ${fixed(cpu.modelOnlyCores, 2)}; ` +
+      `bound on the cores got ${fixed(cpu.boundOnCoresGotFps, 0)} frames/s; worker thread ${fixed(cpu.workerThreadMsPerFrame, 2)} ms/frame, ` +
+      `so with all ${os.availableParallelism()} cores free at most ${fixed(cpu.freeCoresBoundFps, 0)} frames/s (${fixed(figures.modelOnlyFps / cpu.freeCoresBoundFps, 2)}x model only; projected from CPU times)`,
   );
   return figures;
 }

@@ -7,6 +7,12 @@
  * - `maxWaitMs` (default 0): when nothing runs and fewer than `maxBatch` items wait, wait
  *   until the oldest of them has waited that long (or the batch fills) before running. With
  *   0 a quiet lane waits for nothing.
+ * - `maxRunning` (default 1): while a batch runs and a full one (`maxBatch` items) waits,
+ *   up to this many batches run at once, started in arrival order. A saturated lane thus
+ *   keeps the inference worker's decode -> backbone stages full across batches (its next
+ *   batch decodes while the last part of this one is in the backbone), while a lane that
+ *   is not saturated still gathers its frames into one batch at a time. (lane-classify
+ *   keeps 1 for now: which frames a flood keeps under drop-oldest/drop-newest changes with 2.)
  * - A barrier item (a command) always runs alone, after everything before it and before
  *   everything after it; it is never dropped and not counted against the limit.
  * - At most `limit` items wait (not counting the batch that runs). When full, `overflow`
@@ -47,6 +53,8 @@ export interface MicroBatchQueueOptions<T> {
   onDrop?: (item: T, reason: DropReason) => void;
   /** Hold items until `resume()` (e.g. while a model loads). Default false. */
   startPaused?: boolean;
+  /** Most batches running at once; more than one only for full batches (see the top of this file). Default 1. */
+  maxRunning?: number;
 }
 
 export interface MicroBatchQueueStats {
@@ -73,10 +81,16 @@ export class MicroBatchQueue<T> {
   readonly limit: number;
   readonly overflow: OverflowPolicy;
   readonly blockLimit: number;
+  readonly maxRunning: number;
   private readonly entries: Entry<T>[] = [];
   /** Non-barrier entries in `entries`. */
   private waiting = 0;
   private running = false;
+  /** The pump is inside run() of a batch of frames (not a barrier, not a fill wait). */
+  private runningFrames = false;
+  /** Batches started beside the pump's (see maxRunning). */
+  private extra = 0;
+  private extraWaiters: (() => void)[] = [];
   private paused: boolean;
   private idleWaiters: (() => void)[] = [];
   /** Ends a fill wait early (the batch filled, a barrier came, pause, takeAll). */
@@ -93,6 +107,7 @@ export class MicroBatchQueue<T> {
     this.overflow = options.overflow ?? 'drop-oldest';
     this.blockLimit = Math.max(this.limit, options.blockLimit ?? this.limit * BLOCK_SAFETY_FACTOR);
     this.paused = options.startPaused ?? false;
+    this.maxRunning = Math.max(1, Math.floor(options.maxRunning ?? 1));
   }
 
   /** Items waiting, barriers included (not counting the batch that runs). */
@@ -128,6 +143,7 @@ export class MicroBatchQueue<T> {
     this.entries.push({ item, barrier, at: performance.now() });
     if (this.wake && this.fillWaitMs() === 0) this.wake();
     void this.pump();
+    this.startExtra();
     return true;
   }
 
@@ -152,7 +168,7 @@ export class MicroBatchQueue<T> {
 
   /** Resolves once no batch runs and none is being waited for (items may still wait if paused). */
   idle(): Promise<void> {
-    if (!this.running) return Promise.resolve();
+    if (!this.running && this.extra === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -199,25 +215,70 @@ export class MicroBatchQueue<T> {
     this.running = true;
     try {
       while (!this.paused && this.entries.length > 0) {
+        const barrier = this.entries[0].barrier;
+        if (barrier && this.extra > 0) {
+          // A barrier runs alone: after the batches started beside this one.
+          await new Promise<void>((resolve) => this.extraWaiters.push(resolve));
+          continue;
+        }
         const wait = this.fillWaitMs();
         if (wait > 0) {
           await this.waitForMore(wait);
           continue; // look again: paused, emptied, filled, or the time is up
         }
-        const barrier = this.entries[0].barrier;
         const batch = this.nextBatch();
         if (!barrier) this.counters.batches++;
+        this.runningFrames = !barrier;
         try {
-          await this.run(batch);
+          const running = this.run(batch);
+          this.startExtra();
+          await running;
         } catch (err) {
           this.options.onError?.(err, batch);
+        } finally {
+          this.runningFrames = false;
         }
       }
     } finally {
       this.running = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
+      this.settleIdle();
     }
+  }
+
+  /** Starts full batches beside the pump's running one, up to maxRunning at once. */
+  private startExtra(): void {
+    while (
+      this.runningFrames &&
+      !this.paused &&
+      this.extra + 1 < this.maxRunning &&
+      this.entries.length > 0 &&
+      !this.entries[0].barrier &&
+      this.headRun().count >= this.maxBatch
+    ) {
+      const batch = this.nextBatch();
+      this.counters.batches++;
+      this.extra++;
+      void (async () => {
+        try {
+          await this.run(batch);
+        } catch (err) {
+          this.options.onError?.(err, batch);
+        } finally {
+          this.extra--;
+          const waiters = this.extraWaiters;
+          this.extraWaiters = [];
+          for (const resolve of waiters) resolve();
+          this.startExtra();
+          this.settleIdle();
+        }
+      })();
+    }
+  }
+
+  private settleIdle(): void {
+    if (this.running || this.extra > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 }

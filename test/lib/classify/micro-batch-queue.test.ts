@@ -229,3 +229,67 @@ test('what run throws goes to onError with its batch, and the queue goes on', as
   assert.deepEqual(ran, [[0], [1, 2]]);
   assert.deepEqual(failed, [[0]]);
 });
+
+/** A queue whose batches each wait for their own release; records batches as they start. */
+function concurrentQueue(options: Partial<MicroBatchQueueOptions<Item>>) {
+  const started: number[][] = [];
+  const releases: (() => void)[] = [];
+  const queue = new MicroBatchQueue<Item>(
+    (batch) => {
+      started.push(batch.map((item) => item.id));
+      return new Promise<void>((resolve) => releases.push(resolve));
+    },
+    { maxBatch: 4, isBarrier: (item) => item.command === true, ...options },
+  );
+  return { queue, started, releases };
+}
+
+test('maxRunning 2: a full batch waiting starts beside the running one, in arrival order; a partial one waits its turn', async () => {
+  const { queue, started, releases } = concurrentQueue({ maxRunning: 2 });
+  queue.push({ id: 1 }); // runs alone at once
+  for (let id = 2; id <= 4; id++) queue.push({ id });
+  assert.deepEqual(started, [[1]], 'three waiting (not a full batch): nothing starts beside batch 1');
+  queue.push({ id: 5 });
+  assert.deepEqual(started, [[1], [2, 3, 4, 5]], 'a full batch starts beside the running one');
+  for (let id = 6; id <= 13; id++) queue.push({ id });
+  assert.equal(started.length, 2, 'never more than maxRunning at once');
+  releases[1](); // the second batch ends first: the next full batch starts beside batch 1
+  await waitFor(() => started.length === 3, 'a third batch');
+  assert.deepEqual(started[2], [6, 7, 8, 9]);
+  releases[0]();
+  await waitFor(() => started.length === 4, 'a fourth batch');
+  assert.deepEqual(started[3], [10, 11, 12, 13]);
+  releases[2]();
+  releases[3]();
+  await queue.idle();
+  assert.equal(queue.stats.batches, 4);
+});
+
+test('maxRunning 2: a barrier waits for every running batch, runs alone, and idle() waits for all of them', async () => {
+  const { queue, started, releases } = concurrentQueue({ maxRunning: 2 });
+  for (let id = 1; id <= 5; id++) queue.push({ id });
+  queue.push({ id: 100, command: true });
+  queue.push({ id: 6 });
+  assert.deepEqual(started, [[1], [2, 3, 4, 5]]);
+  let idle = false;
+  void queue.idle().then(() => (idle = true));
+  releases[0]();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(started.length, 2, 'the barrier waits for the batch still running beside');
+  assert.equal(idle, false);
+  releases[1]();
+  await waitFor(() => started.length === 3, 'the barrier');
+  assert.deepEqual(started[2], [100]);
+  releases[2]();
+  await waitFor(() => started.length === 4, 'the frame after the barrier');
+  assert.deepEqual(started[3], [6]);
+  assert.equal(idle, false, 'idle waits for the last batch');
+  releases[3]();
+  await queue.idle();
+});
+
+test('maxRunning defaults to 1: a full batch waiting does not start beside the running one', () => {
+  const { queue, started } = concurrentQueue({});
+  for (let id = 1; id <= 9; id++) queue.push({ id });
+  assert.deepEqual(started, [[1]]);
+});
