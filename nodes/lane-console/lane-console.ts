@@ -8,7 +8,7 @@
  * http-routes.ts serves the page and takes the writes.
  */
 import type { NodeAPI, NodeMessageInFlow } from 'node-red';
-import type { ClassificationResult } from '../../src/classify/index.js';
+import { isClassificationResult } from '../../src/classify/types.js';
 import { LaneVisionError } from '../../src/errors.js';
 import type { Backbone } from '../../src/engine/index.js';
 import type { ImageInput } from '../../src/image/index.js';
@@ -25,11 +25,6 @@ type ConsoleNode = LaneConsoleNode & RoutedConsole;
 type Done = (err?: Error) => void;
 
 const STATUS_INTERVAL_MS = 1_000;
-
-function isClassification(value: unknown): value is ClassificationResult {
-  const result = value as Partial<ClassificationResult> | null;
-  return typeof result === 'object' && result !== null && typeof result.label === 'string' && typeof result.confidence === 'number';
-}
 
 export = function (RED: NodeAPI) {
   /** Deployed consoles by page path: the read routes find theirs here. */
@@ -93,7 +88,7 @@ export = function (RED: NodeAPI) {
       const lane = node.operatorConsole;
       if (!lane) return done(node.problem);
       const message = msg as NodeMessageInFlow & { classification?: unknown; frame?: unknown; label?: unknown };
-      const classification = isClassification(message.classification) ? message.classification : undefined;
+      const classification = isClassificationResult(message.classification) ? message.classification : undefined;
       // lane-classify moves the frame to msg.frame, or keeps it aside by message id (its
       // *Frame* setting off, the default); a camera message has it in msg.payload.
       const image = classification ? (message.frame ?? keptFrame(msg._msgid)) : message.payload;

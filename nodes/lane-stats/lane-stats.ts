@@ -7,7 +7,7 @@
  * glue (settings, input, timer, status); src/dashboard shapes the messages.
  */
 import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
-import type { ClassificationResult } from '../../src/classify/index.js';
+import { isClassificationResult } from '../../src/classify/types.js';
 import { DashboardFeed, modelText } from '../../src/dashboard/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import type { ImageInput } from '../../src/image/index.js';
@@ -20,11 +20,6 @@ import type { LaneStatsDef, LaneStatsNode, StatsSettings } from './types.js';
 type Done = (err?: Error) => void;
 
 const STATUS_INTERVAL_MS = 1_000;
-
-function isClassification(value: unknown): value is ClassificationResult {
-  const result = value as Partial<ClassificationResult> | null;
-  return typeof result === 'object' && result !== null && typeof result.label === 'string' && typeof result.confidence === 'number';
-}
 
 export = function (RED: NodeAPI) {
   function LaneStatsNodeConstructor(this: LaneStatsNode, config: LaneStatsDef): void {
@@ -85,7 +80,7 @@ export = function (RED: NodeAPI) {
     node.on('input', (msg: NodeMessageInFlow, _send: unknown, done: Done) => {
       if (!feed || !settings) return done(problem);
       const message = msg as NodeMessageInFlow & { classification?: unknown; frame?: unknown };
-      if (!isClassification(message.classification)) {
+      if (!isClassificationResult(message.classification)) {
         ignored++;
         if (ignored === 1) return done(new LaneVisionError('STATS_NO_RESULT', RED._('lane-stats.errors.no-result')));
         throttle.show('warning', RED._('lane-stats.status.ignored', { count: ignored }));

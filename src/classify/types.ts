@@ -63,3 +63,9 @@ export interface ClassificationResult {
 
 export const UNKNOWN_LABEL = 'unknown';
 export const UNKNOWN_CODE = 0;
+
+/** True for what lane-classify puts on `msg.classification` (nodes fed by it check their input with this). */
+export function isClassificationResult(value: unknown): value is ClassificationResult {
+  const result = value as Partial<ClassificationResult> | null;
+  return typeof result === 'object' && result !== null && typeof result.label === 'string' && typeof result.confidence === 'number';
+}

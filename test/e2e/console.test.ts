@@ -7,15 +7,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { modelDir } from '../support/shared.js';
-import { freePort, repoRoot, tempDir } from './support.js';
+import { freePort, nodesPackage, repoRoot, startNodeRedProcess, tempDir, waitForCondition, type RunningNodeRed } from './support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const HOST = '127.0.0.1';
 const CONSOLE_PATH = '/lane-vision/console';
 const ARTIFACTS = path.join(repoRoot, 'test-artifacts', 'console');
 const USERS = {
@@ -32,29 +30,9 @@ const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(requir
   hashSync(text: string, rounds: number): string;
 };
 
-interface RunningNodeRed {
-  url: string;
-  child: ChildProcess;
-  log: string[];
-  stop(): Promise<void>;
-}
-
 let work: string;
 let nodeRed: RunningNodeRed;
 const basic = 'Basic ' + Buffer.from(`${NODE_AUTH.user}:${NODE_AUTH.pass}`).toString('base64');
-
-/**
- * A package folder Node-RED loads our nodes from: package.json lists every compiled node
- * (lane-console too, even before the real package.json does), dist/ is a symlink to ours.
- */
-function nodesPackage(dir: string): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
-  const nodes = { ...pkg['node-red'].nodes, 'lane-console': 'dist/nodes/lane-console/lane-console.js' };
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'lane-vision-console-e2e', version: '0.0.0', 'node-red': { nodes } }));
-  fs.symlinkSync(path.join(repoRoot, 'dist'), path.join(dir, 'dist'), 'dir');
-  return dir;
-}
 
 function flow(): object[] {
   return [
@@ -73,57 +51,27 @@ function flow(): object[] {
 
 async function startNodeRed(): Promise<RunningNodeRed> {
   const port = await freePort();
-  const userDir = path.join(work, 'user');
-  fs.mkdirSync(userDir, { recursive: true });
-  const settings = {
-    uiHost: HOST,
-    uiPort: port,
-    flowFile: 'flows.json',
-    credentialSecret: false,
-    nodesDir: [nodesPackage(path.join(work, 'nodes-package'))],
-    adminAuth: {
-      type: 'credentials',
-      users: Object.entries(USERS).map(([username, u]) => ({ username, password: bcrypt.hashSync(u.password, 4), permissions: u.permissions })),
+  return startNodeRedProcess({
+    userDir: path.join(work, 'user'),
+    port,
+    flows: flow(),
+    settings: {
+      credentialSecret: false,
+      nodesDir: [nodesPackage(path.join(work, 'nodes-package'), 'lane-vision-console-e2e')],
+      adminAuth: {
+        type: 'credentials',
+        users: Object.entries(USERS).map(([username, u]) => ({ username, password: bcrypt.hashSync(u.password, 4), permissions: u.permissions })),
+      },
+      httpNodeAuth: { user: NODE_AUTH.user, pass: bcrypt.hashSync(NODE_AUTH.pass, 4) },
+      telemetry: { enabled: false },
+      editorTheme: { projects: { enabled: false }, tours: false },
+      logging: { console: { level: 'warn', metrics: false, audit: false } },
     },
-    httpNodeAuth: { user: NODE_AUTH.user, pass: bcrypt.hashSync(NODE_AUTH.pass, 4) },
-    telemetry: { enabled: false },
-    editorTheme: { projects: { enabled: false }, tours: false },
-    logging: { console: { level: 'warn', metrics: false, audit: false } },
-  };
-  const settingsFile = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flow(), null, 2));
-  const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--settings', settingsFile, '--userDir', userDir, '--port', String(port)], {
-    cwd: userDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const log: string[] = [];
-  const keep = (chunk: Buffer) => log.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url: `http://${HOST}:${port}`,
-    child,
-    log,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }
 
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${nodeRed?.log.slice(-20).join('\n')}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  return waitForCondition(check, what, { log: () => nodeRed?.log, timeoutMs });
 }
 
 async function token(username: keyof typeof USERS): Promise<string> {

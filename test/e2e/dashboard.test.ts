@@ -9,16 +9,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { classImages, groceryTrainDir, modelDir, YOGHURT_CLASSES } from '../support/shared.js';
-import { freePort, readExample, repoRoot, tempDir } from './support.js';
+import { freePort, nodesPackage, readExample, repoRoot, startNodeRedProcess, tempDir, waitForCondition, type RunningNodeRed } from './support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const HOST = '127.0.0.1';
 const ARTIFACTS = path.join(repoRoot, 'test-artifacts', 'dashboard');
 /** Three products, a few photos each: enough for a model, quick to capture at 3 frames/s. */
 const PRODUCTS = YOGHURT_CLASSES.slice(0, 3);
@@ -27,25 +25,9 @@ const PHOTOS_PER_PRODUCT = 4;
 const NEEDED_PER_PRODUCT = 3;
 const DASHBOARD_PACKAGE = path.dirname(require.resolve('@flowfuse/node-red-dashboard/package.json'));
 
-interface RunningNodeRed {
-  url: string;
-  child: ChildProcess;
-  log: string[];
-  stop(): Promise<void>;
-}
-
 let work: string;
 let nodeRed: RunningNodeRed | undefined;
 let browser: Browser | undefined;
-
-/** A package folder Node-RED loads our nodes from: package.json lists every compiled node, dist/ is a symlink to ours. */
-function nodesPackage(dir: string): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'lane-vision-dashboard-e2e', version: '0.0.0', 'node-red': pkg['node-red'] }));
-  fs.symlinkSync(path.join(repoRoot, 'dist'), path.join(dir, 'dist'), 'dir');
-  return dir;
-}
 
 /** A folder per product with a few real photos (symlinks into shared/), for the example's folder camera. */
 function photoFolder(dir: string): string {
@@ -64,22 +46,17 @@ async function startNodeRed(): Promise<RunningNodeRed> {
   // Where Manage palette ▸ Install puts Dashboard 2 (Node-RED also finds the devDependency next to itself; the user directory's copy wins).
   fs.mkdirSync(path.join(userDir, 'node_modules', '@flowfuse'), { recursive: true });
   fs.symlinkSync(DASHBOARD_PACKAGE, path.join(userDir, 'node_modules', '@flowfuse', 'node-red-dashboard'), 'dir');
-  const settings = {
-    uiHost: HOST,
-    uiPort: port,
-    flowFile: 'flows.json',
-    credentialSecret: false,
-    nodesDir: [nodesPackage(path.join(work, 'nodes-package'))],
-    telemetry: { enabled: false },
-    editorTheme: { projects: { enabled: false }, tours: false },
-    logging: { console: { level: 'warn', metrics: false, audit: false } },
-  };
-  const settingsFile = path.join(userDir, 'settings.js');
-  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(readExample('dashboard-lane.json'), null, 2));
-  const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--settings', settingsFile, '--userDir', userDir, '--port', String(port)], {
-    cwd: userDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startNodeRedProcess({
+    userDir,
+    port,
+    flows: readExample('dashboard-lane.json'),
+    settings: {
+      credentialSecret: false,
+      nodesDir: [nodesPackage(path.join(work, 'nodes-package'), 'lane-vision-dashboard-e2e')],
+      telemetry: { enabled: false },
+      editorTheme: { projects: { enabled: false }, tours: false },
+      logging: { console: { level: 'warn', metrics: false, audit: false } },
+    },
     env: {
       ...process.env,
       LANE_VISION_BACKBONE: modelDir('mobilenet-v2-0.35-features'),
@@ -88,33 +65,10 @@ async function startNodeRed(): Promise<RunningNodeRed> {
       LANE_VISION_TRAIN_DELAY: '3600',
     },
   });
-  const log: string[] = [];
-  const keep = (chunk: Buffer) => log.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url: `http://${HOST}:${port}`,
-    child,
-    log,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }
 
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${nodeRed?.log.slice(-20).join('\n')}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  return waitForCondition(check, what, { log: () => nodeRed?.log, timeoutMs });
 }
 
 /** Frames the example's capture node stored per product (lane-dataset: a folder per label). */
