@@ -215,6 +215,9 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
             `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)} on ${f.bottomEngine}` +
             `${f.cachedActivations ? ` (${f.cachedActivations} cached)` : ''}, tuned features ${milliseconds(f.featuresMs)}, rss ${f.rssMb} MB`,
         );
+        if (f.finalTraining) {
+          out.line(`           final training on all ${f.finalTraining.frames} frames (${f.finalTraining.samples} with views): ${f.finalTraining.epochs} epochs, ${milliseconds(f.finalTraining.trainMs)}`);
+        }
       }
       out.line('');
       for (const line of adviceLines(metrics.advice)) out.line(line);
@@ -241,7 +244,7 @@ function describeProgress(progress: RetrainProgress): string {
     case 'training':
       return `final head, step ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}`;
     case 'fine-tune':
-      return `fine-tune epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, held-out ${Number.isNaN(progress.validationAccuracy) ? '-' : percent(progress.validationAccuracy)} (${milliseconds(progress.epochMs)})`;
+      return `fine-tune ${progress.stage ? `${progress.stage}, ` : ''}epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, held-out ${Number.isNaN(progress.validationAccuracy) ? '-' : percent(progress.validationAccuracy)} (${milliseconds(progress.epochMs)})`;
     case 'saving':
       return 'saving';
   }

@@ -179,6 +179,9 @@ test('train --strategy fine-tune stores a tuned backbone that eval then serves; 
   assert.equal(f.blocks, 1);
   assert.deepEqual(f.history.map((e: { epoch: number }) => e.epoch), [1, 2]);
   assert.ok(f.heldOutFrames > 0 && f.validationAccuracy >= 0 && f.validationAccuracy <= 1);
+  // The blocks train again on every frame for the chosen epoch count, unless no epoch beat the pretrained ones.
+  if (f.bestEpoch === 0) assert.equal(f.finalTraining, undefined);
+  else assert.deepEqual([f.finalTraining.epochs, f.finalTraining.frames], [f.bestEpoch, TRAINED.slice(1).reduce((sum, label) => sum + classImages(groceryTrainDir, label).length, 0)]);
   assert.equal(result.metrics.pipeline.strategy, 'fine-tune');
   const metadata = JSON.parse(fs.readFileSync(path.join(store, 'v0001', 'metadata.json'), 'utf8'));
   assert.equal(metadata.backbone.tuned.from, result.backbone.id, 'tuned from the backbone given on the command line');

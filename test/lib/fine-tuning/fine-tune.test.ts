@@ -72,7 +72,7 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
   const store = await openModelStore(storeDir);
   await retrain({ dataset, backbone, store, strategy: 'fixed', crop: { fraction: 0.7 } });
   const tensorsBefore = tf.memory().numTensors;
-  const epochs: number[] = [];
+  const epochs: string[] = [];
   const tuned = await retrain({
     dataset,
     backbone,
@@ -81,13 +81,27 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
     fineTune: FINE_TUNE,
     trainViews: 1,
     activationCache: null,
-    onProgress: (p) => p.phase === 'fine-tune' && epochs.push(p.epoch),
+    onProgress: (p) => p.phase === 'fine-tune' && epochs.push(`${p.stage ?? 'fold'} ${p.epoch}/${p.epochs}`),
   });
   assert.equal(tf.memory().numTensors, tensorsBefore, 'the fine-tune disposes every tensor it made');
-  assert.deepEqual(epochs, [1, 2], 'one progress report per epoch, in order');
+  const f = tuned.metrics.fineTune!;
+  assert.equal(f.heldOutKind, 'grouped-fold');
+  assert.equal(f.bestEpoch, 2, 'keep last: the fold chose both epochs');
+  assert.deepEqual(
+    epochs,
+    ['fold 1/2', 'fold 2/2', 'final training on all frames 1/2', 'final training on all frames 2/2'],
+    'one progress report per epoch, in order: early stopping on the fold, then the chosen epoch count on all frames',
+  );
+  const frames = (await dataset.entries()).length;
+  assert.ok(f.heldOutFrames > 0 && f.heldOutFrames < frames);
+  assert.deepEqual(
+    { epochs: f.finalTraining?.epochs, frames: f.finalTraining?.frames, samples: f.finalTraining?.samples, history: f.finalTraining?.history.map((e) => e.epoch) },
+    { epochs: f.bestEpoch, frames, samples: frames * 2, history: [1, 2] },
+    'the final pass ran the chosen epoch count on every frame and view, held-out ones included',
+  );
   assert.equal(tuned.version, 2);
   assert.equal(tuned.metrics.pipeline.strategy, 'fine-tune');
-  assert.equal(tuned.metrics.fineTune?.blocks, 1);
+  assert.equal(f.blocks, 1);
 
   const reopened = await openModelStore(storeDir);
   const model = await reopened.loadModel('active');
@@ -169,6 +183,29 @@ test('a cancelled fine-tune saves nothing; a graph model cannot be fine-tuned', 
   );
   assert.equal((await store.listVersions()).length, 1, 'no new version');
   assert.equal(await store.activeVersion(), 1, 'the active version is untouched');
+  // Cancelled in the final training on all frames, after early stopping finished.
+  const late = new AbortController();
+  const seen: string[] = [];
+  await assert.rejects(
+    retrain({
+      dataset,
+      backbone,
+      store,
+      strategy: 'fine-tune',
+      fineTune: FINE_TUNE,
+      activationCache: null,
+      signal: late.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'fine-tune') return;
+        seen.push(p.stage ?? 'fold');
+        if (p.stage) late.abort();
+      },
+    }),
+    (err: Error) => err.name === 'AbortError' || /abort/i.test(err.message),
+  );
+  assert.deepEqual(seen, ['fold', 'fold', 'final training on all frames'], 'cancelled after the first final epoch');
+  assert.equal((await store.listVersions()).length, 1, 'no new version after a cancel in the final training');
+  assert.equal(await store.activeVersion(), 1, 'the active version is still untouched');
 
   const graph = await acquireBackbone(modelDir('mobilenet-v1-0.25-imagenet-graph'));
   try {
