@@ -118,7 +118,7 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
   )) say(line);
   say(
     `fine-tune: ${fixed((figures.fineTune.valAccuracy - figures.frozen.valAccuracy) * 100, 1)} points on val/ (${valFiles.length} photos); held-out groups during the fine-tune ${fixed(f.validationAccuracy * 100)}%; ` +
-      `final training on all ${figures.fineTune.finalTraining.frames} frames: ${figures.fineTune.finalTraining.epochs} epochs, ${fixed(figures.fineTune.finalTraining.trainMs / 1000, 1)} s; ` +
+      (f.finalTraining ? `final training on all ${f.finalTraining.frames} frames: ${f.finalTraining.epochs} epochs, ${fixed(f.finalTraining.trainMs / 1000, 1)} s; ` : '') +
       `activations ${fixed(f.activationMs / 1000, 1)} s on ${f.bottomEngine}, tuned features ${fixed(f.featuresMs / 1000, 1)} s; ` +
       `process CPU ${fixed(figures.fineTune.cpuMs / 1000, 1)} s (user + system, what an idle machine would take on one core; the epochs use one); rss ${f.rssMb} MB at its end, process peak ${figures.peakRssMb} MB`,
   );

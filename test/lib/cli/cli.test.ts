@@ -172,7 +172,7 @@ test('train --strategy fine-tune stores a tuned backbone that eval then serves; 
   const store = path.join(work, 'store-fine-tune');
   const labels = TRAINED.slice(1).join(',');
   const args = ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', groceryTrainDir, '--store', store, '--labels', labels];
-  const train = await runLaneVision([...args, '--strategy', 'fine-tune', '--blocks', '1', '--epochs', '2', '--views', '0', '--json'], env, 300_000);
+  const train = await runLaneVision([...args, '--strategy', 'fine-tune', '--blocks', '1', '--epochs', '2', '--views', '0', '--final-training', '--json'], env, 300_000);
   assert.equal(train.code, 0, train.stderr);
   const [result] = jsonLines(train);
   const f = result.metrics.fineTune;
@@ -195,6 +195,9 @@ test('train --strategy fine-tune stores a tuned backbone that eval then serves; 
   const misuse = await runLaneVision([...args, '--blocks', '2'], env);
   assert.equal(misuse.code, 2);
   assert.match(misuse.stderr, /--blocks needs --strategy fine-tune/);
+  const misplaced = await runLaneVision([...args, '--final-training'], env);
+  assert.equal(misplaced.code, 2);
+  assert.match(misplaced.stderr, /--final-training needs --strategy fine-tune/);
 });
 
 test('classify decides each image with the stored model and goes on after an unreadable one', async () => {

@@ -18,7 +18,7 @@ import { acquireBackbone, loadBackbone, readModelFolder, tf, type Backbone } fro
 import { DiskFeatureCache, embedImages, FeatureCache } from '../../../src/features/index.js';
 import { openDataset, type Dataset } from '../../../src/dataset/index.js';
 import { openModelStore } from '../../../src/model-store/index.js';
-import { FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
+import { FINE_TUNE_FINAL_TRAINING, FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
 import { LaneClassifier } from '../../../src/classify/index.js';
 import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
 import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
@@ -27,7 +27,7 @@ import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../../sup
 
 const LABELS = ['Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
 /** The last epoch's weights, so the tuned backbone differs from the base even where the base is already right on every held-out frame. */
-const FINE_TUNE = { blocks: 1, epochs: 2, keep: 'last' as const };
+const FINE_TUNE = { blocks: 1, epochs: 2, keep: 'last' as const, finalTraining: true };
 let backbone: Backbone;
 let work: string;
 let dataset: Dataset;
@@ -168,8 +168,10 @@ test('activations are cached on disk for the next fine-tune of the same frames a
   assert.equal(otherCrop.metrics.fineTune!.cachedActivations, 0, 'another crop is another key');
 
   // Without views given, the blocks train on at least FINE_TUNE_MIN_VIEWS (the active version has 1).
-  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
+  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: { ...FINE_TUNE, finalTraining: undefined }, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
   assert.equal(defaults.metrics.pipeline.spec.trainViews, FINE_TUNE_MIN_VIEWS);
+  assert.equal(FINE_TUNE_FINAL_TRAINING, false);
+  assert.equal(defaults.metrics.fineTune!.finalTraining, undefined, 'no final training on all frames unless asked (FINE_TUNE_FINAL_TRAINING)');
   assert.equal(defaults.metrics.fineTune!.cachedActivations, frames * 2, 'the plain frames and the first view at crop 0.55 were cached: views are the same list for the same seed');
 });
 
