@@ -35,6 +35,8 @@ export interface FineTuneBenchFigures {
     /** Process CPU time of the fine-tune run (user + system), ms: wall time on busy cores overstates it. */
     cpuMs: number;
     heldOutAccuracy: number;
+    /** The final training on all frames (fold included) for the chosen epoch count: epochs, frames, ms; 0s when it did not run. */
+    finalTraining: { epochs: number; frames: number; trainMs: number };
     rssMbAtEnd: number;
     perFrame: Distribution;
     blocks: number;
@@ -65,7 +67,9 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
       strategy: 'fine-tune',
       // The frozen search's crop (and its views, at least FINE_TUNE_MIN_VIEWS), as a lane that trained auto first gets them; early stopping on a grouped fold (val/ is the yardstick here).
       previous: frozen.result.metrics.pipeline,
-      onProgress: (p) => p.phase === 'fine-tune' && say(`   fine-tune epoch ${p.epoch}/${p.epochs}: held-out ${fixed(p.validationAccuracy * 100)}%, ${fixed(p.epochMs / 1000, 1)} s`),
+      onProgress: (p) =>
+        p.phase === 'fine-tune' &&
+        say(`   fine-tune ${p.stage ? `${p.stage}, ` : ''}epoch ${p.epoch}/${p.epochs}: ${p.stage ? '' : `held-out ${fixed(p.validationAccuracy * 100)}%, `}${fixed(p.epochMs / 1000, 1)} s`),
     }),
   );
   const cpu = process.cpuUsage(cpuBefore);
@@ -87,6 +91,7 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
       featuresMs: f.featuresMs,
       cpuMs: (cpu.user + cpu.system) / 1000,
       heldOutAccuracy: f.validationAccuracy,
+      finalTraining: { epochs: f.finalTraining?.epochs ?? 0, frames: f.finalTraining?.frames ?? 0, trainMs: f.finalTraining?.trainMs ?? 0 },
       rssMbAtEnd: f.rssMb,
       perFrame: tunedServed.perFrame,
       blocks: f.blocks,
@@ -113,6 +118,7 @@ export async function runFineTuneBench(options: { backbone: Backbone; cache: Fea
   )) say(line);
   say(
     `fine-tune: ${fixed((figures.fineTune.valAccuracy - figures.frozen.valAccuracy) * 100, 1)} points on val/ (${valFiles.length} photos); held-out groups during the fine-tune ${fixed(f.validationAccuracy * 100)}%; ` +
+      (f.finalTraining ? `final training on all ${f.finalTraining.frames} frames: ${f.finalTraining.epochs} epochs, ${fixed(f.finalTraining.trainMs / 1000, 1)} s; ` : '') +
       `activations ${fixed(f.activationMs / 1000, 1)} s on ${f.bottomEngine}, tuned features ${fixed(f.featuresMs / 1000, 1)} s; ` +
       `process CPU ${fixed(figures.fineTune.cpuMs / 1000, 1)} s (user + system, what an idle machine would take on one core; the epochs use one); rss ${f.rssMb} MB at its end, process peak ${figures.peakRssMb} MB`,
   );

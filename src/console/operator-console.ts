@@ -619,7 +619,8 @@ export class OperatorConsole {
       const store = await this.options.models();
       signal.throwIfAborted();
       const onProgress = (p: RetrainProgress): void => {
-        if (p.phase === 'training' || p.phase === 'fine-tune') {
+        // The final training on all frames counts its epochs from 1 again and scores no held-out frames: the curve stays the fold's.
+        if (p.phase === 'training' || (p.phase === 'fine-tune' && !p.stage)) {
           history.push({ epoch: p.epoch, loss: p.loss, accuracy: p.phase === 'training' ? p.accuracy : p.validationAccuracy });
           if (history.length > MAX_HISTORY) history.shift();
         }

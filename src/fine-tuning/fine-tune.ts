@@ -31,6 +31,8 @@ export interface FineTuneProgress {
   /** Share of held-out frames right (NaN without held-out frames). */
   validationAccuracy: number;
   epochMs: number;
+  /** Set on the epochs of the final training on all frames (after early stopping chose the count). */
+  stage?: 'final training on all frames';
 }
 
 export interface FineTuneOptions {
@@ -62,6 +64,8 @@ export interface FineTuneResult {
   frozenValidationAccuracy: number;
   /** The classifier trained with the blocks, at the kept epoch: a logistic head on the tuned features. */
   head: TrainedHead;
+  /** Samples (frames times views) the blocks trained on per epoch. */
+  trainedSamples: number;
   trainMs: number;
 }
 
@@ -204,6 +208,7 @@ export async function fineTuneTop(top: TopGraph, samples: readonly FineTuneSampl
     validationAccuracy: heldOut.length ? best.accuracy : Number.NaN,
     frozenValidationAccuracy: frozenAccuracy,
     head: best.head,
+    trainedSamples: train.length,
     trainMs: performance.now() - started,
   };
 }

@@ -36,6 +36,13 @@ export interface TuneBackboneOptions extends Omit<FineTuneOptions, 'onProgress' 
   fit: FitPolicy;
   /** Augmentation views per frame besides the plain one. */
   trainViews: number;
+  /**
+   * Once early stopping has chosen the epoch count on the held-out frames, train the blocks
+   * again from the pretrained weights, same seed, on every frame (held-out ones included,
+   * with their views) for that many epochs, and keep those weights. Only for held-out frames
+   * that are the job's own (a grouped fold), not another session's validation set.
+   */
+  finalTraining?: boolean;
   /** Depthwise blocks to unfreeze (default per backbone family). */
   blocks?: number;
   outDir: string;
@@ -66,6 +73,8 @@ export interface TunedBackboneResult extends FineTuneResult {
   /** Per options.paths, the plain frames' set first, then one per training view. */
   features: TunedFeatureSet[];
   featuresMs: number;
+  /** The final training on all frames (options.finalTraining), absent when it did not run (no epoch beat the pretrained blocks, or not asked). */
+  finalTraining?: { epochs: number; frames: number; samples: number; trainMs: number; history: FineTuneProgress[] };
 }
 
 /** The activation cache a fine-tune uses unless told otherwise; opened once per process. */
@@ -112,7 +121,25 @@ export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedB
         samples.push({ activations, target: options.targets[i], heldOut: options.heldOut[i], plain: k === 0 });
       }),
     );
-    const result = await fineTuneTop(top, samples, { ...options, onProgress: options.onEpoch });
+    const chosen = await fineTuneTop(top, samples, { ...options, onProgress: options.onEpoch });
+    let result = chosen;
+    let finalTraining: TunedBackboneResult['finalTraining'];
+    if (options.finalTraining && chosen.bestEpoch > 0 && options.heldOut.some(Boolean)) {
+      // Every frame and view, the held-out ones now trained on too; nothing is scored, so each epoch is kept and the last one wins.
+      const all: FineTuneSample[] = [];
+      sets.forEach((set, k) => set.activations.forEach((activations, i) => activations instanceof Error || all.push({ activations, target: options.targets[i], heldOut: false, plain: k === 0 })));
+      const stage = 'final training on all frames' as const;
+      const final = await fineTuneTop(top, all, { ...options, epochs: chosen.bestEpoch, keep: 'last', onProgress: (p) => options.onEpoch?.({ ...p, stage }) });
+      finalTraining = {
+        epochs: final.history.length,
+        frames: sets[0].activations.filter((a) => !(a instanceof Error)).length,
+        samples: final.trainedSamples,
+        trainMs: final.trainMs,
+        history: final.history.map((p) => ({ ...p, stage })),
+      };
+      // The fold's figures stay those of the chosen epoch; the weights and head are the final pass's.
+      result = { ...chosen, weights: final.weights, head: final.head, trainMs: chosen.trainMs + final.trainMs };
+    }
     await writeTunedFolder(files, result.weights, options.outDir);
     const featuresStart = performance.now();
     const features: TunedFeatureSet[] = [];
@@ -133,6 +160,7 @@ export async function tuneBackbone(options: TuneBackboneOptions): Promise<TunedB
       bottomEngine: bottomBb.engineNote ?? bottomBb.engine.name,
       features,
       featuresMs: performance.now() - featuresStart,
+      ...(finalTraining ? { finalTraining } : {}),
     };
   } finally {
     bottomBb?.dispose();

@@ -25,4 +25,4 @@ export {
   type WorkerRetrainOptions,
 } from './training-worker.js';
 export type { LoadedInWorker } from '../threads/backbone-thread.js';
-export { FINE_TUNE_MIN_VIEWS, FINE_TUNE_HEAD, type FineTuneSettings, type FineTuneReport } from './fine-tune-retrain.js';
+export { FINE_TUNE_MIN_VIEWS, FINE_TUNE_HEAD, FINE_TUNE_FINAL_TRAINING, type FineTuneSettings, type FineTuneReport } from './fine-tune-retrain.js';

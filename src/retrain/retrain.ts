@@ -47,7 +47,7 @@ export type RetrainProgress =
   | { phase: 'features'; done: number; total: number; what?: string }
   | { phase: 'search'; done: number; name: string }
   | { phase: 'training'; epoch: number; epochs: number; loss: number; accuracy: number }
-  | { phase: 'fine-tune'; epoch: number; epochs: number; loss: number; validationAccuracy: number; epochMs: number }
+  | { phase: 'fine-tune'; epoch: number; epochs: number; loss: number; validationAccuracy: number; epochMs: number; stage?: 'final training on all frames' }
   | { phase: 'saving' };
 
 /** What a retrain reads from the dataset: a Dataset, or a training worker's stand-in for one. */
@@ -438,6 +438,8 @@ function checkRetrainOptions(options: RetrainOptions): void {
     }
     const finalHead = options.fineTune.head;
     if (finalHead !== undefined && finalHead !== 'fine-tune' && finalHead !== 'refit') bad(`fine-tune head must be fine-tune or refit, got ${JSON.stringify(finalHead)}`);
+    const finalTraining = options.fineTune.finalTraining;
+    if (finalTraining !== undefined && typeof finalTraining !== 'boolean') bad(`fine-tune finalTraining must be true or false, got ${JSON.stringify(finalTraining)}`);
     const blocks = options.fineTune.blocks;
     if (blocks !== undefined && !(Number.isInteger(blocks) && blocks >= 1 && blocks <= 8)) bad(`fine-tune blocks must be a whole number from 1 to 8, got ${String(blocks)}`);
   }

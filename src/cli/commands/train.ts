@@ -44,6 +44,7 @@ const OPTIONS = {
   labels: { type: 'string' },
   epochs: { type: 'string' },
   blocks: { type: 'string' },
+  'final-training': { type: 'boolean' },
   'target-precision': { type: 'string' },
   name: { type: 'string' },
 } as const;
@@ -90,6 +91,8 @@ Options:
                                       with --strategy fine-tune, epochs of the backbone's blocks (default ${FINE_TUNE_DEFAULTS.epochs})
   --blocks <n>                        fine-tune: the backbone's last depthwise blocks to train (default 2 for
                                       MobileNet V2/V3, 1 for V1; a graph model cannot be fine-tuned)
+  --final-training                    fine-tune: once the held-out groups chose the epoch count, train the
+                                      blocks again on every frame for that many epochs (about twice the time)
   --target-precision <0.01..1>        precision the suggested threshold must reach (default 0.95)
   --layer <name>                      feature layer / node of the backbone (default: its feature layer)
   --name <text>                       model name stored in the metadata
@@ -215,6 +218,9 @@ confusion), "validation" (what the estimate is: kind, optimistic, folds, groups,
             `${f.bestEpoch === 0 ? ' (no epoch beat the pretrained blocks: kept them)' : ''}; activations ${milliseconds(f.activationMs)} on ${f.bottomEngine}` +
             `${f.cachedActivations ? ` (${f.cachedActivations} cached)` : ''}, tuned features ${milliseconds(f.featuresMs)}, rss ${f.rssMb} MB`,
         );
+        if (f.finalTraining) {
+          out.line(`           final training on all ${f.finalTraining.frames} frames (${f.finalTraining.samples} with views): ${f.finalTraining.epochs} epochs, ${milliseconds(f.finalTraining.trainMs)}`);
+        }
       }
       out.line('');
       for (const line of adviceLines(metrics.advice)) out.line(line);
@@ -241,7 +247,7 @@ function describeProgress(progress: RetrainProgress): string {
     case 'training':
       return `final head, step ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}`;
     case 'fine-tune':
-      return `fine-tune epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, held-out ${Number.isNaN(progress.validationAccuracy) ? '-' : percent(progress.validationAccuracy)} (${milliseconds(progress.epochMs)})`;
+      return `fine-tune ${progress.stage ? `${progress.stage}, ` : ''}epoch ${progress.epoch}/${progress.epochs}, loss ${progress.loss.toFixed(3)}, held-out ${Number.isNaN(progress.validationAccuracy) ? '-' : percent(progress.validationAccuracy)} (${milliseconds(progress.epochMs)})`;
     case 'saving':
       return 'saving';
   }
@@ -258,6 +264,7 @@ type TrainValues = {
   holdout?: string;
   epochs?: string;
   blocks?: string;
+  'final-training'?: boolean;
 };
 
 /** The pipeline part of the command line; --head (or --crop, --views) without --strategy means fixed. */
@@ -270,10 +277,12 @@ export function pipelineOptionsFrom(values: TrainValues, seed: number): Pick<Ret
   const epochs = values.epochs === undefined ? undefined : integerOption('train', 'epochs', values.epochs, 0, { min: 1, max: 100_000 });
   if (values.budget !== undefined) options.budgetSeconds = numberOption('train', 'budget', values.budget, DEFAULT_BUDGET_SECONDS, { min: 1, max: 24 * 3600 });
   if (values.blocks !== undefined && strategy !== 'fine-tune') throw new UsageError('train', '--blocks needs --strategy fine-tune');
+  if (values['final-training'] && strategy !== 'fine-tune') throw new UsageError('train', '--final-training needs --strategy fine-tune');
   if (strategy === 'fine-tune') {
     options.fineTune = {};
     if (values.epochs !== undefined) options.fineTune.epochs = integerOption('train', 'epochs', values.epochs, 6, { min: 1, max: 100 });
     if (values.blocks !== undefined) options.fineTune.blocks = integerOption('train', 'blocks', values.blocks, 2, { min: 1, max: 8 });
+    if (values['final-training']) options.fineTune.finalTraining = true;
     if (values.head !== undefined) options.head = { kind: oneOf<HeadKind>('train', 'head', values.head, HEAD_KINDS, 'logistic'), seed };
     if (values.crop !== undefined) options.crop = values.crop === 'none' ? null : { fraction: numberOption('train', 'crop', values.crop, 1, { min: 0.05, max: 1 }) };
     if (values.views !== undefined) options.trainViews = integerOption('train', 'views', values.views, 0, { min: 0, max: MAX_VIEWS });

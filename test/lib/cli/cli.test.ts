@@ -172,13 +172,16 @@ test('train --strategy fine-tune stores a tuned backbone that eval then serves; 
   const store = path.join(work, 'store-fine-tune');
   const labels = TRAINED.slice(1).join(',');
   const args = ['train', '--backbone', modelDir('mobilenet-v2-0.35-features'), '--data', groceryTrainDir, '--store', store, '--labels', labels];
-  const train = await runLaneVision([...args, '--strategy', 'fine-tune', '--blocks', '1', '--epochs', '2', '--views', '0', '--json'], env, 300_000);
+  const train = await runLaneVision([...args, '--strategy', 'fine-tune', '--blocks', '1', '--epochs', '2', '--views', '0', '--final-training', '--json'], env, 300_000);
   assert.equal(train.code, 0, train.stderr);
   const [result] = jsonLines(train);
   const f = result.metrics.fineTune;
   assert.equal(f.blocks, 1);
   assert.deepEqual(f.history.map((e: { epoch: number }) => e.epoch), [1, 2]);
   assert.ok(f.heldOutFrames > 0 && f.validationAccuracy >= 0 && f.validationAccuracy <= 1);
+  // The blocks train again on every frame for the chosen epoch count, unless no epoch beat the pretrained ones.
+  if (f.bestEpoch === 0) assert.equal(f.finalTraining, undefined);
+  else assert.deepEqual([f.finalTraining.epochs, f.finalTraining.frames], [f.bestEpoch, TRAINED.slice(1).reduce((sum, label) => sum + classImages(groceryTrainDir, label).length, 0)]);
   assert.equal(result.metrics.pipeline.strategy, 'fine-tune');
   const metadata = JSON.parse(fs.readFileSync(path.join(store, 'v0001', 'metadata.json'), 'utf8'));
   assert.equal(metadata.backbone.tuned.from, result.backbone.id, 'tuned from the backbone given on the command line');
@@ -192,6 +195,9 @@ test('train --strategy fine-tune stores a tuned backbone that eval then serves; 
   const misuse = await runLaneVision([...args, '--blocks', '2'], env);
   assert.equal(misuse.code, 2);
   assert.match(misuse.stderr, /--blocks needs --strategy fine-tune/);
+  const misplaced = await runLaneVision([...args, '--final-training'], env);
+  assert.equal(misplaced.code, 2);
+  assert.match(misplaced.stderr, /--final-training needs --strategy fine-tune/);
 });
 
 test('classify decides each image with the stored model and goes on after an unreadable one', async () => {

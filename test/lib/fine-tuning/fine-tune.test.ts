@@ -18,7 +18,7 @@ import { acquireBackbone, loadBackbone, readModelFolder, tf, type Backbone } fro
 import { DiskFeatureCache, embedImages, FeatureCache } from '../../../src/features/index.js';
 import { openDataset, type Dataset } from '../../../src/dataset/index.js';
 import { openModelStore } from '../../../src/model-store/index.js';
-import { FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
+import { FINE_TUNE_FINAL_TRAINING, FINE_TUNE_MIN_VIEWS, retrain } from '../../../src/retrain/index.js';
 import { LaneClassifier } from '../../../src/classify/index.js';
 import { runTop, splitBackbone, topVariables } from '../../../src/fine-tuning/index.js';
 import { bottomBackbone } from '../../../src/fine-tuning/bottom.js';
@@ -27,7 +27,7 @@ import { classImages, groceryTrainDir, groceryValDir, modelDir } from '../../sup
 
 const LABELS = ['Oatly-Oat-Milk', 'Yoggi-Strawberry-Yoghurt'];
 /** The last epoch's weights, so the tuned backbone differs from the base even where the base is already right on every held-out frame. */
-const FINE_TUNE = { blocks: 1, epochs: 2, keep: 'last' as const };
+const FINE_TUNE = { blocks: 1, epochs: 2, keep: 'last' as const, finalTraining: true };
 let backbone: Backbone;
 let work: string;
 let dataset: Dataset;
@@ -72,7 +72,7 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
   const store = await openModelStore(storeDir);
   await retrain({ dataset, backbone, store, strategy: 'fixed', crop: { fraction: 0.7 } });
   const tensorsBefore = tf.memory().numTensors;
-  const epochs: number[] = [];
+  const epochs: string[] = [];
   const tuned = await retrain({
     dataset,
     backbone,
@@ -81,13 +81,27 @@ test('a fine-tuned version serves its own backbone, survives a reopen, and a rol
     fineTune: FINE_TUNE,
     trainViews: 1,
     activationCache: null,
-    onProgress: (p) => p.phase === 'fine-tune' && epochs.push(p.epoch),
+    onProgress: (p) => p.phase === 'fine-tune' && epochs.push(`${p.stage ?? 'fold'} ${p.epoch}/${p.epochs}`),
   });
   assert.equal(tf.memory().numTensors, tensorsBefore, 'the fine-tune disposes every tensor it made');
-  assert.deepEqual(epochs, [1, 2], 'one progress report per epoch, in order');
+  const f = tuned.metrics.fineTune!;
+  assert.equal(f.heldOutKind, 'grouped-fold');
+  assert.equal(f.bestEpoch, 2, 'keep last: the fold chose both epochs');
+  assert.deepEqual(
+    epochs,
+    ['fold 1/2', 'fold 2/2', 'final training on all frames 1/2', 'final training on all frames 2/2'],
+    'one progress report per epoch, in order: early stopping on the fold, then the chosen epoch count on all frames',
+  );
+  const frames = (await dataset.entries()).length;
+  assert.ok(f.heldOutFrames > 0 && f.heldOutFrames < frames);
+  assert.deepEqual(
+    { epochs: f.finalTraining?.epochs, frames: f.finalTraining?.frames, samples: f.finalTraining?.samples, history: f.finalTraining?.history.map((e) => e.epoch) },
+    { epochs: f.bestEpoch, frames, samples: frames * 2, history: [1, 2] },
+    'the final pass ran the chosen epoch count on every frame and view, held-out ones included',
+  );
   assert.equal(tuned.version, 2);
   assert.equal(tuned.metrics.pipeline.strategy, 'fine-tune');
-  assert.equal(tuned.metrics.fineTune?.blocks, 1);
+  assert.equal(f.blocks, 1);
 
   const reopened = await openModelStore(storeDir);
   const model = await reopened.loadModel('active');
@@ -154,8 +168,10 @@ test('activations are cached on disk for the next fine-tune of the same frames a
   assert.equal(otherCrop.metrics.fineTune!.cachedActivations, 0, 'another crop is another key');
 
   // Without views given, the blocks train on at least FINE_TUNE_MIN_VIEWS (the active version has 1).
-  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: FINE_TUNE, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
+  const defaults = await retrain({ dataset, backbone, store, strategy: 'fine-tune', fineTune: { ...FINE_TUNE, finalTraining: undefined }, previous: otherCrop.metrics.pipeline, cache: new FeatureCache(), activationCache });
   assert.equal(defaults.metrics.pipeline.spec.trainViews, FINE_TUNE_MIN_VIEWS);
+  assert.equal(FINE_TUNE_FINAL_TRAINING, false);
+  assert.equal(defaults.metrics.fineTune!.finalTraining, undefined, 'no final training on all frames unless asked (FINE_TUNE_FINAL_TRAINING)');
   assert.equal(defaults.metrics.fineTune!.cachedActivations, frames * 2, 'the plain frames and the first view at crop 0.55 were cached: views are the same list for the same seed');
 });
 
@@ -169,6 +185,29 @@ test('a cancelled fine-tune saves nothing; a graph model cannot be fine-tuned', 
   );
   assert.equal((await store.listVersions()).length, 1, 'no new version');
   assert.equal(await store.activeVersion(), 1, 'the active version is untouched');
+  // Cancelled in the final training on all frames, after early stopping finished.
+  const late = new AbortController();
+  const seen: string[] = [];
+  await assert.rejects(
+    retrain({
+      dataset,
+      backbone,
+      store,
+      strategy: 'fine-tune',
+      fineTune: FINE_TUNE,
+      activationCache: null,
+      signal: late.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'fine-tune') return;
+        seen.push(p.stage ?? 'fold');
+        if (p.stage) late.abort();
+      },
+    }),
+    (err: Error) => err.name === 'AbortError' || /abort/i.test(err.message),
+  );
+  assert.deepEqual(seen, ['fold', 'fold', 'final training on all frames'], 'cancelled after the first final epoch');
+  assert.equal((await store.listVersions()).length, 1, 'no new version after a cancel in the final training');
+  assert.equal(await store.activeVersion(), 1, 'the active version is still untouched');
 
   const graph = await acquireBackbone(modelDir('mobilenet-v1-0.25-imagenet-graph'));
   try {
