@@ -306,6 +306,47 @@ test('a retrain and a rollback in the store are picked up while frames flow, non
   assert.match(lastStatus('c1').text!, /^v1 · /);
 });
 
+test('a saturated lane (two batches in flight) takes up a rollback between whole batches, results in frame order, none dropped', async () => {
+  const { dir, store } = await trainedStore('models-saturated', 2);
+  await helper.load(nodes, classifyFlow({ modelsFolder: dir, classify: { maxBatch: 4, queueLimit: 1000 } }));
+  const out = collect('o0');
+  const caught = collect('caught');
+  await waitUntil(() => /^v2 · /.test(lastStatus('c1').text ?? ''), 'ready with v2');
+  // Bursts of 12 whenever at most 4 are outstanding: a full batch always waits, so the second
+  // batch runs beside the first whenever one is in the worker.
+  let sent = 0;
+  const burst = () => {
+    flood(12, sent);
+    sent += 12;
+  };
+  burst();
+  await waitUntil(() => out.length >= 4, 'frames with v2');
+  await store.rollback();
+  const atRollback = out.length;
+  while (out.slice(atRollback).filter((m) => m.classification.modelVersion === 1).length < 8) {
+    await waitUntil(() => sent - out.length <= 4, 'the lane caught up');
+    burst();
+  }
+  await waitUntil(() => out.length === sent, `all ${sent} frames out`);
+
+  assert.equal(caught.length, 0);
+  assert.deepEqual(out.map((m) => m.seq), range(0, sent), 'count in == count out, in frame order');
+  assert.deepEqual(
+    out.map((m) => m.classification.modelVersion).filter((v, i, all) => i === 0 || v !== all[i - 1]),
+    [2, 1],
+    'the version changes once, at the rollback',
+  );
+  // Results leave batch after batch: each batch's frames are consecutive, with one model and one backbone.
+  for (let i = 0; i < out.length; ) {
+    const size = out[i].laneVision.batchSize;
+    const batch = out.slice(i, i + size);
+    assert.ok(batch.length === size && batch.every((m) => m.laneVision.batchSize === size), `a whole batch of ${size} at ${i}`);
+    assert.equal(new Set(batch.map((m) => m.classification.modelVersion)).size, 1, `one model for the batch at ${i}`);
+    assert.ok(batch.every((m) => m.classification.backboneId === backbone.id), 'through the lane backbone');
+    i += size;
+  }
+});
+
 test('rollback and threshold commands change the model and threshold, send nothing, and bad ones are caught', async () => {
   const { dir, store } = await trainedStore('models-commands', 2);
   await helper.load(nodes, classifyFlow({ modelsFolder: dir }));
@@ -588,19 +629,26 @@ test('drop-oldest: a flood keeps the newest frames, counts every other one as dr
   const warnings = calls('c1', 'warn');
   await ready();
   flood(60);
-  await waitUntil(() => out.length === 11 && completed.length === 60, 'eleven results and sixty completions');
-  // The first frame found the backbone idle; of the 59 that came while it ran, the newest 10 waited.
-  assert.deepEqual(out.map((m) => m.seq), [0, ...range(50, 60)]);
-  assert.deepEqual(out.map((m) => m.laneVision.batchSize), [1, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2]);
+  await waitUntil(() => out.length === 15 && completed.length === 60, 'fifteen results and sixty completions');
+  // The first frame found the backbone idle and ran alone; the next four filled a batch, which
+  // went to the inference worker beside it (two batches in flight). Those five are classified,
+  // not waiting; of the 55 that came while they ran, the newest 10 (the queue limit) waited.
+  assert.deepEqual(out.map((m) => m.seq), [...range(0, 5), ...range(50, 60)], 'results in frame order');
+  assert.deepEqual(out.map((m) => m.laneVision.batchSize), [1, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2]);
   const last = out.at(-1).laneVision;
   assert.equal(last.classifier, 'c1');
-  assert.deepEqual(last.queue, { queued: 0, maxQueued: 10, processed: 11, failed: 0, dropped: 49, droppedBy: { queueFull: 49, safetyCap: 0 } });
+  assert.deepEqual(last.queue, { queued: 0, maxQueued: 10, processed: 15, failed: 0, dropped: 45, droppedBy: { queueFull: 45, safetyCap: 0 } });
   assert.equal(last.queue.processed + last.queue.dropped, 60, 'sent = processed + dropped');
-  assert.deepEqual(out.map((m) => m.laneVision.queue.processed), range(1, 12), 'each result carries the counts up to itself');
-  assert.deepEqual(out.map((m) => m.laneVision.queue.queued), [10, 6, 6, 6, 6, 2, 2, 2, 2, 0, 0], 'frames waiting when each result went out');
+  assert.deepEqual(out.map((m) => m.laneVision.queue.processed), range(1, 16), 'each result carries the counts up to itself');
+  // How many still wait when a result leaves depends on which batch the worker finishes
+  // first; that never more than the limit wait, and that the queue drains, does not.
+  const waiting = out.map((m) => m.laneVision.queue.queued);
+  assert.equal(waiting[0], 10, 'the queue was full when the first result went out');
+  assert.ok(waiting.every((n, i) => n <= 10 && (i === 0 || n <= waiting[i - 1])), `frames waiting when each result went out: ${waiting}`);
+  assert.equal(waiting.at(-1), 0);
 
   const dropped = completed.filter((m) => m.laneVision?.dropped !== undefined);
-  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(1, 50), 'dropped frames complete too');
+  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(5, 50), 'dropped frames complete too');
   assert.ok(dropped.every((m) => m.laneVision.dropped === 'queueFull' && m.classification === undefined));
   assert.equal(caught.length, 0, 'a dropped frame is no error');
 
@@ -609,9 +657,9 @@ test('drop-oldest: a flood keeps the newest frames, counts every other one as dr
     for (const key of ['queueMs', 'decodeMs', 'featuresMs', 'headMs', 'totalMs']) assert.ok(Number.isFinite(t[key]) && t[key] >= 0, `${key} = ${t[key]}`);
     assert.ok(t.totalMs >= t.queueMs && t.totalMs >= t.decodeMs + t.featuresMs, 'total runs from arrival to result');
   }
-  assert.ok(out[10].classification.timings.queueMs > out[0].classification.timings.queueMs, 'the last frame waited behind the others');
+  assert.ok(out[14].classification.timings.queueMs > out[0].classification.timings.queueMs, 'the last frame waited behind the others');
 
-  await waitUntil(() => /49 dropped/.test(lastStatus('c1').text ?? ''), 'the drop count on the status');
+  await waitUntil(() => /45 dropped/.test(lastStatus('c1').text ?? ''), 'the drop count on the status');
   assert.equal(warnings.length, 1, 'one warning for the whole flood');
   assert.match(String(warnings[0]), /Frames dropped: 1 so far \(queue limit 10 reached, policy drop-oldest\)/);
 });
@@ -622,11 +670,12 @@ test('drop-newest: a flood keeps the first frames and drops the rest', async () 
   const completed = collect('completed');
   await ready();
   flood(60);
-  await waitUntil(() => out.length === 11 && completed.length === 60, 'eleven results and sixty completions');
-  assert.deepEqual(out.map((m) => m.seq), range(0, 11));
-  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 10, processed: 11, failed: 0, dropped: 49, droppedBy: { queueFull: 49, safetyCap: 0 } });
+  await waitUntil(() => out.length === 15 && completed.length === 60, 'fifteen results and sixty completions');
+  // Frame 0 and the batch 1-4 run (two batches in flight), 5-14 wait (the limit), the rest are refused.
+  assert.deepEqual(out.map((m) => m.seq), range(0, 15));
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 10, processed: 15, failed: 0, dropped: 45, droppedBy: { queueFull: 45, safetyCap: 0 } });
   const dropped = completed.filter((m) => m.laneVision?.dropped === 'queueFull');
-  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(11, 60));
+  assert.deepEqual(dropped.map((m) => m.seq).sort((a, b) => a - b), range(15, 60));
 });
 
 test('block: nothing is dropped, each frame completes only after its result; past the safety cap frames are refused with an error', async () => {
@@ -649,18 +698,19 @@ test('block: nothing is dropped, each frame completes only after its result; pas
   assert.deepEqual(completed.map((m) => m.seq), range(0, 12), 'completions in order');
   assert.deepEqual(completedBeforeResult, [], 'no frame completed before its result was sent');
   assert.ok(completed.every((m) => m.classification !== undefined));
-  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 11, processed: 12, failed: 0, dropped: 0, droppedBy: { queueFull: 0, safetyCap: 0 } });
+  // Frame 0 and the batch 1-4 run (two batches in flight): the other 7 waited.
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 7, processed: 12, failed: 0, dropped: 0, droppedBy: { queueFull: 0, safetyCap: 0 } });
   assert.equal(caught.length, 0);
 
-  // 30 at once: one runs, 20 are held (the cap), 9 are refused with a clear error.
+  // 30 at once: frame 100 and the batch 101-104 run, 20 are held (the cap), 5 are refused with a clear error.
   flood(30, 100);
-  await waitUntil(() => out.length === 12 + 21 && caught.length === 9, '21 results and 9 refusals');
-  assert.deepEqual(out.slice(12).map((m) => m.seq), range(100, 121));
-  assert.deepEqual(caught.map((m) => m.seq), range(121, 130));
+  await waitUntil(() => out.length === 12 + 25 && caught.length === 5, '25 results and 5 refusals');
+  assert.deepEqual(out.slice(12).map((m) => m.seq), range(100, 125));
+  assert.deepEqual(caught.map((m) => m.seq), range(125, 130));
   assert.ok(caught.every((m) => caughtCode(m) === 'CLASSIFY_OVERLOADED' && m.laneVision.dropped === 'safetyCap'));
   assert.match(caught[0].error.message, /More than 20 frames are waiting \(10 × queue limit 2, policy block\)/);
-  await waitUntil(() => completed.length === 33, 'the classified frames completed');
-  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 20, processed: 33, failed: 0, dropped: 9, droppedBy: { queueFull: 0, safetyCap: 9 } });
+  await waitUntil(() => completed.length === 37, 'the classified frames completed');
+  assert.deepEqual(out.at(-1).laneVision.queue, { queued: 0, maxQueued: 20, processed: 37, failed: 0, dropped: 5, droppedBy: { queueFull: 0, safetyCap: 5 } });
 });
 
 test('max wait: two frames sent a few ms apart share one batch; with max wait 0 the first does not wait', async () => {
@@ -736,18 +786,19 @@ test('the counters reach the retained MQTT state through lane-events, over the e
   try {
     await ready();
     flood(60);
-    await waitUntil(() => out.length === 11, 'eleven results');
+    // As in the drop-oldest test: 5 frames run in two batches, 10 wait, 45 are dropped.
+    await waitUntil(() => out.length === 15, 'fifteen results');
     const counts = out.at(-1).laneVision.queue;
-    assert.deepEqual([counts.processed, counts.dropped, counts.queued], [11, 49, 0]);
+    assert.deepEqual([counts.processed, counts.dropped, counts.queued], [15, 45, 0]);
     await sorter.waitFor(
-      (received) => received.some((r) => r.topic.endsWith('/state') && r.json.frames?.processed === 11),
+      (received) => received.some((r) => r.topic.endsWith('/state') && r.json.frames?.processed === 15),
       10_000,
       'the state with the final counts',
     );
     const final = sorter.received.filter((r) => r.topic.endsWith('/state') && r.json.frames).at(-1)!.json;
-    assert.deepEqual(final.frames, { queued: 0, dropped: 49, processed: 11 });
+    assert.deepEqual(final.frames, { queued: 0, dropped: 45, processed: 15 });
     assert.ok(validateEvent.state(final), JSON.stringify(validateEvent.state.errors));
-    await sorter.waitFor((received) => received.filter((r) => r.topic.endsWith('/result')).length === 11, 10_000, 'eleven result events');
+    await sorter.waitFor((received) => received.filter((r) => r.topic.endsWith('/result')).length === 15, 10_000, 'fifteen result events');
     assert.equal(caught.length, 0);
   } finally {
     await sorter.client.endAsync();
