@@ -5,7 +5,8 @@
  * - modelOnlyFps: the backbone alone on frames already decoded, batches of 8, this thread;
  * - saturationFps: JPEG bytes in, vectors out, through the inference worker, a batch of 8
  *   in flight at a time as lane-classify's queue sends them (the worker decodes one half
- *   while the backbone runs the other); also with two batches in flight;
+ *   while the backbone runs the other); also with two batches in flight, and with the
+ *   frames pushed at once into lane-classify's queue with maxRunning 1 and 2 (A B A B);
  * - p50Ms / p99Ms: one frame at a time through the worker (a lane below its limit), from
  *   the bytes to the vector back on this thread;
  * - decodeShare: the worker's decode time over decode + backbone time at saturation;
@@ -31,6 +32,7 @@ import { evaluateHead, trainHead, type HeadKind } from '../src/training/index.js
 import { prepareImage, type FitPolicy, type ImageInput, type PreparedImage, type RawImage } from '../src/image/index.js';
 import { enginePreferenceOf } from '../src/threads/backbone-thread.js';
 import { FRAMES_PER_RUN } from '../src/features/embedding-worker-protocol.js';
+import { MicroBatchQueue } from '../src/classify/micro-batch-queue.js';
 import { classImages, classNames, groceryTrainDir, groceryValDir, modelDir } from '../test/support/shared.js';
 import { distribution, fixed, type Distribution } from './stats.js';
 import { threadCpuBetween, threadTimes } from './thread-cpu.js';
@@ -62,6 +64,8 @@ export interface FramePathFigures {
   /** Worker decode time / (decode + backbone time) at saturation. */
   decodeShare: number;
   saturationFpsTwoInFlight: number;
+  /** Frames pushed at once into lane-classify's queue, by maxRunning, two rounds each (A B A B). */
+  queueSaturationFps: Record<'maxRunning1' | 'maxRunning2', number[]>;
   /** 1000 / (decode ms + backbone ms per frame): what taking turns would give. */
   sequentialEstimateFps: number;
   /** prepareImage alone, one frame at a time, this thread. */
@@ -397,6 +401,27 @@ async function measure(
   await Promise.all(lanes);
   const saturationFpsTwoInFlight = (plan.saturationBatches * LANE_BATCH * 1000) / (performance.now() - start);
 
+  // The same frames pushed at once into lane-classify's queue (MicroBatchQueue, batch 8),
+  // with one batch in flight at a time (maxRunning 1) and with two (2, the node's default),
+  // interleaved A B A B so that load from elsewhere hits both alike.
+  const throughQueue = async (maxRunning: number): Promise<number> => {
+    const queue = new MicroBatchQueue<ImageInput>(
+      async (frames) => {
+        await worker.embedSettled(frames, request);
+      },
+      { maxBatch: LANE_BATCH, maxRunning },
+    );
+    const queueStart = performance.now();
+    for (let i = 0; i < saturatedFrames; i++) queue.push(frameAt(i));
+    await queue.idle();
+    return (saturatedFrames * 1000) / (performance.now() - queueStart);
+  };
+  const queueSaturationFps: Record<'maxRunning1' | 'maxRunning2', number[]> = { maxRunning1: [], maxRunning2: [] };
+  for (let round = 0; round < 2; round++) {
+    queueSaturationFps.maxRunning1.push(await throughQueue(1));
+    queueSaturationFps.maxRunning2.push(await throughQueue(2));
+  }
+
   const figures: FramePathFigures = {
     modelOnlyFps: 1000 / modelMsPerFrame,
     saturationFps,
@@ -404,6 +429,7 @@ async function measure(
     p99Ms: latency.p99,
     decodeShare: decodeMs / (decodeMs + featuresMs),
     saturationFpsTwoInFlight,
+    queueSaturationFps,
     sequentialEstimateFps: 1000 / (decodeMsPerFrame + modelMsPerFrame),
     decodeMsPerFrame,
     latency,
@@ -413,7 +439,8 @@ async function measure(
   say(
     `${label.padEnd(9)} ${width}x${height}: model only ${fixed(figures.modelOnlyFps, 0)} frames/s, decode ${fixed(decodeMsPerFrame, 2)} ms/frame; ` +
       `saturation ${fixed(saturationFps, 0)} frames/s (${fixed(saturationFpsTwoInFlight, 0)} with two batches in flight; taking turns would give ${fixed(figures.sequentialEstimateFps, 0)}), ` +
-      `decode share ${fixed(figures.decodeShare * 100, 0)} %; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
+      `decode share ${fixed(figures.decodeShare * 100, 0)} %; ` +
+      `through lane-classify's queue: maxRunning 1 ${queueSaturationFps.maxRunning1.map((f) => fixed(f, 0)).join(' / ')}, maxRunning 2 ${queueSaturationFps.maxRunning2.map((f) => fixed(f, 0)).join(' / ')} frames/s; one at a time p50 ${fixed(latency.p50, 1)} ms, p99 ${fixed(latency.p99, 1)} ms`,
   );
   say(
     `${''.padEnd(9)} CPU ms/frame (all threads): decode ${fixed(cpu.decodeMsPerFrame, 2)} + model ${fixed(cpu.modelMsPerFrame, 2)}, saturated ${fixed(cpu.saturationMsPerFrame, 2)} ` +
