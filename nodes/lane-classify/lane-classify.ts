@@ -136,7 +136,8 @@ export = function (RED: NodeAPI) {
       // Saturated, a second full batch goes to the inference worker while the first is in its
       // backbone, so the worker's decode and backbone stages stay busy across batches
       // (photos: 455-462 against 384-387 frames/s with the cores free, bench frame-path);
-      // runBatch sends their results in the order the batches started.
+      // runBatch has them take their model and send their results in the order they started.
+      // Their frames are no longer waiting: the queue limit and policy apply to the others.
       maxRunning: LANE_BATCHES_RUNNING,
     });
     /** Settle once the batch started last has taken its model / sent its results (see runFrames). */

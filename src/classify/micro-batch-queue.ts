@@ -11,8 +11,8 @@
  *   up to this many batches run at once, started in arrival order. A saturated lane thus
  *   keeps the inference worker's decode -> backbone stages full across batches (its next
  *   batch decodes while the last part of this one is in the backbone), while a lane that
- *   is not saturated still gathers its frames into one batch at a time. (lane-classify
- *   keeps 1 for now: which frames a flood keeps under drop-oldest/drop-newest changes with 2.)
+ *   is not saturated still gathers its frames into one batch at a time. lane-classify
+ *   uses 2. Items of running batches are not waiting: `limit` and `overflow` apply to the rest.
  * - A barrier item (a command) always runs alone, after everything before it and before
  *   everything after it; it is never dropped and not counted against the limit.
  * - At most `limit` items wait (not counting the batch that runs). When full, `overflow`
