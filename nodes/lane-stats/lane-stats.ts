@@ -8,7 +8,7 @@
  */
 import type { NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { isClassificationResult } from '../../src/classify/types.js';
-import { DashboardFeed, modelText } from '../../src/dashboard/index.js';
+import { DashboardFeed } from '../../src/dashboard/index.js';
 import { LaneVisionError } from '../../src/errors.js';
 import type { ImageInput } from '../../src/image/index.js';
 import { keptFrame } from '../shared/recent-frames.js';
@@ -69,10 +69,9 @@ export = function (RED: NodeAPI) {
       }
     }
 
-    let lastModel = '';
     function showFigures(fps: number, rejectPercent: number | undefined): void {
       // The ignored count first: it is what needs a look, and the editor cuts long statuses at the end.
-      const parts = [ignored > 0 ? RED._('lane-stats.status.ignored', { count: ignored }) : '', lastModel, RED._('lane-stats.status.fps', { fps })];
+      const parts = [ignored > 0 ? RED._('lane-stats.status.ignored', { count: ignored }) : '', feed?.modelShown ?? '', RED._('lane-stats.status.fps', { fps })];
       if (rejectPercent !== undefined) parts.push(RED._('lane-stats.status.rejected', { percent: rejectPercent }));
       throttle.show(ignored > 0 ? 'warning' : 'ready', parts.filter(Boolean).join(' · '));
     }
@@ -93,7 +92,6 @@ export = function (RED: NodeAPI) {
         node.warn(RED._('lane-stats.warnings.no-frame'));
       }
       feed.record(message.classification, frame);
-      lastModel = modelText(message.classification.modelVersion);
       done();
     });
 

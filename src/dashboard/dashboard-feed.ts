@@ -74,6 +74,11 @@ export class DashboardFeed {
     this.stats = new LiveStats(options.windowMinutes);
   }
 
+  /** The latest result's model as shown ("v3"), '' before the first result. */
+  get modelShown(): string {
+    return this.model ? modelText(this.model.version) : '';
+  }
+
   /** Results recorded since the start: nothing is worth sending before the first. */
   get resultCount(): number {
     return this.results;
